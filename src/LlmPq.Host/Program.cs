@@ -1,1 +1,11 @@
-return 0;
+using System.CommandLine;
+using LlmPq.Host.Commands;
+
+var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster through a planned, mixed-precision llama.cpp pipeline.")
+{
+    MakeModelCommand.Create(),
+    InfoCommand.Create(),
+    GenerateCommand.Create(),
+};
+
+return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

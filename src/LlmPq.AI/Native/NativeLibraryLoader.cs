@@ -1,0 +1,127 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+
+namespace LlmPq.Native;
+
+/// <summary>
+/// Finds the pinned llama.cpp build and checks its version before any binding call runs.
+/// Search order: <c>LLMPQ_LLAMA_DIR</c>, then the cache that <c>eng/build-native.sh</c> fills
+/// (<c>LLMPQ_NATIVE_CACHE</c>, else <c>$XDG_CACHE_HOME/llmpq</c>, else <c>~/.cache/llmpq</c>), CUDA flavor first.
+/// </summary>
+internal static class NativeLibraryLoader
+{
+    /// <summary>The node-llama-cpp package version the native build script pins.</summary>
+    public const string NodeLlamaCppVersion = "3.22.1";
+
+    /// <summary>The ggml version of that llama.cpp release; a library reporting another is refused.</summary>
+    public const string PinnedGgmlVersion = "0.25.1";
+
+    private static readonly Lazy<string> s_directory = new(FindDirectory);
+    private static readonly Lazy<IntPtr> s_ggmlBase = new(() => LoadCheckedGgmlBase(Directory));
+    private static int s_registered;
+
+    /// <summary>Gets the folder holding <c>libllama.so</c> and the llama.cpp tools of the same build.</summary>
+    public static string Directory => s_directory.Value;
+
+    /// <summary>Installs the import resolver for this assembly; later calls do nothing.</summary>
+    public static void Register()
+    {
+        if (Interlocked.Exchange(ref s_registered, 1) == 0)
+        {
+            NativeLibrary.SetDllImportResolver(typeof(NativeLibraryLoader).Assembly, Resolve);
+        }
+    }
+
+    /// <summary>Gets the path of a tool (for example <c>ggml-rpc-server</c>) of the same build.</summary>
+    public static string ToolPath(string name)
+    {
+        string path = Path.Combine(Directory, name);
+        return File.Exists(path)
+            ? path
+            : throw new FileNotFoundException($"The llama.cpp build in '{Directory}' has no '{name}'. Rebuild it with eng/build-native.sh.", path);
+    }
+
+    /// <summary>Lists the folders searched, in order, for error messages and diagnostics.</summary>
+    public static IReadOnlyList<string> Candidates()
+    {
+        var list = new List<string>();
+        string? explicitDir = Environment.GetEnvironmentVariable("LLMPQ_LLAMA_DIR");
+        if (!string.IsNullOrEmpty(explicitDir))
+        {
+            list.Add(explicitDir);
+            return list; // an explicit choice is never silently replaced by the cache
+        }
+
+        string? cache = Environment.GetEnvironmentVariable("LLMPQ_NATIVE_CACHE");
+        if (string.IsNullOrEmpty(cache))
+        {
+            string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+            string root = string.IsNullOrEmpty(xdg)
+                ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache")
+                : xdg;
+            cache = Path.Combine(root, "llmpq");
+        }
+
+        foreach (string flavor in new[] { "cuda", "cpu" })
+        {
+            list.Add(Path.Combine(cache, $"llama-node-llama-cpp-{NodeLlamaCppVersion}-{flavor}"));
+        }
+
+        return list;
+    }
+
+    private static string FindDirectory()
+    {
+        IReadOnlyList<string> candidates = Candidates();
+        foreach (string dir in candidates)
+        {
+            if (File.Exists(Path.Combine(dir, "libllama.so")))
+            {
+                return dir;
+            }
+        }
+
+        throw new DllNotFoundException(
+            $"No llama.cpp build found (looked in: {string.Join(", ", candidates)}). " +
+            "Run 'bash eng/build-native.sh' (dotnet build does it when the cache is empty), " +
+            "or set LLMPQ_LLAMA_DIR to the library folder of an existing llama.cpp build.");
+    }
+
+    private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)
+    {
+        string file = libraryName switch
+        {
+            LlamaNative.Library => "libllama.so",
+            GgmlNative.Library => "libggml-base.so",
+            GgmlBackendNative.Library => "libggml.so",
+            _ => string.Empty,
+        };
+        if (file.Length == 0)
+        {
+            return IntPtr.Zero;
+        }
+
+        // Every library of the build depends on ggml-base, so its version check guards them all.
+        IntPtr ggmlBase = s_ggmlBase.Value;
+        return libraryName == GgmlNative.Library ? ggmlBase : NativeLibrary.Load(Path.Combine(Directory, file));
+    }
+
+    /// <summary>Loads <c>libggml-base.so</c> from <paramref name="directory"/> and refuses it unless it is the pinned ggml version.</summary>
+    internal static unsafe IntPtr LoadCheckedGgmlBase(string directory)
+    {
+        IntPtr ggmlBase = NativeLibrary.Load(Path.Combine(directory, "libggml-base.so"));
+
+        // Read through the raw export: the typed binding cannot be used while its own library is resolving.
+        var version = (delegate* unmanaged[Cdecl]<byte*>)NativeLibrary.GetExport(ggmlBase, "ggml_version");
+        string actual = Marshal.PtrToStringUTF8((IntPtr)version()) ?? "?";
+        if (actual != PinnedGgmlVersion)
+        {
+            NativeLibrary.Free(ggmlBase);
+            throw new LlamaException(
+                $"The llama.cpp build in '{directory}' has ggml {actual}, but LlmPq binds ggml {PinnedGgmlVersion} " +
+                $"(node-llama-cpp {NodeLlamaCppVersion}). Rebuild with eng/build-native.sh or point LLMPQ_LLAMA_DIR at a build of that version.");
+        }
+
+        return ggmlBase;
+    }
+}

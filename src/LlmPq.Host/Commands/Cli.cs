@@ -1,0 +1,43 @@
+using System.CommandLine;
+using LlmPq.Gguf;
+using LlmPq.Native;
+using Microsoft.Extensions.Logging;
+
+namespace LlmPq.Host.Commands;
+
+/// <summary>What every command shares: the way errors reach the user, and logging.</summary>
+internal static class Cli
+{
+    /// <summary>Gets the option that makes llama.cpp and LlmPq log at debug level to standard error.</summary>
+    public static Option<bool> Verbose { get; } = new("--verbose", "-v") { Description = "Log details (llama.cpp's included) to standard error.", Recursive = true };
+
+    /// <summary>
+    /// Runs a command body. Errors a user can act on (a bad file, a bad argument, a refused model) become one line on
+    /// standard error and exit code 1; Ctrl+C exits with 130. Anything else is a bug and keeps its stack trace.
+    /// </summary>
+    public static async Task<int> RunAsync(Func<Task<int>> body)
+    {
+        try
+        {
+            return await body().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            await Console.Error.WriteLineAsync("llmpq: cancelled").ConfigureAwait(false);
+            return 130;
+        }
+        catch (Exception ex) when (ex is GgufFormatException or FileNotFoundException or DirectoryNotFoundException or LlamaException
+                                       or ArgumentException or InvalidDataException or DllNotFoundException or UnauthorizedAccessException)
+        {
+            await Console.Error.WriteLineAsync($"llmpq: error: {ex.Message}").ConfigureAwait(false);
+            return 1;
+        }
+    }
+
+    /// <summary>Creates the logger factory of a command: warnings by default, everything with <c>--verbose</c>, all to standard error.</summary>
+    public static ILoggerFactory CreateLoggerFactory(ParseResult parse) =>
+        LoggerFactory.Create(b => b
+            .SetMinimumLevel(parse.GetValue(Verbose) ? LogLevel.Debug : LogLevel.Warning)
+            .AddSimpleConsole(o => o.SingleLine = true)
+            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
+}

@@ -1,0 +1,35 @@
+using LlmPq.Gguf;
+using LlmPq.Native;
+
+namespace LlmPq.Tests;
+
+/// <summary>Tiny generated models shared by the tests of one run, written once into a temporary folder.</summary>
+public static class TestModels
+{
+    private static readonly Lazy<string> s_folder = new(() =>
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"llmpq-tests-{Environment.ProcessId}");
+        Directory.CreateDirectory(dir);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(dir, recursive: true);
+        return dir;
+    });
+
+    private static readonly Lazy<string> s_small = new(() => Write("small", new TinyLlamaModelOptions { Layers = 4, EmbeddingLength = 256, FeedForwardLength = 512, VocabularyPath = VocabularyPath }));
+
+    /// <summary>Gets the llama.cpp vocab-only GGUF the native build ships (a real SentencePiece vocabulary).</summary>
+    public static string VocabularyPath => Path.Combine(NativeLibraryLoader.Directory, "ggml-vocab-llama-spm.gguf");
+
+    /// <summary>Gets a 4-layer, 256-wide F16 llama model.</summary>
+    public static string Small => s_small.Value;
+
+    /// <summary>Gets a fresh path in the run's temporary folder.</summary>
+    public static string TempPath(string name) => Path.Combine(s_folder.Value, $"{Guid.NewGuid():N}-{name}");
+
+    /// <summary>Writes a model with the given options into the run's temporary folder.</summary>
+    public static string Write(string name, TinyLlamaModelOptions options)
+    {
+        string path = TempPath(name + ".gguf");
+        TinyLlamaModel.Write(path, options);
+        return path;
+    }
+}
