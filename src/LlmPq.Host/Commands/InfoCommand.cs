@@ -47,10 +47,10 @@ internal static class InfoCommand
         Console.WriteLine(string.Create(c, $"file type         {info.FileType}"));
         Console.WriteLine(string.Create(c, $"tensors           {info.Tensors.Count}, {info.TotalBytes / 1048576.0:F2} MiB"));
         Console.WriteLine();
-        Console.WriteLine("layer      bytes  types");
+        Console.WriteLine("layer               bytes  types");
         foreach (LayerInfo layer in info.Layers)
         {
-            Console.WriteLine(string.Create(c, $"{layer.Name,-6} {layer.Bytes,10}  {string.Join(", ", layer.Types)}"));
+            Console.WriteLine(string.Create(c, $"{layer.Name,-12} {layer.Bytes,12}  {string.Join(", ", layer.Types)}"));
         }
     }
 
