@@ -164,6 +164,7 @@ internal sealed unsafe class LlamaModel : IDisposable
     public int[] Tokenize(string text, bool addSpecial, bool parseSpecial)
     {
         ArgumentNullException.ThrowIfNull(text);
+        using HandleLease lease = Lease();
         byte[] utf8 = Encoding.UTF8.GetBytes(text);
         int capacity = utf8.Length + 8;
         while (true)
@@ -193,6 +194,8 @@ internal sealed unsafe class LlamaModel : IDisposable
     /// <summary>Appends the UTF-8 bytes of one token to <paramref name="destination"/>; the bytes may end mid-character.</summary>
     public void AppendPiece(int token, ArrayBufferWriter<byte> destination, bool special = false)
     {
+        ArgumentNullException.ThrowIfNull(destination);
+        using HandleLease lease = Lease();
         Span<byte> span = destination.GetSpan(64);
         int n;
         fixed (byte* b = span)
@@ -215,6 +218,7 @@ internal sealed unsafe class LlamaModel : IDisposable
     /// <summary>Converts tokens back to text.</summary>
     public string Detokenize(ReadOnlySpan<int> tokens, bool removeSpecial = false, bool unparseSpecial = false)
     {
+        using HandleLease lease = Lease();
         int capacity = (tokens.Length * 8) + 16;
         while (true)
         {
@@ -243,7 +247,11 @@ internal sealed unsafe class LlamaModel : IDisposable
     }
 
     /// <summary>Gets a value indicating whether the token ends a generation (EOS, EOT, …).</summary>
-    public bool IsEndOfGeneration(int token) => LlamaNative.llama_vocab_is_eog(_vocab, token);
+    public bool IsEndOfGeneration(int token)
+    {
+        using HandleLease lease = Lease();
+        return LlamaNative.llama_vocab_is_eog(_vocab, token);
+    }
 
     /// <summary>
     /// Formats messages with a chat template (the model's own when <paramref name="template"/> is null).
@@ -313,4 +321,22 @@ internal sealed unsafe class LlamaModel : IDisposable
 
     /// <inheritdoc/>
     public void Dispose() => Handle.Dispose();
+
+    // Vocabulary calls take a raw pointer the marshaller does not guard; holding a reference on the handle keeps
+    // a concurrent Dispose from freeing the model under them (it then fails with ObjectDisposedException instead).
+    private HandleLease Lease() => new(Handle);
+
+    private readonly struct HandleLease : IDisposable
+    {
+        private readonly SafeHandle _handle;
+
+        public HandleLease(SafeHandle handle)
+        {
+            bool added = false;
+            handle.DangerousAddRef(ref added);
+            _handle = handle;
+        }
+
+        public void Dispose() => _handle.DangerousRelease();
+    }
 }

@@ -35,7 +35,7 @@ public sealed class TinyLlamaModelTests : IDisposable
     [Fact]
     public void Reads_the_vocabulary_llama_cpp_ships()
     {
-        var vocab = GgufReader.Read(TestVocab.LlamaSpmPath);
+        var vocab = GgufReader.Read(TestModels.VocabularyPath);
         Assert.Equal(3, vocab.Version);
         Assert.Empty(vocab.Tensors);
         Assert.Equal("llama", vocab.Architecture);
@@ -52,7 +52,7 @@ public sealed class TinyLlamaModelTests : IDisposable
     public void Default_model_has_the_llama_layout()
     {
         string path = Path.Combine(_folder, "default.gguf");
-        var options = new TinyLlamaModelOptions { VocabularyPath = TestVocab.LlamaSpmPath };
+        var options = new TinyLlamaModelOptions { VocabularyPath = TestModels.VocabularyPath };
         TinyLlamaModel.Write(path, options);
         var model = GgufReader.Read(path);
 
@@ -74,7 +74,7 @@ public sealed class TinyLlamaModelTests : IDisposable
         Assert.Contains("<|im_start|>", model.GetString("tokenizer.chat_template"), StringComparison.Ordinal);
 
         // Every tokenizer key of the vocabulary, unchanged.
-        var vocab = GgufReader.Read(TestVocab.LlamaSpmPath);
+        var vocab = GgufReader.Read(TestModels.VocabularyPath);
         var tokenizer = vocab.Metadata.Where(m => m.Key.StartsWith("tokenizer.", StringComparison.Ordinal)).ToList();
         Assert.NotEmpty(tokenizer);
         foreach (var entry in tokenizer)
