@@ -3,7 +3,7 @@ namespace LlmPq.Native;
 /// <summary>The sizes of a llama.cpp context.</summary>
 internal sealed record LlamaContextOptions
 {
-    /// <summary>Gets the KV cache size in tokens, shared by all sequences; 0 takes the model's training context.</summary>
+    /// <summary>Gets the KV cache size in tokens, over all sequences; 0 takes the model's training context.</summary>
     public uint ContextLength { get; init; } = 2048;
 
     /// <summary>Gets the most tokens one <c>llama_decode</c> call takes (the scheduler's token budget fits in it).</summary>
@@ -17,6 +17,14 @@ internal sealed record LlamaContextOptions
 
     /// <summary>Gets the CPU threads for decoding; 0 or less uses every core.</summary>
     public int Threads { get; init; }
+
+    /// <summary>
+    /// Gets a value indicating whether all sequences share one cache of <see cref="ContextLength"/> cells
+    /// (<c>kv_unified</c>). Otherwise each sequence owns <c>ContextLength / SequenceCount</c> cells: attention then
+    /// runs per sequence, which is faster without shared prefixes and gives a sequence the same results whatever
+    /// else is in the batch.
+    /// </summary>
+    public bool SharedKvCache { get; init; }
 }
 
 /// <summary>
@@ -41,6 +49,7 @@ internal sealed unsafe class LlamaContext : IDisposable
         p.NThreads = threads;
         p.NThreadsBatch = threads;
         p.NoPerf = 0;
+        p.KvUnified = options.SharedKvCache ? (byte)1 : (byte)0;
 
         using LlamaBackend.ErrorCapture errors = LlamaBackend.CaptureErrors();
         LlamaContextHandle handle = LlamaNative.llama_init_from_model(model.Handle, p);
@@ -55,6 +64,7 @@ internal sealed unsafe class LlamaContext : IDisposable
         Model = model;
         _memory = LlamaNative.llama_get_memory(handle);
         ContextLength = LlamaNative.llama_n_ctx(handle);
+        SequenceContextLength = LlamaNative.llama_n_ctx_seq(handle);
         BatchSize = LlamaNative.llama_n_batch(handle);
         SequenceCount = LlamaNative.llama_n_seq_max(handle);
     }
@@ -65,8 +75,11 @@ internal sealed unsafe class LlamaContext : IDisposable
     /// <summary>Gets the model.</summary>
     public LlamaModel Model { get; }
 
-    /// <summary>Gets the KV cache size in tokens.</summary>
+    /// <summary>Gets the KV cache size in tokens, over all sequences.</summary>
     public uint ContextLength { get; }
+
+    /// <summary>Gets the most tokens one sequence can hold.</summary>
+    public uint SequenceContextLength { get; }
 
     /// <summary>Gets the most tokens one decode takes.</summary>
     public uint BatchSize { get; }

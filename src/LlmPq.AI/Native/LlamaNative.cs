@@ -63,6 +63,7 @@ internal static unsafe partial class LlamaNative
     [LibraryImport(Library)] public static partial LlamaContextHandle llama_init_from_model(LlamaModelHandle model, LlamaContextParams parameters);
     [LibraryImport(Library)] public static partial void llama_free(IntPtr context);
     [LibraryImport(Library)] public static partial uint llama_n_ctx(LlamaContextHandle context);
+    [LibraryImport(Library)] public static partial uint llama_n_ctx_seq(LlamaContextHandle context);
     [LibraryImport(Library)] public static partial uint llama_n_batch(LlamaContextHandle context);
     [LibraryImport(Library)] public static partial uint llama_n_ubatch(LlamaContextHandle context);
     [LibraryImport(Library)] public static partial uint llama_n_seq_max(LlamaContextHandle context);

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using LlmPq.Gguf;
 
-namespace LlmPq.Tests.Host;
+namespace LlmPq.Tests.Cli;
 
 /// <summary>The <c>make-model</c> and <c>info</c> commands, run as processes.</summary>
 public sealed class CliTests

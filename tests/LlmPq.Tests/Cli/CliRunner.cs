@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace LlmPq.Tests.Host;
+namespace LlmPq.Tests.Cli;
 
 /// <summary>Runs the built <c>llmpq</c> command line as a separate process, as a user would.</summary>
 public static class CliRunner

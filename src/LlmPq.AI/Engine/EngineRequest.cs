@@ -1,0 +1,37 @@
+using System.Threading.Channels;
+using LlmPq.Native;
+
+namespace LlmPq.Engine;
+
+/// <summary>Why a generation ended.</summary>
+internal enum FinishReason
+{
+    /// <summary>The model ended its turn or produced a stop sequence.</summary>
+    Stop,
+
+    /// <summary>The output limit or the context was reached.</summary>
+    Length,
+}
+
+/// <summary>A generation request for the engine: prompt tokens, how to sample, and when to stop.</summary>
+internal sealed record EngineRequest(IReadOnlyList<int> Prompt, SamplingSettings Sampling, int MaxOutputTokens, IReadOnlyList<string> StopSequences);
+
+/// <summary>Something the engine tells a caller about its request.</summary>
+internal abstract record EngineEvent
+{
+    /// <summary>New text (never part of a stop sequence).</summary>
+    public sealed record Text(string Delta) : EngineEvent;
+
+    /// <summary>The end: why, and the token counts.</summary>
+    public sealed record Finished(FinishReason Reason, int PromptTokens, int OutputTokens) : EngineEvent;
+}
+
+/// <summary>A submitted request as its caller sees it: the events, in order; the channel fails with the error when the request fails.</summary>
+internal sealed class EngineStream(long id, ChannelReader<EngineEvent> events)
+{
+    /// <summary>Gets the request's id (its arrival order).</summary>
+    public long Id { get; } = id;
+
+    /// <summary>Gets the events.</summary>
+    public ChannelReader<EngineEvent> Events { get; } = events;
+}

@@ -1,0 +1,30 @@
+using Microsoft.Extensions.Logging;
+
+namespace LlmPq.Engine;
+
+public sealed partial class LlmPqEngine
+{
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Loading {ModelPath} (context {ContextLength} tokens, {MaxSequences} sequences, token budget {TokenBudget})")]
+    private static partial void LogStarting(ILogger logger, string modelPath, int contextLength, int maxSequences, int tokenBudget);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Serving {ModelId}: {Layers} layers, {ContextLength} tokens per conversation, KV cache of {KvCapacity} tokens (shared: {Shared})")]
+    private static partial void LogLoaded(ILogger logger, string modelId, int layers, int contextLength, int kvCapacity, bool shared);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Could not load {ModelPath}")]
+    private static partial void LogLoadFailed(ILogger logger, Exception exception, string modelPath);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Stopped serving {ModelId}")]
+    private static partial void LogStopped(ILogger logger, string modelId);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Debug, Message = "Request {Id} finished ({Reason}): {PromptTokens} prompt tokens, {OutputTokens} output tokens, {DurationMs:F0} ms, {Preemptions} preemptions")]
+    private static partial void LogFinished(ILogger logger, long id, FinishReason reason, int promptTokens, int outputTokens, double durationMs, int preemptions);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Debug, Message = "Request {Id} cancelled after {OutputTokens} output tokens")]
+    private static partial void LogCancelled(ILogger logger, long id, int outputTokens);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Request {Id} evicted from the KV cache ({Tokens} tokens); it will be recomputed")]
+    private static partial void LogPreempted(ILogger logger, long id, int tokens);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "llama_decode failed on a batch of {Tokens} tokens; the requests in it fail")]
+    private static partial void LogDecodeFailed(ILogger logger, Exception exception, int tokens);
+}

@@ -1,0 +1,474 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using LlmPq.Chat;
+using LlmPq.Native;
+using LlmPq.Scheduling;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace LlmPq.Engine;
+
+/// <summary>
+/// The continuous-batching engine: one llama.cpp context with many sequences, owned by one loop thread that runs
+/// Sarathi-Serve's stall-free iterations (all decodes, then prompt chunks, then new requests, within a token budget).
+/// Thread-safe: requests may be submitted from any thread.
+/// </summary>
+public sealed partial class LlmPqEngine : IAsyncDisposable
+{
+    private readonly LlmPqOptions _options;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly IMeterFactory? _meterFactory;
+    private readonly ConcurrentQueue<Action> _inbox = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Dictionary<SequenceState, Active> _active = [];
+    private readonly Lock _inboxGate = new();
+    private Thread? _thread;
+    private LlamaModel? _model;
+    private LlamaContext? _context;
+    private bool _inboxClosed;
+    private EngineMetrics? _metrics;
+    private StallFreeScheduler? _scheduler;
+    private long _nextId;
+    private int _outstanding;
+    private long _preemptions;
+    private int _queued;
+    private int _running;
+    private int _kvTokens;
+    private volatile bool _stopping;
+
+    /// <summary>Creates an engine; <see cref="StartAsync"/> loads the model.</summary>
+    /// <param name="options">The validated options.</param>
+    /// <param name="loggerFactory">Where the engine and llama.cpp log.</param>
+    /// <param name="meterFactory">Where the engine's metrics go (meter <c>LlmPq</c>).</param>
+    public LlmPqEngine(LlmPqOptions options, ILoggerFactory? loggerFactory = null, IMeterFactory? meterFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
+        _logger = _loggerFactory.CreateLogger<LlmPqEngine>();
+        _meterFactory = meterFactory;
+        ModelId = options.EffectiveModelId;
+    }
+
+    /// <summary>Gets the id of the served model.</summary>
+    public string ModelId { get; }
+
+    /// <summary>Gets a value indicating whether the model is loaded and requests are served.</summary>
+    public bool IsReady => _loaded.Task.IsCompletedSuccessfully && !_stopping;
+
+    /// <summary>Gets the most tokens one conversation can hold (known once loaded).</summary>
+    public int ContextLength { get; private set; }
+
+    /// <summary>Gets the KV cache size in tokens over all sequences (known once loaded).</summary>
+    public int KvCapacity { get; private set; }
+
+    /// <summary>Gets the requests waiting for a sequence slot.</summary>
+    public int QueueLength => Volatile.Read(ref _queued);
+
+    /// <summary>Gets the sequences holding a slot.</summary>
+    public int RunningSequences => Volatile.Read(ref _running);
+
+    /// <summary>Gets the KV cache tokens in use.</summary>
+    public int KvTokensInUse => Volatile.Read(ref _kvTokens);
+
+    /// <summary>Gets how many times a sequence was evicted from the KV cache to be recomputed.</summary>
+    internal long Preemptions => Interlocked.Read(ref _preemptions);
+
+    /// <summary>Gets the loaded model; only for read-only use (tokenizing, templates) off the loop thread.</summary>
+    internal LlamaModel Model => IsReady && _model is { } model
+        ? model
+        : throw new LlmPqUnavailableException("The LlmPq engine is not serving: start the host (or call StartAsync) first; it may also be stopping.");
+
+    /// <summary>Loads the model and starts the loop thread; completes when requests can be served.</summary>
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.CompareExchange(ref _thread, new Thread(Run) { IsBackground = true, Name = "LlmPq engine" }, null) is null)
+        {
+            LogStarting(_logger, _options.ModelPath, _options.ContextLength, _options.MaxSequences, _options.TokenBudget);
+            _thread.Start();
+        }
+
+        return _loaded.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Stops the loop: running and queued requests fail as unavailable; the model is unloaded.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        _stopping = true;
+        _wake.Release();
+        if (_thread is not null)
+        {
+            await _stopped.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        _wake.Dispose();
+    }
+
+    /// <summary>Queues a request. Throws <see cref="LlmPqRequestException"/> for a prompt the context cannot hold.</summary>
+    internal EngineStream Submit(EngineRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (!IsReady)
+        {
+            throw new LlmPqUnavailableException("The LlmPq engine is not serving: it is still loading or has stopped.");
+        }
+
+        if (request.Prompt.Count == 0)
+        {
+            throw new LlmPqRequestException("The prompt has no tokens.");
+        }
+
+        if (request.Prompt.Count + 1 > ContextLength)
+        {
+            throw new LlmPqRequestException("context_length_exceeded", $"The prompt has {request.Prompt.Count} tokens; a conversation holds at most {ContextLength}, and at least one must be left to generate. Shorten the conversation or raise LlmPq:ContextLength.");
+        }
+
+        if (Volatile.Read(ref _outstanding) >= _options.MaxQueueLength + _options.MaxSequences)
+        {
+            throw new LlmPqUnavailableException($"The LlmPq engine is overloaded: {_options.MaxQueueLength} requests are already waiting. Retry later.");
+        }
+
+        // The sampler is built here so a bad grammar fails the caller, not the loop.
+        var sampler = new LlamaSampler(Model, request.Sampling);
+        var channel = Channel.CreateUnbounded<EngineEvent>(new UnboundedChannelOptions { SingleWriter = true });
+        var sequence = new SequenceState(Interlocked.Increment(ref _nextId), request.Prompt);
+        var active = new Active(sequence, request, sampler, new TextStreamer(Model, request.StopSequences), channel.Writer);
+        if (cancellationToken.CanBeCanceled)
+        {
+            active.Cancellation = cancellationToken.Register(() => Post(() => Cancel(sequence, cancellationToken)));
+        }
+
+        bool posted = Post(() =>
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                active.Cancellation.Dispose();
+                sampler.Dispose();
+                channel.Writer.TryComplete(new OperationCanceledException("The request was cancelled.", cancellationToken));
+                return;
+            }
+
+            Interlocked.Increment(ref _outstanding);
+            _active.Add(sequence, active);
+            _scheduler!.Enqueue(sequence);
+        });
+        if (!posted)
+        {
+            active.Cancellation.Dispose();
+            sampler.Dispose();
+            throw new LlmPqUnavailableException("The LlmPq engine has stopped.");
+        }
+
+        return new EngineStream(sequence.Id, channel.Reader);
+    }
+
+    /// <summary>Hands work to the loop thread; false once the loop has shut its inbox.</summary>
+    private bool Post(Action action)
+    {
+        lock (_inboxGate)
+        {
+            if (_inboxClosed)
+            {
+                return false;
+            }
+
+            _inbox.Enqueue(action);
+        }
+
+        _wake.Release();
+        return true;
+    }
+
+    private void Run()
+    {
+        LlamaContext? context = null;
+        TokenBatch? batch = null;
+        try
+        {
+            LlamaBackend.EnsureInitialized(_loggerFactory);
+            _model = LlamaModel.Load(_options.ModelPath, new LlamaModelLoadOptions { GpuLayers = _options.GpuLayers });
+            int batchCapacity = Math.Max(_options.TokenBudget, _options.MaxSequences);
+            bool shared = _options.SharedKvCache;
+            context = new LlamaContext(_model, new LlamaContextOptions
+            {
+                ContextLength = (uint)(shared ? _options.KvCacheTokens : (long)_options.ContextLength * _options.MaxSequences),
+                SharedKvCache = shared,
+                BatchSize = (uint)batchCapacity,
+                MicroBatchSize = (uint)(_options.MicroBatchSize > 0 ? _options.MicroBatchSize : batchCapacity),
+                SequenceCount = (uint)_options.MaxSequences,
+                Threads = _options.Threads,
+            });
+            batch = new TokenBatch(batchCapacity);
+            _context = context;
+            KvCapacity = (int)context.ContextLength;
+            ContextLength = Math.Min(_options.ContextLength, (int)context.SequenceContextLength);
+            _scheduler = new StallFreeScheduler(_options.TokenBudget, KvCapacity, _options.MaxSequences);
+            _metrics = new EngineMetrics(_meterFactory, ModelId, () => QueueLength, () => RunningSequences, () => KvTokensInUse, KvCapacity);
+            LogLoaded(_logger, ModelId, _model.LayerCount, ContextLength, KvCapacity, shared);
+        }
+        catch (Exception ex)
+        {
+            LogLoadFailed(_logger, ex, _options.ModelPath);
+            batch?.Dispose();
+            context?.Dispose();
+            _model?.Dispose();
+            _model = null;
+            _loaded.TrySetException(ex);
+            lock (_inboxGate)
+            {
+                _inboxClosed = true;
+            }
+
+            _stopped.TrySetResult();
+            return;
+        }
+
+        _loaded.TrySetResult();
+        try
+        {
+            Loop(batch);
+        }
+        finally
+        {
+            FailAll(new LlmPqUnavailableException("The LlmPq engine stopped."));
+            batch.Dispose();
+            context.Dispose();
+            _model.Dispose();
+            _metrics.Dispose();
+            LogStopped(_logger, ModelId);
+            _stopped.TrySetResult();
+        }
+    }
+
+    private void Loop(TokenBatch batch)
+    {
+        LlamaContext context = _context!;
+        StallFreeScheduler scheduler = _scheduler!;
+        while (!_stopping)
+        {
+            while (_inbox.TryDequeue(out Action? action))
+            {
+                action();
+            }
+
+            BatchPlan? plan = scheduler.Plan();
+            PublishCounts(scheduler);
+            if (plan is null)
+            {
+                _wake.Wait();
+                continue;
+            }
+
+            foreach (Eviction eviction in plan.Preempted)
+            {
+                context.RemoveSequence(eviction.Slot);
+                LogPreempted(_logger, eviction.Sequence.Id, eviction.Sequence.Tokens.Count);
+            }
+
+            if (plan.Preempted.Count > 0)
+            {
+                Interlocked.Add(ref _preemptions, plan.Preempted.Count);
+                _metrics!.Preempted(plan.Preempted.Count);
+            }
+
+            if (plan.Entries.Count == 0)
+            {
+                continue;
+            }
+
+            batch.Clear();
+            var samples = new List<(SequenceState Sequence, int Index)>();
+            foreach (BatchEntry entry in plan.Entries)
+            {
+                SequenceState s = entry.Sequence;
+                for (int k = 0; k < entry.Count; k++)
+                {
+                    int position = s.Cached + k;
+                    bool last = k == entry.Count - 1 && entry.Samples;
+                    int index = batch.Add(s.Tokens[position], position, s.Slot, last);
+                    if (last)
+                    {
+                        samples.Add((s, index));
+                    }
+                }
+            }
+
+            bool decoded;
+            try
+            {
+                decoded = context.Decode(batch);
+            }
+            catch (Exception ex) when (ex is LlamaException or OperationCanceledException)
+            {
+                // A failed decode leaves the cache in an unknown state: end what ran in it, keep the queue.
+                LogDecodeFailed(_logger, ex, batch.Count);
+                foreach (SequenceState s in scheduler.Running.ToList())
+                {
+                    Fail(s, new LlmPqUnavailableException($"The model failed while generating: {ex.Message}", ex));
+                }
+
+                context.ClearMemory();
+                continue;
+            }
+
+            if (!decoded)
+            {
+                // llama.cpp found no room although the token accounting did (a fragmented cache): make room, retry.
+                Eviction eviction = scheduler.EvictYoungest();
+                context.RemoveSequence(eviction.Slot);
+                Interlocked.Increment(ref _preemptions);
+                _metrics!.Preempted(1);
+                LogPreempted(_logger, eviction.Sequence.Id, eviction.Sequence.Tokens.Count);
+                continue;
+            }
+
+            _metrics!.Batch(plan.PrefillTokens, plan.DecodeTokens);
+            foreach (BatchEntry entry in plan.Entries)
+            {
+                entry.Sequence.MarkCached(entry.Count);
+            }
+
+            foreach ((SequenceState s, int index) in samples)
+            {
+                Sample(s, index, context);
+            }
+        }
+    }
+
+    private void Sample(SequenceState sequence, int index, LlamaContext context)
+    {
+        Active active = _active[sequence];
+        int token = active.Sampler.Sample(context, index);
+        if (sequence.Generated == 0 && active.FirstToken is null)
+        {
+            active.FirstToken = active.Clock.Elapsed;
+            _metrics!.FirstToken(active.FirstToken.Value);
+        }
+
+        if (Model.IsEndOfGeneration(token))
+        {
+            Finish(sequence, FinishReason.Stop);
+            return;
+        }
+
+        sequence.Append(token);
+        string text = active.Text.Push(token);
+        if (text.Length > 0)
+        {
+            active.Writer.TryWrite(new EngineEvent.Text(text));
+        }
+
+        if (active.Text.Stopped)
+        {
+            Finish(sequence, FinishReason.Stop);
+        }
+        else if (sequence.Generated >= active.Request.MaxOutputTokens || sequence.Tokens.Count >= ContextLength)
+        {
+            Finish(sequence, FinishReason.Length);
+        }
+    }
+
+    private void Finish(SequenceState sequence, FinishReason reason)
+    {
+        Active active = Detach(sequence);
+        string rest = active.Text.Flush();
+        if (rest.Length > 0)
+        {
+            active.Writer.TryWrite(new EngineEvent.Text(rest));
+        }
+
+        active.Writer.TryWrite(new EngineEvent.Finished(reason, sequence.PromptLength, sequence.Generated));
+        active.Writer.TryComplete();
+        TimeSpan duration = active.Clock.Elapsed;
+        _metrics!.Completed(duration, duration - (active.FirstToken ?? duration), sequence.PromptLength, sequence.Generated);
+        LogFinished(_logger, sequence.Id, reason, sequence.PromptLength, sequence.Generated, duration.TotalMilliseconds, sequence.Preemptions);
+    }
+
+    private void Cancel(SequenceState sequence, CancellationToken token)
+    {
+        if (_active.ContainsKey(sequence))
+        {
+            Active active = Detach(sequence);
+            active.Writer.TryComplete(new OperationCanceledException("The request was cancelled.", token));
+            LogCancelled(_logger, sequence.Id, sequence.Generated);
+        }
+    }
+
+    private void Fail(SequenceState sequence, Exception error)
+    {
+        Active active = Detach(sequence);
+        active.Writer.TryComplete(error);
+    }
+
+    private void FailAll(Exception error)
+    {
+        lock (_inboxGate)
+        {
+            _inboxClosed = true;
+        }
+
+        while (_inbox.TryDequeue(out Action? action))
+        {
+            action();
+        }
+
+        foreach (SequenceState s in _active.Keys.ToList())
+        {
+            Fail(s, error);
+        }
+    }
+
+    /// <summary>Takes a sequence out of the scheduler and the cache and releases what it holds.</summary>
+    private Active Detach(SequenceState sequence)
+    {
+        Active active = _active[sequence];
+        _active.Remove(sequence);
+        Interlocked.Decrement(ref _outstanding);
+        if (sequence.IsResident)
+        {
+            _context!.RemoveSequence(sequence.Slot);
+        }
+
+        _scheduler!.Remove(sequence);
+        active.Cancellation.Dispose();
+        active.Sampler.Dispose();
+        return active;
+    }
+
+    private void PublishCounts(StallFreeScheduler scheduler)
+    {
+        Volatile.Write(ref _queued, scheduler.Waiting.Count);
+        Volatile.Write(ref _running, scheduler.Running.Count);
+        Volatile.Write(ref _kvTokens, scheduler.KvTokensCached);
+    }
+
+    /// <summary>A running request's engine-side state (loop thread only).</summary>
+    private sealed class Active(SequenceState sequence, EngineRequest request, LlamaSampler sampler, TextStreamer text, ChannelWriter<EngineEvent> writer)
+    {
+        public SequenceState Sequence { get; } = sequence;
+
+        public EngineRequest Request { get; } = request;
+
+        public LlamaSampler Sampler { get; } = sampler;
+
+        public TextStreamer Text { get; } = text;
+
+        public ChannelWriter<EngineEvent> Writer { get; } = writer;
+
+        public Stopwatch Clock { get; } = Stopwatch.StartNew();
+
+        public TimeSpan? FirstToken { get; set; }
+
+        public CancellationTokenRegistration Cancellation { get; set; }
+    }
+}

@@ -1,0 +1,56 @@
+namespace LlmPq;
+
+/// <summary>
+/// Options of an LlmPq engine and its chat client. Bound from the configuration section <c>LlmPq</c> by
+/// <c>AddLlmPqChatClient(IConfiguration)</c>; validated when the host starts.
+/// </summary>
+public sealed class LlmPqOptions
+{
+    /// <summary>The configuration section the options bind from by default.</summary>
+    public const string SectionName = "LlmPq";
+
+    /// <summary>Gets or sets the GGUF model file. Required.</summary>
+    public string ModelPath { get; set; } = string.Empty;
+
+    /// <summary>Gets or sets the model id reported in responses and matched against <c>ChatOptions.ModelId</c>; defaults to the file name without extension.</summary>
+    public string? ModelId { get; set; }
+
+    /// <summary>Gets or sets the most tokens one conversation can hold (prompt and output); llama.cpp rounds it up to a multiple of 256.</summary>
+    public int ContextLength { get; set; } = 4096;
+
+    /// <summary>
+    /// Gets or sets the KV cache size in tokens over all sequences; 0 (the default) gives every sequence its own
+    /// <see cref="ContextLength"/>. A smaller value oversubscribes memory: sequences then share one cache, a request
+    /// waits until the cache can hold its prompt, and when running sequences fill it the youngest is evicted and
+    /// recomputed later. Shared attention is not batch-invariant: a batched answer can then differ in the last bits
+    /// (and so, greedy, in its tokens) from the same request run alone.
+    /// </summary>
+    public int KvCacheTokens { get; set; }
+
+    /// <summary>Gets or sets the most sequences decoded together (llama.cpp's <c>n_seq_max</c>); more requests wait in the queue.</summary>
+    public int MaxSequences { get; set; } = 8;
+
+    /// <summary>Gets or sets the most tokens of one iteration (Sarathi-Serve's token budget): all decodes, then prompt chunks.</summary>
+    public int TokenBudget { get; set; } = 256;
+
+    /// <summary>Gets or sets llama.cpp's physical micro-batch (<c>n_ubatch</c>); 0 uses the token budget. With several stages, micro-batches are pipelined.</summary>
+    public int MicroBatchSize { get; set; }
+
+    /// <summary>Gets or sets the CPU threads; 0 uses every core.</summary>
+    public int Threads { get; set; }
+
+    /// <summary>Gets or sets the layers offloaded to GPUs; -1 offloads all of them (nothing happens without a GPU).</summary>
+    public int GpuLayers { get; set; } = -1;
+
+    /// <summary>Gets or sets the output limit of a request that sets no <c>MaxOutputTokens</c>.</summary>
+    public int DefaultMaxOutputTokens { get; set; } = 512;
+
+    /// <summary>Gets or sets the most requests waiting for a sequence slot; beyond it requests fail as unavailable (HTTP 503).</summary>
+    public int MaxQueueLength { get; set; } = 1024;
+
+    /// <summary>Gets a value indicating whether sequences share one KV cache (see <see cref="KvCacheTokens"/>).</summary>
+    internal bool SharedKvCache => KvCacheTokens > 0 && KvCacheTokens < (long)ContextLength * MaxSequences;
+
+    /// <summary>Gets the model id: <see cref="ModelId"/>, or the model file name without extension.</summary>
+    internal string EffectiveModelId => string.IsNullOrWhiteSpace(ModelId) ? Path.GetFileNameWithoutExtension(ModelPath) : ModelId;
+}

@@ -1,0 +1,27 @@
+namespace LlmPq.Scheduling;
+
+/// <summary>One entry of an iteration's batch: <paramref name="Count"/> tokens of a sequence, starting at its first uncached token.</summary>
+internal readonly record struct BatchEntry(SequenceState Sequence, int Count)
+{
+    /// <summary>Gets a value indicating whether the entry ends with the sequence's last token, so the model samples after it.</summary>
+    public bool Samples => Count == Sequence.Pending;
+
+    /// <summary>Gets a value indicating whether this is a single decode step (rather than a prefill chunk).</summary>
+    public bool IsDecode => Sequence.IsDecoding;
+}
+
+/// <summary>A sequence evicted from its KV slot; the engine must clear <paramref name="Slot"/> before reusing it.</summary>
+internal readonly record struct Eviction(SequenceState Sequence, int Slot);
+
+/// <summary>What one engine iteration does: sequences to evict first, sequences to admit, then one batch to decode.</summary>
+internal sealed record BatchPlan(IReadOnlyList<Eviction> Preempted, IReadOnlyList<SequenceState> Admitted, IReadOnlyList<BatchEntry> Entries)
+{
+    /// <summary>Gets the tokens in the batch.</summary>
+    public int TokenCount => Entries.Sum(e => e.Count);
+
+    /// <summary>Gets the decode tokens in the batch.</summary>
+    public int DecodeTokens => Entries.Where(e => e.IsDecode).Sum(e => e.Count);
+
+    /// <summary>Gets the prefill tokens in the batch.</summary>
+    public int PrefillTokens => TokenCount - DecodeTokens;
+}

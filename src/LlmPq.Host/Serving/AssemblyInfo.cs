@@ -1,0 +1,4 @@
+using System.Runtime.CompilerServices;
+
+// The serving tests start the internal OpenAIServer in process.
+[assembly: InternalsVisibleTo("LlmPq.Tests")]

@@ -1,0 +1,205 @@
+using System.Buffers;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace LlmPq.Host.Serving;
+
+/// <summary>The request handlers of the OpenAI-compatible API, over the <see cref="IChatClient"/> of the request's services.</summary>
+internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvider timeProvider)
+{
+    private readonly long _startedAt = timeProvider.GetUtcNow().ToUnixTimeSeconds();
+
+    /// <summary><c>POST /v1/chat/completions</c>, with or without streaming.</summary>
+    public async Task ChatCompletionsAsync(HttpContext context)
+    {
+        CancellationToken cancellationToken = context.RequestAborted;
+        long started = timeProvider.GetTimestamp();
+        try
+        {
+            ChatCompletionRequest request = await JsonSerializer.DeserializeAsync(
+                    context.Request.Body, OpenAIJsonContext.Wire.ChatCompletionRequest, cancellationToken).ConfigureAwait(false)
+                ?? throw new OpenAIRequestException("The request body must be a JSON object.");
+            List<ChatMessage> messages = ChatRequestMapper.ToMessages(request);
+            ChatOptions options = ChatRequestMapper.ToOptions(request);
+            IChatClient client = context.RequestServices.GetRequiredService<IChatClient>();
+            bool streaming = request.Stream == true;
+            ServingLog.ChatStarted(logger, context.TraceIdentifier, messages.Count, options.ModelId, streaming);
+
+            Outcome? outcome = streaming
+                ? await StreamAsync(context, client, messages, options).ConfigureAwait(false)
+                : await CompleteAsync(context, client, messages, options).ConfigureAwait(false);
+            if (outcome is { } done)
+            {
+                ServingLog.ChatFinished(
+                    logger, context.TraceIdentifier, done.FinishReason, done.Usage.PromptTokens, done.Usage.CompletionTokens, ElapsedMs(started));
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            ServingLog.ChatCancelled(logger, context.TraceIdentifier, ElapsedMs(started));
+        }
+        catch (Exception ex) when (!context.Response.HasStarted)
+        {
+            OpenAIError error = Report(context, ex);
+            await error.WriteAsync(context).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary><c>GET /v1/models</c>: the model the chat client serves.</summary>
+    public Task ModelsAsync(HttpContext context)
+    {
+        string? id = context.RequestServices.GetRequiredService<IChatClient>().GetService<ChatClientMetadata>()?.DefaultModelId;
+        var list = new ModelList { Data = id is null ? [] : [new ModelInfo { Id = id, Created = _startedAt }] };
+        return context.Response.WriteAsJsonAsync(list, OpenAIJsonContext.Wire.ModelList, cancellationToken: context.RequestAborted);
+    }
+
+    /// <summary><c>GET /health</c>: 200 when ready, 503 when not (see <see cref="IServerReadiness"/>).</summary>
+    public static Task HealthAsync(HttpContext context)
+    {
+        bool ready = context.RequestServices.GetService<IServerReadiness>()?.IsReady ?? true;
+        context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+        return context.Response.WriteAsJsonAsync(
+            new HealthStatus { Status = ready ? "ok" : "unavailable" }, OpenAIJsonContext.Wire.HealthStatus, cancellationToken: context.RequestAborted);
+    }
+
+    /// <summary>Any other path: an OpenAI-style 404.</summary>
+    public static Task NotFoundAsync(HttpContext context) =>
+        new OpenAIError(404, "invalid_request_error", $"Unknown request URL: {context.Request.Method} {context.Request.Path}.").WriteAsync(context);
+
+    private async Task<Outcome> CompleteAsync(HttpContext context, IChatClient client, List<ChatMessage> messages, ChatOptions options)
+    {
+        ChatResponse response = await client.GetResponseAsync(messages, options, context.RequestAborted).ConfigureAwait(false);
+        var outcome = new Outcome(ToFinishReason(response.FinishReason), ToUsage(response.Usage));
+        var completion = new ChatCompletion
+        {
+            Id = response.ResponseId ?? NewId(),
+            Created = ToUnixSeconds(response.CreatedAt),
+            Model = response.ModelId ?? options.ModelId ?? DefaultModelId(client),
+            Choices = [new() { Message = new() { Content = response.Text }, FinishReason = outcome.FinishReason }],
+            Usage = outcome.Usage,
+        };
+        await context.Response.WriteAsJsonAsync(completion, OpenAIJsonContext.Wire.ChatCompletion, cancellationToken: context.RequestAborted)
+            .ConfigureAwait(false);
+        return outcome;
+    }
+
+    /// <summary>Streams server-sent events; returns null when the stream failed part way and ended with an error event.</summary>
+    private async Task<Outcome?> StreamAsync(HttpContext context, IChatClient client, List<ChatMessage> messages, ChatOptions options)
+    {
+        CancellationToken cancellationToken = context.RequestAborted;
+        IAsyncEnumerator<ChatResponseUpdate> updates =
+            client.GetStreamingResponseAsync(messages, options, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        await using var disposeUpdates = updates.ConfigureAwait(false);
+
+        // Wait for the first update before answering, so that a request refused at once gets its real status code
+        // and a JSON error rather than a 200 stream.
+        bool more = await updates.MoveNextAsync().ConfigureAwait(false);
+
+        HttpResponse response = context.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+
+        ChatResponseUpdate? first = more ? updates.Current : null;
+        string id = first?.ResponseId ?? NewId();
+        long created = ToUnixSeconds(first?.CreatedAt);
+        string model = first?.ModelId ?? options.ModelId ?? DefaultModelId(client);
+        ChatCompletionChunk Chunk(ChatCompletionDelta delta, string? finishReason = null) =>
+            new() { Id = id, Created = created, Model = model, Choices = [new() { Delta = delta, FinishReason = finishReason }] };
+
+        await WriteEventAsync(response, Chunk(new() { Role = "assistant", Content = string.Empty }), cancellationToken).ConfigureAwait(false);
+        ChatFinishReason? finishReason = null;
+        UsageDetails? usage = null;
+        try
+        {
+            for (; more; more = await updates.MoveNextAsync().ConfigureAwait(false))
+            {
+                ChatResponseUpdate update = updates.Current;
+                finishReason = update.FinishReason ?? finishReason;
+                foreach (UsageContent content in update.Contents.OfType<UsageContent>())
+                {
+                    (usage ??= new()).Add(content.Details);
+                }
+
+                if (update.Text is { Length: > 0 } text)
+                {
+                    await WriteEventAsync(response, Chunk(new() { Content = text }), cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // The status line is sent; OpenAI reports a failure mid-stream as an error event in place of the rest.
+            OpenAIError error = Report(context, ex);
+            await WriteEventAsync(response, error.ToResponse(), OpenAIJsonContext.Wire.ErrorResponse, cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+
+        var outcome = new Outcome(ToFinishReason(finishReason), ToUsage(usage));
+        await WriteEventAsync(response, Chunk(new(), outcome.FinishReason), cancellationToken).ConfigureAwait(false);
+
+        // OpenAI sends this only with stream_options.include_usage; LlmPq always does, as llama-server does.
+        var usageChunk = new ChatCompletionChunk { Id = id, Created = created, Model = model, Choices = [], Usage = outcome.Usage };
+        await WriteEventAsync(response, usageChunk, cancellationToken).ConfigureAwait(false);
+        response.BodyWriter.Write("data: [DONE]\n\n"u8);
+        await response.BodyWriter.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return outcome;
+    }
+
+    private static Task WriteEventAsync(HttpResponse response, ChatCompletionChunk chunk, CancellationToken cancellationToken) =>
+        WriteEventAsync(response, chunk, OpenAIJsonContext.Wire.ChatCompletionChunk, cancellationToken);
+
+    /// <summary>Writes one <c>data:</c> event and flushes it, so the client sees every token as it comes.</summary>
+    private static async Task WriteEventAsync<T>(HttpResponse response, T value, JsonTypeInfo<T> type, CancellationToken cancellationToken)
+    {
+        response.BodyWriter.Write("data: "u8);
+        using (var json = new Utf8JsonWriter(response.BodyWriter, new JsonWriterOptions { Encoder = type.Options.Encoder }))
+        {
+            JsonSerializer.Serialize(json, value, type);
+        }
+
+        response.BodyWriter.Write("\n\n"u8);
+        await response.BodyWriter.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Logs the failure of a request (a refusal at Warning, a server fault at Error with its exception) and gets its answer.</summary>
+    private OpenAIError Report(HttpContext context, Exception exception)
+    {
+        OpenAIError error = OpenAIError.From(exception);
+        if (error.StatusCode == StatusCodes.Status500InternalServerError)
+        {
+            ServingLog.ChatFailed(logger, context.TraceIdentifier, exception);
+        }
+        else
+        {
+            ServingLog.ChatRefused(logger, context.TraceIdentifier, error.StatusCode, error.Code, error.Message);
+        }
+
+        return error;
+    }
+
+    private long ToUnixSeconds(DateTimeOffset? time) => (time ?? timeProvider.GetUtcNow()).ToUnixTimeSeconds();
+
+    private long ElapsedMs(long started) => (long)timeProvider.GetElapsedTime(started).TotalMilliseconds;
+
+    private static string ToFinishReason(ChatFinishReason? reason) => reason?.Value ?? ChatFinishReason.Stop.Value;
+
+    private static ChatCompletionUsage ToUsage(UsageDetails? usage)
+    {
+        long prompt = usage?.InputTokenCount ?? 0;
+        long completion = usage?.OutputTokenCount ?? 0;
+        return new() { PromptTokens = prompt, CompletionTokens = completion, TotalTokens = usage?.TotalTokenCount ?? prompt + completion };
+    }
+
+    private static string DefaultModelId(IChatClient client) => client.GetService<ChatClientMetadata>()?.DefaultModelId ?? string.Empty;
+
+    private static string NewId() => "chatcmpl-" + Guid.NewGuid().ToString("N");
+
+    /// <summary>How a completion ended, for the log.</summary>
+    private readonly record struct Outcome(string FinishReason, ChatCompletionUsage Usage);
+}

@@ -1,0 +1,135 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace LlmPq.Host.Serving;
+
+/// <summary>
+/// The OpenAI-compatible HTTP endpoint of <c>llmpq serve</c> (<c>/v1/chat/completions</c>, <c>/v1/models</c>,
+/// <c>/health</c>) over whatever <see cref="IChatClient"/> the caller registers.
+/// </summary>
+internal static class OpenAIServer
+{
+    /// <summary>Builds the server, runs it until <paramref name="cancellationToken"/> fires or the host is stopped, and stops it.</summary>
+    /// <param name="options">Where to listen and the API key.</param>
+    /// <param name="configureServices">Registers the <see cref="IChatClient"/>, logging, and optionally an <see cref="IServerReadiness"/>.</param>
+    /// <param name="cancellationToken">Stops the server.</param>
+    /// <exception cref="ArgumentException">The options are invalid, or ask for a non-loopback address without an API key.</exception>
+    public static async Task RunAsync(OpenAIServerOptions options, Action<IServiceCollection> configureServices, CancellationToken cancellationToken)
+    {
+        WebApplication app = Build(options, configureServices);
+        await using (app.ConfigureAwait(false))
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+            await app.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Builds the server without starting it.</summary>
+    /// <param name="options">Where to listen and the API key.</param>
+    /// <param name="configureServices">Registers the <see cref="IChatClient"/>, logging, and optionally an <see cref="IServerReadiness"/>.</param>
+    /// <returns>The application; start it with <c>StartAsync</c>, then <see cref="GetListenUri"/> tells where it listens.</returns>
+    /// <exception cref="ArgumentException">The options are invalid, or ask for a non-loopback address without an API key.</exception>
+    public static WebApplication Build(OpenAIServerOptions options, Action<IServiceCollection> configureServices)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(configureServices);
+        IPAddress address = ParseAddress(options.Address);
+        if (options.Port is < IPEndPoint.MinPort or > IPEndPoint.MaxPort)
+        {
+            throw new ArgumentException($"Port {options.Port} is out of range (0 to {IPEndPoint.MaxPort}).");
+        }
+
+        if (options.ApiKey is { } key && string.IsNullOrWhiteSpace(key))
+        {
+            throw new ArgumentException("The API key is empty.");
+        }
+
+        bool loopback = IPAddress.IsLoopback(address);
+        if (!loopback && options.ApiKey is null)
+        {
+            throw new ArgumentException(
+                $"Refusing to listen on {address} without an API key: beyond loopback, anyone who reaches the port could use the model. "
+                + "Give an API key, or listen on 127.0.0.1.");
+        }
+
+        // The empty builder reads no configuration files or environment variables and adds no log providers: only these
+        // options choose the address, and the caller's services decide the rest.
+        WebApplicationBuilder builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Listen(address, options.Port);
+        });
+        builder.Services.AddRoutingCore();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<OpenAIEndpoints>();
+        configureServices(builder.Services);
+
+        WebApplication app = builder.Build();
+        ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(OpenAIServer));
+        if (!loopback)
+        {
+            ServingLog.ListeningBeyondLoopback(logger, address);
+        }
+
+        app.Lifetime.ApplicationStarted.Register(() => ServingLog.Listening(logger, GetListenUri(app)));
+        if (options.ApiKey is { } apiKey)
+        {
+            app.Use(RequireApiKey(apiKey, logger));
+        }
+
+        OpenAIEndpoints endpoints = app.Services.GetRequiredService<OpenAIEndpoints>();
+        app.MapPost("/v1/chat/completions", endpoints.ChatCompletionsAsync);
+        app.MapGet("/v1/models", endpoints.ModelsAsync);
+        app.MapGet("/health", OpenAIEndpoints.HealthAsync);
+        app.MapFallback(OpenAIEndpoints.NotFoundAsync);
+        return app;
+    }
+
+    /// <summary>Gets the address a started server listens on, with the port it was given when it asked for port 0.</summary>
+    /// <exception cref="InvalidOperationException">The server has not started.</exception>
+    public static Uri GetListenUri(WebApplication app) =>
+        app.Urls.FirstOrDefault() is { } url ? new Uri(url) : throw new InvalidOperationException("The server has not started.");
+
+    private static IPAddress ParseAddress(string address) =>
+        string.Equals(address, "localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
+        : IPAddress.TryParse(address, out IPAddress? ip) ? ip
+        : throw new ArgumentException($"'{address}' is not an IP address to listen on (for example 127.0.0.1, ::1 or 0.0.0.0).");
+
+    private static Func<HttpContext, RequestDelegate, Task> RequireApiKey(string apiKey, ILogger logger)
+    {
+        // Comparing hashes keeps the comparison constant-time whatever the length of the key sent.
+        byte[] expected = SHA256.HashData(Encoding.UTF8.GetBytes(apiKey));
+        return (context, next) =>
+        {
+            // /health stays open so that load balancers and supervisors can probe without the key.
+            if (context.Request.Path == "/health" || HasApiKey(context.Request, expected))
+            {
+                return next(context);
+            }
+
+            ServingLog.Unauthorized(logger, context.Request.Method, context.Request.Path, context.Connection.RemoteIpAddress);
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+            return new OpenAIError(
+                401, "invalid_request_error", "Missing or incorrect API key: send it as 'Authorization: Bearer KEY'.", Code: "invalid_api_key")
+                .WriteAsync(context);
+        };
+    }
+
+    private static bool HasApiKey(HttpRequest request, byte[] expected)
+    {
+        const string Scheme = "Bearer ";
+        string? header = request.Headers.Authorization;
+        return header is not null
+            && header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase)
+            && CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(header[Scheme.Length..].Trim())), expected);
+    }
+}

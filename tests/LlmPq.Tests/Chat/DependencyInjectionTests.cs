@@ -1,0 +1,115 @@
+using LlmPq.Chat;
+using LlmPq.Engine;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace LlmPq.Tests.Chat;
+
+/// <summary>AddLlmPqChatClient in a generic host: options validated at start, the engine loaded and unloaded by the host.</summary>
+[Collection(NativeTests.Name)]
+public sealed class DependencyInjectionTests
+{
+    [Fact]
+    public async Task The_host_loads_the_engine_and_the_chat_client_answers()
+    {
+        HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Services.AddLlmPqChatClient(o =>
+        {
+            o.ModelPath = TestModels.Small;
+            o.ContextLength = 512;
+            o.Threads = 2;
+        });
+        using IHost host = builder.Build();
+        await host.StartAsync();
+
+        IChatClient client = host.Services.GetRequiredService<IChatClient>();
+        LlmPqEngine engine = client.GetRequiredService<LlmPqEngine>();
+        Assert.True(engine.IsReady);
+        ChatResponse response = await client.GetResponseAsync("Hello", new ChatOptions { Temperature = 0, MaxOutputTokens = 4 });
+        Assert.NotNull(response.Usage);
+
+        await host.StopAsync();
+        Assert.False(engine.IsReady);
+        await Assert.ThrowsAsync<LlmPqUnavailableException>(() => client.GetResponseAsync("Hello again"));
+    }
+
+    [Fact]
+    public async Task Options_bind_from_the_llmpq_configuration_section()
+    {
+        HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["LlmPq:ModelPath"] = TestModels.Small,
+            ["LlmPq:ModelId"] = "tiny",
+            ["LlmPq:ContextLength"] = "512",
+            ["LlmPq:Threads"] = "2",
+        });
+        builder.Services.AddLlmPqChatClient(builder.Configuration.GetSection(LlmPqOptions.SectionName));
+        using IHost host = builder.Build();
+        await host.StartAsync();
+        LlmPqEngine engine = host.Services.GetRequiredService<LlmPqEngine>();
+        Assert.Equal("tiny", engine.ModelId);
+        Assert.Equal(512, engine.ContextLength);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task Keyed_clients_get_their_own_engines()
+    {
+        HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Services.AddKeyedLlmPqChatClient("a", o => { o.ModelPath = TestModels.Small; o.ModelId = "model-a"; o.ContextLength = 256; o.Threads = 1; });
+        builder.Services.AddKeyedLlmPqChatClient("b", o => { o.ModelPath = TestModels.Small; o.ModelId = "model-b"; o.ContextLength = 256; o.Threads = 1; });
+        using IHost host = builder.Build();
+        await host.StartAsync();
+        IChatClient a = host.Services.GetRequiredKeyedService<IChatClient>("a");
+        IChatClient b = host.Services.GetRequiredKeyedService<IChatClient>("b");
+        Assert.Equal("model-a", a.GetRequiredService<ChatClientMetadata>().DefaultModelId);
+        Assert.Equal("model-b", b.GetRequiredService<ChatClientMetadata>().DefaultModelId);
+        Assert.NotSame(a.GetService<LlmPqEngine>(), b.GetService<LlmPqEngine>());
+        Assert.Equal("model-b", (await b.GetResponseAsync("Hi", new ChatOptions { MaxOutputTokens = 2 })).ModelId);
+        await host.StopAsync();
+    }
+
+    [Theory]
+    [InlineData("", "ModelPath is required")]
+    [InlineData("/nonexistent/model.gguf", "does not exist")]
+    public async Task Start_up_fails_clearly_on_a_bad_model_path(string path, string expected)
+    {
+        HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Services.AddLlmPqChatClient(o => o.ModelPath = path);
+        using IHost host = builder.Build();
+        OptionsValidationException ex = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_up_fails_clearly_on_bad_numbers()
+    {
+        HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Services.AddLlmPqChatClient(o =>
+        {
+            o.ModelPath = TestModels.Small;
+            o.ContextLength = 0;
+            o.TokenBudget = 16;
+            o.MicroBatchSize = 64;
+        });
+        using IHost host = builder.Build();
+        OptionsValidationException ex = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        Assert.Contains("ContextLength must be positive", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("MicroBatchSize", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_file_llama_cpp_cannot_load_fails_the_start()
+    {
+        string path = TestModels.TempPath("broken.gguf");
+        await File.WriteAllTextAsync(path, "GGUF but not really");
+        HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Services.AddLlmPqChatClient(o => o.ModelPath = path);
+        using IHost host = builder.Build();
+        await Assert.ThrowsAnyAsync<Exception>(() => host.StartAsync());
+    }
+}
