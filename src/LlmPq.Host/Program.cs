@@ -6,6 +6,7 @@ var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster throu
     MakeModelCommand.Create(),
     InfoCommand.Create(),
     GenerateCommand.Create(),
+    BenchCommand.Create(),
 };
 
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -199,9 +199,12 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             _model = LlamaModel.Load(_options.ModelPath, new LlamaModelLoadOptions { GpuLayers = _options.GpuLayers });
             int batchCapacity = Math.Max(_options.TokenBudget, _options.MaxSequences);
             bool shared = _options.SharedKvCache;
+
+            // Past its training context a model degrades; keep conversations within it.
+            int perSequence = _model.TrainingContextLength > 0 ? Math.Min(_options.ContextLength, _model.TrainingContextLength) : _options.ContextLength;
             context = new LlamaContext(_model, new LlamaContextOptions
             {
-                ContextLength = (uint)(shared ? _options.KvCacheTokens : (long)_options.ContextLength * _options.MaxSequences),
+                ContextLength = (uint)(shared ? _options.KvCacheTokens : (long)perSequence * _options.MaxSequences),
                 SharedKvCache = shared,
                 BatchSize = (uint)batchCapacity,
                 MicroBatchSize = (uint)(_options.MicroBatchSize > 0 ? _options.MicroBatchSize : batchCapacity),
@@ -211,7 +214,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             batch = new TokenBatch(batchCapacity);
             _context = context;
             KvCapacity = (int)context.ContextLength;
-            ContextLength = Math.Min(_options.ContextLength, (int)context.SequenceContextLength);
+            ContextLength = Math.Min(perSequence, (int)context.SequenceContextLength);
             _scheduler = new StallFreeScheduler(_options.TokenBudget, KvCapacity, _options.MaxSequences);
             _metrics = new EngineMetrics(_meterFactory, ModelId, () => QueueLength, () => RunningSequences, () => KvTokensInUse, KvCapacity);
             LogLoaded(_logger, ModelId, _model.LayerCount, ContextLength, KvCapacity, shared);

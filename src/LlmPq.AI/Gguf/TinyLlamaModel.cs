@@ -8,8 +8,8 @@ namespace LlmPq.Gguf;
 public sealed record TinyLlamaModelOptions
 {
     /// <summary>
-    /// Gets the path of a GGUF file to copy the tokenizer from (all <c>tokenizer.*</c> keys), such as llama.cpp's
-    /// <c>ggml-vocab-llama-spm.gguf</c>; required to write a model.
+    /// Gets the path of a GGUF file to copy the tokenizer from (all <c>tokenizer.*</c> keys); by default llama.cpp's
+    /// <c>ggml-vocab-llama-spm.gguf</c> (a 32000-token SentencePiece vocabulary) from the native build.
     /// </summary>
     public string? VocabularyPath { get; init; }
 
@@ -66,7 +66,7 @@ public static class TinyLlamaModel
         ArgumentNullException.ThrowIfNull(options);
         Validate(options);
 
-        var vocabulary = GgufReader.Read(options.VocabularyPath!);
+        var vocabulary = GgufReader.Read(options.VocabularyPath ?? DefaultVocabularyPath());
         int vocabularySize = vocabulary.GetArray<string>("tokenizer.ggml.tokens").Count;
 
         int embd = options.EmbeddingLength;
@@ -127,9 +127,17 @@ public static class TinyLlamaModel
         return writer;
     }
 
+    private static string DefaultVocabularyPath()
+    {
+        string path = Path.Combine(Native.NativeLibraryLoader.Directory, "ggml-vocab-llama-spm.gguf");
+        return File.Exists(path)
+            ? path
+            : throw new FileNotFoundException($"The llama.cpp build in '{Native.NativeLibraryLoader.Directory}' has no ggml-vocab-llama-spm.gguf; pass a vocabulary GGUF (make-model --vocab).", path);
+    }
+
     private static void Validate(TinyLlamaModelOptions options)
     {
-        Check(!string.IsNullOrEmpty(options.VocabularyPath), "VocabularyPath names the GGUF file to take the tokenizer from.");
+        Check(options.VocabularyPath is null || options.VocabularyPath.Length > 0, "VocabularyPath names the GGUF file to take the tokenizer from (null: the native build's).");
         Check(options.Layers >= 1, "Layers is at least 1.");
         Check(options.EmbeddingLength >= 2, "EmbeddingLength is at least 2.");
         Check(options.FeedForwardLength >= 1, "FeedForwardLength is at least 1.");

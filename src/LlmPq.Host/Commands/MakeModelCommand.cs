@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using LlmPq.Gguf;
-using LlmPq.Native;
 
 namespace LlmPq.Host.Commands;
 
@@ -41,7 +40,7 @@ internal static class MakeModelCommand
                 ContextLength = parse.GetValue(ctx),
                 WeightType = weightType,
                 Seed = parse.GetValue(seed),
-                VocabularyPath = parse.GetValue(vocab)?.FullName ?? Path.Combine(NativeLibraryLoader.Directory, "ggml-vocab-llama-spm.gguf"),
+                VocabularyPath = parse.GetValue(vocab)?.FullName,
             };
             string path = parse.GetValue(output)!.FullName;
             var stopwatch = Stopwatch.StartNew();

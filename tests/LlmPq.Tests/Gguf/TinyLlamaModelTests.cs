@@ -170,6 +170,16 @@ public sealed class TinyLlamaModelTests : IDisposable
     }
 
     [Fact]
+    public void Without_a_vocabulary_path_the_native_build_vocabulary_is_used()
+    {
+        string path = Path.Combine(_folder, "default-vocab.gguf");
+        TinyLlamaModel.Write(path, new TinyLlamaModelOptions { Layers = 1, EmbeddingLength = 64, FeedForwardLength = 128 });
+        Assert.Equal(
+            GgufReader.Read(TestModels.VocabularyPath).GetArray<string>("tokenizer.ggml.tokens"),
+            GgufReader.Read(path).GetArray<string>("tokenizer.ggml.tokens"));
+    }
+
+    [Fact]
     public void Invalid_options_are_rejected()
     {
         string vocab = Path.Combine(_folder, "vocab.gguf");
@@ -177,7 +187,7 @@ public sealed class TinyLlamaModelTests : IDisposable
         var valid = new TinyLlamaModelOptions { VocabularyPath = vocab };
         string path = Path.Combine(_folder, "x.gguf");
 
-        Assert.Throws<ArgumentException>(() => TinyLlamaModel.Write(path, valid with { VocabularyPath = null }));
+        Assert.Throws<ArgumentException>(() => TinyLlamaModel.Write(path, valid with { VocabularyPath = string.Empty }));
         Assert.Throws<ArgumentException>(() => TinyLlamaModel.Write(path, valid with { Layers = 0 }));
         Assert.Throws<ArgumentException>(() => TinyLlamaModel.Write(path, valid with { HeadCount = 3 }));
         Assert.Throws<ArgumentException>(() => TinyLlamaModel.Write(path, valid with { EmbeddingLength = 260, HeadCount = 4 }));
