@@ -7,6 +7,8 @@ var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster throu
     InfoCommand.Create(),
     GenerateCommand.Create(),
     BenchCommand.Create(),
+    ServeCommand.Create(),
+    Cli.Verbose,
 };
 
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

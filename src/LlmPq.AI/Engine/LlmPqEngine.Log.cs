@@ -25,6 +25,9 @@ public sealed partial class LlmPqEngine
     [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Request {Id} evicted from the KV cache ({Tokens} tokens); it will be recomputed")]
     private static partial void LogPreempted(ILogger logger, long id, int tokens);
 
+    [LoggerMessage(EventId = 9, Level = LogLevel.Trace, Message = "Iteration: {DecodeTokens} decode + {PrefillTokens} prefill tokens over {Sequences} sequences in {Milliseconds:F1} ms")]
+    private static partial void LogIteration(ILogger logger, int decodeTokens, int prefillTokens, int sequences, double milliseconds);
+
     [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "llama_decode failed on a batch of {Tokens} tokens; the requests in it fail")]
     private static partial void LogDecodeFailed(ILogger logger, Exception exception, int tokens);
 }

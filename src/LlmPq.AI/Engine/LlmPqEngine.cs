@@ -307,9 +307,16 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             }
 
             bool decoded;
+            long started = Stopwatch.GetTimestamp();
             try
             {
                 decoded = context.Decode(batch);
+                if (_logger.IsEnabled(LogLevel.Trace))
+                {
+                    double milliseconds = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                    int decodes = plan.DecodeTokens, prefills = plan.PrefillTokens;
+                    LogIteration(_logger, decodes, prefills, plan.Entries.Count, milliseconds);
+                }
             }
             catch (Exception ex) when (ex is LlamaException or OperationCanceledException)
             {

@@ -27,7 +27,8 @@ internal static class Cli
             return 130;
         }
         catch (Exception ex) when (ex is GgufFormatException or FileNotFoundException or DirectoryNotFoundException or LlamaException
-                                       or ArgumentException or InvalidDataException or DllNotFoundException or UnauthorizedAccessException)
+                                       or ArgumentException or InvalidDataException or DllNotFoundException or UnauthorizedAccessException
+                                       or IOException or Microsoft.Extensions.Options.OptionsValidationException)
         {
             await Console.Error.WriteLineAsync($"llmpq: error: {ex.Message}").ConfigureAwait(false);
             return 1;
@@ -37,7 +38,7 @@ internal static class Cli
     /// <summary>Creates the logger factory of a command: warnings by default, everything with <c>--verbose</c>, all to standard error.</summary>
     public static ILoggerFactory CreateLoggerFactory(ParseResult parse) =>
         LoggerFactory.Create(b => b
-            .SetMinimumLevel(parse.GetValue(Verbose) ? LogLevel.Debug : LogLevel.Warning)
+            .SetMinimumLevel(parse.GetValue(Verbose) ? LogLevel.Trace : LogLevel.Warning)
             .AddSimpleConsole(o => o.SingleLine = true)
             .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
 }

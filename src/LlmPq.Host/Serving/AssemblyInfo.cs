@@ -1,4 +1,0 @@
-using System.Runtime.CompilerServices;
-
-// The serving tests start the internal OpenAIServer in process.
-[assembly: InternalsVisibleTo("LlmPq.Tests")]
