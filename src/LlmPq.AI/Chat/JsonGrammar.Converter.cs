@@ -10,6 +10,9 @@ internal static partial class JsonGrammar
 {
     private const string SpaceRule = """| " " | "\n"{1,2} [ \t]{0,20}""";
 
+    // The escapes of the char primitive.
+    private const string EscapeRule = """[\\] (["\\bfnrt] | "u" [0-9a-fA-F]{4})""";
+
     private static readonly Dictionary<string, (string Content, string[] Dependencies)> s_primitives = new(StringComparer.Ordinal)
     {
         ["boolean"] = ("""("true" | "false")""", []),
@@ -27,7 +30,7 @@ internal static partial class JsonGrammar
         ["uuid"] = ("""
             "\"" [0-9a-fA-F]{8} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{12} "\""
             """, []),
-        ["char"] = ("""[^"\\\x7F\x00-\x1F] | [\\] (["\\bfnrt] | "u" [0-9a-fA-F]{4})""", []),
+        ["char"] = ("""[^"\\\x7F\x00-\x1F] | """ + EscapeRule, []),
         ["string"] = ("""
             "\"" char* "\""
             """, ["char"]),
@@ -61,14 +64,14 @@ internal static partial class JsonGrammar
         var builder = new StringBuilder(literal.Length + 2).Append('"');
         foreach (char c in literal)
         {
-            builder.Append(c switch
+            switch (c)
             {
-                '\r' => @"\r",
-                '\n' => @"\n",
-                '"' => "\\\"",
-                '\\' => @"\\",
-                _ => c.ToString(),
-            });
+                case '\r': builder.Append(@"\r"); break;
+                case '\n': builder.Append(@"\n"); break;
+                case '"': builder.Append("\\\""); break;
+                case '\\': builder.Append(@"\\"); break;
+                default: builder.Append(c); break;
+            }
         }
 
         return builder.Append('"').ToString();
@@ -453,19 +456,20 @@ internal static partial class JsonGrammar
 
         /// <summary>
         /// A JSON string that is none of <paramref name="strings"/>, from a trie of them: for <c>"a"</c>,
-        /// <c>["] ( [a] char+ | [^"a] char* )? ["]</c>. Unlike llama.cpp the trie holds their JSON text, so that a
-        /// name with a quote or a control character is matched as the model writes it.
+        /// <c>["] ( [a] char+ | ([^"\\a] | escape) char* )? ["]</c>. Unlike llama.cpp the trie holds their JSON
+        /// characters (a character or a whole escape), so that a name with a quote or a control character is matched as
+        /// the model writes it, and where a key leaves the trie it goes on with a whole character, never a lone
+        /// backslash (llama.cpp's <c>[^"a]</c> lets <c>\q</c> through).
         /// </summary>
         private string NotStrings(IEnumerable<string> strings)
         {
             var trie = new TrieNode();
             foreach (string text in strings)
             {
-                string json = ToJson(text);
                 TrieNode node = trie;
-                foreach (Rune rune in json[1..^1].EnumerateRunes())
+                foreach (string unit in JsonCharacters(text))
                 {
-                    node = node.Children.TryGetValue(rune.Value, out TrieNode? child) ? child : node.Children[rune.Value] = new TrieNode();
+                    node = node.Children.TryGetValue(unit, out TrieNode? child) ? child : node.Children[unit] = new TrieNode();
                 }
 
                 node.IsEnd = true;
@@ -476,14 +480,25 @@ internal static partial class JsonGrammar
             void VisitTrie(TrieNode node)
             {
                 var rejects = new StringBuilder();
+                bool escapes = false;
                 bool first = true;
-                foreach ((int codePoint, TrieNode child) in node.Children)
+                foreach ((string unit, TrieNode child) in node.Children)
                 {
-                    // Escaped, unlike llama.cpp, so that a name with "]", "-", "^" or "\" keeps the class well-formed.
-                    string c = ClassCharacter(codePoint);
-                    rejects.Append(c);
-                    builder.Append(first ? "" : " | ").Append('[').Append(c).Append(']');
+                    builder.Append(first ? "" : " | ");
                     first = false;
+                    if (unit[0] == '\\')
+                    {
+                        escapes = true;
+                        builder.Append(FormatLiteral(unit));
+                    }
+                    else
+                    {
+                        // Escaped, unlike llama.cpp, so that a name with "]", "-" or "^" keeps the class well-formed.
+                        string c = ClassCharacter(unit);
+                        rejects.Append(c);
+                        builder.Append('[').Append(c).Append(']');
+                    }
+
                     if (child.Children.Count > 0)
                     {
                         builder.Append(" (");
@@ -498,7 +513,9 @@ internal static partial class JsonGrammar
 
                 if (node.Children.Count > 0)
                 {
-                    builder.Append(" | [^\"").Append(rejects).Append("] ").Append(character).Append('*');
+                    // A key that leaves the trie at an escape is refused when a name has an escape there: rare, and safe.
+                    string other = $"[^\"\\\\{rejects}]";
+                    builder.Append(" | ").Append(escapes ? other : $"({other} | {EscapeRule})").Append(' ').Append(character).Append('*');
                 }
             }
 
@@ -506,16 +523,29 @@ internal static partial class JsonGrammar
             return builder.Append(" )").Append(trie.IsEnd ? "" : "?").Append(" [\"]").ToString();
         }
 
-        private static string ClassCharacter(int codePoint) => codePoint switch
+        /// <summary>The characters of <paramref name="text"/> as JSON writes them: one character, or one escape.</summary>
+        private static IEnumerable<string> JsonCharacters(string text)
         {
-            '\\' or ']' or '-' => $"\\{(char)codePoint}",
-            '^' => @"\x5E",
-            _ => char.ConvertFromUtf32(codePoint),
+            string json = ToJson(text);
+            for (int i = 1; i < json.Length - 1;)
+            {
+                int length = json[i] == '\\' ? (json[i + 1] == 'u' ? 6 : 2) : char.IsHighSurrogate(json[i]) ? 2 : 1;
+                yield return json.Substring(i, length);
+                i += length;
+            }
+        }
+
+        private static string ClassCharacter(string unit) => unit switch
+        {
+            "]" or "-" => $"\\{unit}",
+            "^" => @"\x5E",
+            _ => unit,
         };
 
         private sealed class TrieNode
         {
-            public SortedDictionary<int, TrieNode> Children { get; } = [];
+            // Ordinal: by code point, as llama.cpp, but for characters beyond the BMP.
+            public SortedDictionary<string, TrieNode> Children { get; } = new(StringComparer.Ordinal);
 
             public bool IsEnd { get; set; }
         }

@@ -190,9 +190,12 @@ internal static partial class JsonGrammar
             {
                 string minText = Number(minValue);
                 char c = minText[0];
-                if (c > '1')
+
+                // Below the top level a leading zero is just a digit: llama.cpp only allows it when c > '1'.
+                char low = topLevel ? '1' : '0';
+                if (c > low)
                 {
-                    DigitRange(topLevel ? '1' : '0', (char)(c - 1));
+                    DigitRange(low, (char)(c - 1));
                     output.Append(' ');
                     MoreDigits(minText.Length, lessDecimals);
                     output.Append(" | ");
@@ -200,7 +203,7 @@ internal static partial class JsonGrammar
 
                 DigitRange(c, c);
                 output.Append(" (");
-                BuildMinMaxInt(long.Parse(minText.AsSpan(1), CultureInfo.InvariantCulture), long.MaxValue, output, lessDecimals, topLevel: false);
+                AtLeast(minText[1..], lessDecimals);
                 output.Append(')');
                 if (c < '9')
                 {
@@ -224,9 +227,26 @@ internal static partial class JsonGrammar
         }
         else
         {
+            // The digits after "-" start a number, so no leading zero (llama.cpp goes below the top level here).
             output.Append("\"-\" (");
-            BuildMinMaxInt(-maxValue, long.MaxValue, output, decimalsLeft, topLevel: false);
+            BuildMinMaxInt(-maxValue, long.MaxValue, output, decimalsLeft, topLevel: true);
             output.Append(')');
+        }
+
+        // The digit strings, leading zeros allowed, longer than rest or as long and not below it. llama.cpp parses
+        // rest as a number, so "1005" asked for no more than "5" after the "1" and admitted 15.
+        void AtLeast(string rest, int decimals)
+        {
+            if (rest.Length > 1 && rest[0] == '0')
+            {
+                output.Append("[0] (");
+                AtLeast(rest[1..], decimals - 1);
+                output.Append(") | [1-9] ");
+                MoreDigits(rest.Length - 1, decimals - 1);
+                return;
+            }
+
+            BuildMinMaxInt(long.Parse(rest, CultureInfo.InvariantCulture), long.MaxValue, output, decimals, topLevel: false);
         }
     }
 

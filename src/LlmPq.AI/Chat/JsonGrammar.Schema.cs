@@ -75,10 +75,10 @@ internal static partial class JsonGrammar
             // OpenAPI's nullable, which llama.cpp does not know, is an alternative of its own.
             if (schema.TryGetProperty("nullable", out JsonElement nullable) && nullable.ValueKind == JsonValueKind.True)
             {
-                return new AnyOfNode([BuildObject(schema, path, type: null), new NullNode()]);
+                return new AnyOfNode([BuildKeywords(schema, path, type: null), new NullNode()]);
             }
 
-            return BuildObject(schema, path, type: null);
+            return BuildKeywords(schema, path, type: null);
         }
 
         private static ArgumentException Fail(string path, string message) =>
@@ -91,7 +91,7 @@ internal static partial class JsonGrammar
                 return absent;
             }
 
-            if (!value.TryGetInt32(out int count) || count < 0)
+            if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int count) || count < 0)
             {
                 throw Fail(path, $"{key} must be a non-negative integer");
             }
@@ -197,8 +197,8 @@ internal static partial class JsonGrammar
             return [.. alternatives.EnumerateArray().Select((a, i) => Build(a, $"{path}/{i}"))];
         }
 
-        /// <summary>Builds an object schema; <paramref name="type"/> stands in for its <c>type</c> when not null.</summary>
-        private Node BuildObject(JsonElement schema, string path, JsonElement? type)
+        /// <summary>Builds a schema object from its keywords; <paramref name="type"/>, when not null, stands in for its <c>type</c>.</summary>
+        private Node BuildKeywords(JsonElement schema, string path, JsonElement? type)
         {
             if (schema.TryGetProperty("$ref", out JsonElement reference))
             {
@@ -224,7 +224,7 @@ internal static partial class JsonGrammar
                     throw Fail(path, "type must not be empty");
                 }
 
-                return new AnyOfNode([.. types.EnumerateArray().Select((t, i) => BuildObject(schema, $"{path}/type/{i}", t))]);
+                return new AnyOfNode([.. types.EnumerateArray().Select((t, i) => BuildKeywords(schema, $"{path}/type/{i}", t))]);
             }
 
             if (schema.TryGetProperty("const", out JsonElement constant))
@@ -254,7 +254,7 @@ internal static partial class JsonGrammar
             {
                 // Without a type the structural keywords decide, in llama.cpp's order.
                 case "" when hasProperties:
-                    return BuildProperties(schema, path);
+                    return BuildObject(schema, path);
                 case "" when schema.TryGetProperty("allOf", out JsonElement all):
                     return new AllOfNode(BuildAlternatives(all, $"{path}/allOf"));
                 case "" when Has(schema, "items") || Has(schema, "prefixItems"):
@@ -266,7 +266,7 @@ internal static partial class JsonGrammar
                 case "object" when !hasProperties && schema.TryGetProperty("allOf", out JsonElement all):
                     return new AllOfNode(BuildAlternatives(all, $"{path}/allOf"));
                 case "object":
-                    return BuildProperties(schema, path);
+                    return BuildObject(schema, path);
                 case "string" when schema.TryGetProperty("allOf", out JsonElement all):
                     return new AllOfNode(BuildAlternatives(all, $"{path}/allOf"));
                 case "string":
@@ -286,7 +286,7 @@ internal static partial class JsonGrammar
             }
         }
 
-        private ObjectNode BuildProperties(JsonElement schema, string path)
+        private ObjectNode BuildObject(JsonElement schema, string path)
         {
             var required = new HashSet<string>(StringComparer.Ordinal);
             if (schema.TryGetProperty("required", out JsonElement names) && names.ValueKind == JsonValueKind.Array)

@@ -28,6 +28,14 @@ namespace LlmPq.Chat;
 /// any JSON value, and the keys of <c>additionalProperties</c> exclude the declared names only roughly.
 /// </para>
 /// <para>
+/// Departures from llama.cpp, where its grammar is wrong: an integer <c>minimum</c> with zeros after its first digit
+/// (101 admitted 11) and a negative <c>maximum</c> (-5 admitted "-04") get exact ranges; a top-level property named
+/// "" no longer takes the <c>root</c> rule; the excluded names of <c>additionalProperties</c> are matched as JSON
+/// text with the character classes escaped. Additions: <c>nullable</c>, <c>$ref</c> <c>#</c>, and the boolean
+/// schemas (<see langword="true"/> anywhere, <see langword="false"/> for a property, <c>items</c> or
+/// <c>additionalProperties</c>).
+/// </para>
+/// <para>
 /// Whitespace between tokens is bounded (at most two newlines and twenty spaces or tabs), so that a model
 /// cannot spend its whole budget on it; the output never starts or ends with whitespace.
 /// </para>
