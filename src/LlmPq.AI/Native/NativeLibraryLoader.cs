@@ -28,10 +28,6 @@ internal static class NativeLibraryLoader
     {
         if (Interlocked.Exchange(ref s_registered, 1) == 0)
         {
-            // ggml's CPU backend runs on OpenMP, whose workers spin after every graph by default and starve the
-            // process's own threads (streaming callers, the HTTP server): measured on 2 cores, 8x lower throughput.
-            // Sleeping workers cost a wake-up per decode instead. Must be set before libgomp loads; a user's value wins.
-            LibcNative.setenv("OMP_WAIT_POLICY", "PASSIVE", overwrite: 0);
             NativeLibrary.SetDllImportResolver(typeof(NativeLibraryLoader).Assembly, Resolve);
         }
     }
