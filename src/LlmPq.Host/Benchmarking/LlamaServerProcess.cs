@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using LlmPq.Native;
 
 namespace LlmPq.Host.Benchmarking;
@@ -23,7 +21,7 @@ internal sealed class LlamaServerProcess : IAsyncDisposable
     /// <summary>Starts llama-server with settings comparable to the in-process engine and waits until it is healthy.</summary>
     public static async Task<LlamaServerProcess> StartAsync(string model, LlmPqOptions comparable, IReadOnlyList<string> extraArguments, CancellationToken cancellationToken)
     {
-        int port = FreePort();
+        int port = Loopback.FreePort();
         var c = CultureInfo.InvariantCulture;
         var psi = new ProcessStartInfo(NativeLibraryLoader.ToolPath("llama-server")) { RedirectStandardOutput = true, RedirectStandardError = true };
         string[] args =
@@ -87,12 +85,5 @@ internal sealed class LlamaServerProcess : IAsyncDisposable
         }
 
         _process.Dispose();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using LlmPq.Host.Benchmarking;
@@ -16,7 +15,7 @@ public sealed class ServeTests
     [Fact]
     public async Task Serve_answers_the_openai_chat_api_streaming_and_not()
     {
-        int port = FreePort();
+        int port = Loopback.FreePort();
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "llmpq.dll"), "serve", "--model", TestModels.Small, "--port", port.ToString(CultureInfo.InvariantCulture), "--ctx", "512", "--threads", "2" })
         {
@@ -89,12 +88,5 @@ public sealed class ServeTests
         }
 
         Assert.Fail("llmpq serve did not become healthy within 60 s");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

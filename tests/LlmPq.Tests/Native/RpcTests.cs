@@ -48,7 +48,7 @@ public sealed class RpcTests
     [Fact]
     public void An_unreachable_stage_server_is_a_managed_error_not_an_abort()
     {
-        int port = FreePort(); // nothing listens there
+        int port = Loopback.FreePort(); // nothing listens there
         LlamaException ex = Assert.Throws<LlamaException>(() => BackendDevice.AddRpcServer($"127.0.0.1:{port}", TimeSpan.FromSeconds(2)));
         Assert.Contains($"127.0.0.1:{port}", ex.Message, StringComparison.Ordinal);
     }
@@ -71,7 +71,7 @@ public sealed class RpcTests
 
     private static Process StartServer(out string endpoint)
     {
-        int port = FreePort();
+        int port = Loopback.FreePort();
         endpoint = $"127.0.0.1:{port}";
         var psi = new ProcessStartInfo(NativeLibraryLoader.ToolPath("ggml-rpc-server")) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string a in new[] { "-H", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-t", "1" })
@@ -103,12 +103,5 @@ public sealed class RpcTests
         p.Kill();
         Assert.Fail("ggml-rpc-server did not start listening within 30 s");
         return p;
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 }
