@@ -89,11 +89,10 @@ internal static unsafe partial class LlamaNative
     // Samplers.
     [LibraryImport(Library)] public static partial LlamaSamplerHandle llama_sampler_chain_init(LlamaSamplerChainParams parameters);
     [LibraryImport(Library)] public static partial void llama_sampler_chain_add(LlamaSamplerHandle chain, IntPtr sampler);
-    [LibraryImport(Library)] public static partial int llama_sampler_chain_n(LlamaSamplerHandle chain);
     [LibraryImport(Library)] public static partial void llama_sampler_free(IntPtr sampler);
     [LibraryImport(Library)] public static partial void llama_sampler_accept(LlamaSamplerHandle sampler, int token);
-    [LibraryImport(Library)] public static partial void llama_sampler_reset(LlamaSamplerHandle sampler);
     [LibraryImport(Library)] public static partial int llama_sampler_sample(LlamaSamplerHandle sampler, LlamaContextHandle context, int idx);
+    [LibraryImport(Library)] public static partial void llama_sampler_apply(LlamaSamplerHandle sampler, LlamaTokenDataArray* candidates);
     [LibraryImport(Library)] public static partial IntPtr llama_sampler_init_greedy();
     [LibraryImport(Library)] public static partial IntPtr llama_sampler_init_dist(uint seed);
     [LibraryImport(Library)] public static partial IntPtr llama_sampler_init_top_k(int k);
@@ -101,8 +100,8 @@ internal static unsafe partial class LlamaNative
     [LibraryImport(Library)] public static partial IntPtr llama_sampler_init_min_p(float p, nuint minKeep);
     [LibraryImport(Library)] public static partial IntPtr llama_sampler_init_temp(float t);
     [LibraryImport(Library)] public static partial IntPtr llama_sampler_init_penalties(int lastN, float repeat, float frequency, float presence);
-    [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial IntPtr llama_sampler_init_grammar(IntPtr vocab, string grammar, string root);
+    [LibraryImport(Library, EntryPoint = "llama_sampler_init_grammar", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial LlamaSamplerHandle llama_sampler_init_grammar_handle(IntPtr vocab, string grammar, string root);
 
     // Quantization.
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
@@ -242,6 +241,25 @@ internal struct LlamaChatMessage
 {
     public IntPtr Role;
     public IntPtr Content;
+}
+
+/// <summary><c>struct llama_token_data</c>: a candidate token with its logit and probability.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct LlamaTokenData
+{
+    public int Id;
+    public float Logit;
+    public float P;
+}
+
+/// <summary><c>struct llama_token_data_array</c>: the candidates a sampler works on.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct LlamaTokenDataArray
+{
+    public LlamaTokenData* Data;
+    public nuint Size;
+    public long Selected;
+    public byte Sorted;
 }
 
 /// <summary><c>struct llama_perf_context_data</c>.</summary>

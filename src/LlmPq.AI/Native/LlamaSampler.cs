@@ -34,29 +34,35 @@ internal sealed record SamplingSettings
     public string? Grammar { get; init; }
 }
 
-/// <summary>A llama.cpp sampler chain built from <see cref="SamplingSettings"/>. Not thread-safe.</summary>
-internal sealed class LlamaSampler : IDisposable
+/// <summary>
+/// A llama.cpp sampler chain built from <see cref="SamplingSettings"/>. Not thread-safe.
+/// A grammar is kept out of the chain and checked lazily, as llama.cpp's own <c>common_sampler</c> does: the chain
+/// samples first and the grammar only vetoes, which spares evaluating it against the whole vocabulary for every
+/// token; only a vetoed token makes it filter all candidates and sample again.
+/// </summary>
+internal sealed unsafe class LlamaSampler : IDisposable
 {
     private readonly LlamaSamplerHandle _chain;
+    private readonly LlamaSamplerHandle? _grammar;
+    private LlamaTokenData[] _candidates = [];
 
-    /// <summary>Builds the chain: grammar, penalties, then greedy, or top-k, top-p, min-p, temperature and a seeded draw.</summary>
+    /// <summary>Builds the chain: penalties, then greedy, or top-k, top-p, min-p, temperature and a seeded draw; and the grammar beside it.</summary>
     public LlamaSampler(LlamaModel model, SamplingSettings settings)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(settings);
-        _chain = LlamaNative.llama_sampler_chain_init(LlamaNative.llama_sampler_chain_default_params());
         if (settings.Grammar is not null)
         {
             using LlamaBackend.ErrorCapture errors = LlamaBackend.CaptureErrors();
-            IntPtr grammar = LlamaNative.llama_sampler_init_grammar(LlamaNative.llama_model_get_vocab(model.Handle), settings.Grammar, "root");
-            if (grammar == IntPtr.Zero)
+            _grammar = LlamaNative.llama_sampler_init_grammar_handle(LlamaNative.llama_model_get_vocab(model.Handle), settings.Grammar, "root");
+            if (_grammar.IsInvalid)
             {
-                _chain.Dispose();
+                _grammar.Dispose();
                 throw new ArgumentException($"llama.cpp rejected the grammar: {errors.Summary}", nameof(settings));
             }
-
-            Add(grammar);
         }
+
+        _chain = LlamaNative.llama_sampler_chain_init(LlamaNative.llama_sampler_chain_default_params());
 
         if (settings.RepeatPenalty != 1f || settings.FrequencyPenalty != 0f || settings.PresencePenalty != 0f)
         {
@@ -88,18 +94,64 @@ internal sealed class LlamaSampler : IDisposable
         Add(LlamaNative.llama_sampler_init_dist(settings.Seed));
     }
 
-    /// <summary>Samples a token from the logits of batch entry <paramref name="index"/> and accepts it into the chain's state.</summary>
+    /// <summary>Samples a token from the logits of batch entry <paramref name="index"/> and accepts it into the samplers' state.</summary>
     public int Sample(LlamaContext context, int index)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return LlamaNative.llama_sampler_sample(_chain, context.Handle, index);
+        if (_grammar is null)
+        {
+            return LlamaNative.llama_sampler_sample(_chain, context.Handle, index);
+        }
+
+        ReadOnlySpan<float> logits = context.Logits(index);
+        int token = Apply(logits, grammarFirst: false);
+        var single = new LlamaTokenData { Id = token, Logit = 1f };
+        var one = new LlamaTokenDataArray { Data = &single, Size = 1, Selected = -1 };
+        LlamaNative.llama_sampler_apply(_grammar, &one);
+        if (float.IsNegativeInfinity(single.Logit))
+        {
+            token = Apply(logits, grammarFirst: true);
+        }
+
+        LlamaNative.llama_sampler_accept(_grammar, token);
+        LlamaNative.llama_sampler_accept(_chain, token);
+        return token;
     }
 
-    /// <summary>Tells the chain about a token it did not sample (a prompt token, for penalties).</summary>
-    public void Accept(int token) => LlamaNative.llama_sampler_accept(_chain, token);
-
     /// <inheritdoc/>
-    public void Dispose() => _chain.Dispose();
+    public void Dispose()
+    {
+        _chain.Dispose();
+        _grammar?.Dispose();
+    }
+
+    /// <summary>Runs the chain (after the grammar when asked) over all candidates and returns the selected token.</summary>
+    private int Apply(ReadOnlySpan<float> logits, bool grammarFirst)
+    {
+        if (_candidates.Length != logits.Length)
+        {
+            _candidates = new LlamaTokenData[logits.Length];
+        }
+
+        for (int i = 0; i < logits.Length; i++)
+        {
+            _candidates[i] = new LlamaTokenData { Id = i, Logit = logits[i] };
+        }
+
+        fixed (LlamaTokenData* data = _candidates)
+        {
+            var array = new LlamaTokenDataArray { Data = data, Size = (nuint)logits.Length, Selected = -1 };
+            if (grammarFirst)
+            {
+                LlamaNative.llama_sampler_apply(_grammar!, &array);
+            }
+
+            LlamaNative.llama_sampler_apply(_chain, &array);
+            return array.Selected >= 0 && array.Selected < (long)array.Size
+                ? array.Data[array.Selected].Id
+                : throw new LlamaException("The sampler chain selected no token.");
+        }
+    }
 
     private void Add(IntPtr sampler) => LlamaNative.llama_sampler_chain_add(_chain, sampler);
 }

@@ -22,6 +22,8 @@ public sealed class StructLayoutTests
         ["llama_chat_message"] = typeof(LlamaChatMessage),
         ["llama_perf_context_data"] = typeof(LlamaPerfContextData),
         ["ggml_type_traits"] = typeof(GgmlTypeTraits),
+        ["llama_token_data"] = typeof(LlamaTokenData),
+        ["llama_token_data_array"] = typeof(LlamaTokenDataArray),
     };
 
     private static readonly Lazy<Dictionary<string, (long Offset, long Size)>> s_probe = new(RunProbe);

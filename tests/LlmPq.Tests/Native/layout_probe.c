@@ -103,6 +103,15 @@ int main(void) {
     F(llama_perf_context_data, n_p_eval);
     F(llama_perf_context_data, n_eval);
     F(llama_perf_context_data, n_reused);
+    printf("llama_token_data %zu\n", sizeof(struct llama_token_data));
+    F(llama_token_data, id);
+    F(llama_token_data, logit);
+    F(llama_token_data, p);
+    printf("llama_token_data_array %zu\n", sizeof(struct llama_token_data_array));
+    F(llama_token_data_array, data);
+    F(llama_token_data_array, size);
+    F(llama_token_data_array, selected);
+    F(llama_token_data_array, sorted);
     printf("ggml_type_traits %zu\n", sizeof(struct ggml_type_traits));
     F(ggml_type_traits, type_name);
     F(ggml_type_traits, blck_size);
