@@ -2,23 +2,40 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using LlmPq.Gguf;
+using LlmPq.Planning;
 
 namespace LlmPq.Host.Commands;
 
-/// <summary><c>llmpq info</c>: a model's shape and its tensors, read from the GGUF header without loading weights.</summary>
+/// <summary>
+/// <c>llmpq info</c>: a model's shape and its tensors, read from the GGUF header without loading weights, or the
+/// shape of a named preset (<c>--preset</c>) as the planner sees it.
+/// </summary>
 internal static class InfoCommand
 {
     private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     public static Command Create()
     {
-        var path = new Argument<FileInfo>("path") { Description = "GGUF model file." };
-        var json = new Option<bool>("--json") { Description = "Print JSON (architecture, layerCount, embeddingLength, vocabularySize, tensors[] …)." };
-        var command = new Command("info", "Show a GGUF model's architecture, dimensions and per-layer tensor types and sizes.") { path, json };
+        var path = new Argument<FileInfo?>("path") { Description = "GGUF model file.", Arity = ArgumentArity.ZeroOrOne };
+        var preset = new Option<string?>("--preset") { Description = $"A named model shape instead of a file: {string.Join(", ", ModelPresets.Names)}." };
+        var json = new Option<bool>("--json") { Description = "Print JSON (a file: architecture, layerCount, embeddingLength, vocabularySize, tensors[] …; a preset: its ModelSpec)." };
+        var command = new Command("info", "Show a GGUF model's (or a preset's) architecture, dimensions and per-layer tensor types and sizes.") { path, preset, json };
         command.SetAction((parse, ct) => Cli.RunAsync(() =>
         {
-            GgufFile file = GgufReader.Read(parse.GetValue(path)!.FullName);
-            ModelInfo info = ModelInfo.From(file);
+            FileInfo? file = parse.GetValue(path);
+            string? presetName = parse.GetValue(preset);
+            if ((file is null) == (presetName is null))
+            {
+                throw new ArgumentException("Give either a GGUF file PATH or --preset NAME (not both).");
+            }
+
+            if (presetName is not null)
+            {
+                ShowPreset(presetName, parse.GetValue(json));
+                return Task.FromResult(0);
+            }
+
+            ModelInfo info = ModelInfo.From(GgufReader.Read(file!.FullName));
             if (parse.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(info, s_json));
@@ -33,6 +50,41 @@ internal static class InfoCommand
         return command;
     }
 
+    private static void ShowPreset(string name, bool json)
+    {
+        if (!ModelPresets.Names.Contains(name, StringComparer.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException($"There is no model preset '{name}'. Known presets: {string.Join(", ", ModelPresets.Names)}.");
+        }
+
+        ModelSpec spec = ModelSpec.Preset(name);
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(spec, PlanningJson.Options));
+            return;
+        }
+
+        // The file table, with sizes at F16: a preset has shapes, not types.
+        const GgmlType Type = GgmlType.F16;
+        var layers = new List<LayerInfo> { new("token_embd", spec.TokenEmbedding.Bytes(Type) + (spec.InputParameters * sizeof(float)), ["f16"]) };
+        layers.AddRange(spec.Layers.Select(l => new LayerInfo($"blk.{l.Index}", l.WeightBytes(Type), ["f16", "f32"])));
+        layers.Add(new LayerInfo("output", spec.Output.WeightBytes(Type), spec.OutputTied ? ["f16", "f32", "tied to token_embd"] : ["f16", "f32"]));
+        Print(new ModelInfo(
+            spec.Architecture,
+            spec.Name,
+            spec.LayerCount,
+            spec.EmbeddingLength,
+            spec.FeedForwardLength,
+            spec.HeadCount,
+            spec.KvHeadCount,
+            spec.VocabularySize,
+            spec.ContextLength,
+            string.Create(CultureInfo.InvariantCulture, $"preset, {spec.Parameters / 1e9:F2} B parameters, sizes at F16"),
+            layers.Sum(l => l.Bytes) - (spec.OutputTied ? spec.TokenEmbedding.Bytes(Type) : 0),
+            layers,
+            []));
+    }
+
     private static void Print(ModelInfo info)
     {
         var c = CultureInfo.InvariantCulture;
@@ -45,7 +97,9 @@ internal static class InfoCommand
         Console.WriteLine(string.Create(c, $"vocabulary        {info.VocabularySize}"));
         Console.WriteLine(string.Create(c, $"context length    {info.ContextLength}"));
         Console.WriteLine(string.Create(c, $"file type         {info.FileType}"));
-        Console.WriteLine(string.Create(c, $"tensors           {info.Tensors.Count}, {info.TotalBytes / 1048576.0:F2} MiB"));
+        Console.WriteLine(info.Tensors.Count == 0
+            ? string.Create(c, $"size              {info.TotalBytes / 1048576.0:F2} MiB")
+            : string.Create(c, $"tensors           {info.Tensors.Count}, {info.TotalBytes / 1048576.0:F2} MiB"));
         Console.WriteLine();
         Console.WriteLine("layer               bytes  types");
         foreach (LayerInfo layer in info.Layers)

@@ -1,0 +1,332 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace LlmPq.Planning;
+
+/// <summary>A link between two hosts, or a host's own transfers when both names are the same; α-β: latency plus bytes over bandwidth.</summary>
+/// <param name="Hosts">The two hosts; the link carries both directions.</param>
+/// <param name="Gbps">The bandwidth in Gbit/s.</param>
+/// <param name="LatencyMs">The latency of one transfer in milliseconds.</param>
+public sealed record LinkSpec(IReadOnlyList<string> Hosts, double Gbps, double LatencyMs)
+{
+    /// <summary>The bandwidth between two hosts the cluster file links not: 10 Gbit/s Ethernet.</summary>
+    public const double NetworkGbps = 10;
+
+    /// <summary>
+    /// The latency between two hosts the cluster file links not: 0.2 ms, a LAN round trip with a TCP stack at each end,
+    /// since ggml's RPC client waits for the reply of each tensor it reads.
+    /// </summary>
+    public const double NetworkLatencyMs = 0.2;
+
+    /// <summary>
+    /// The bandwidth within a host: 64 Gbit/s (8 GB/s), a round figure below PCIe 3.0 ×16 (about 12 GB/s in practice)
+    /// and loopback TCP between a stage server and the coordinator, which this path also takes.
+    /// </summary>
+    public const double SameHostGbps = 64;
+
+    /// <summary>The latency within a host: 0.05 ms, a loopback round trip plus a device copy.</summary>
+    public const double SameHostLatencyMs = 0.05;
+
+    /// <summary>Gets the seconds one transfer of <paramref name="bytes"/> takes.</summary>
+    /// <param name="bytes">The size of the transfer.</param>
+    /// <returns><see cref="LatencyMs"/> / 1000 + 8 × <paramref name="bytes"/> / (<see cref="Gbps"/> × 10⁹).</returns>
+    public double Seconds(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        return (LatencyMs / 1000) + (bytes * 8.0 / (Gbps * 1e9));
+    }
+}
+
+/// <summary>
+/// The devices a model is served on, the hosts they are in and the links between the hosts, as a cluster file
+/// describes them (<see cref="Load"/>).
+/// </summary>
+/// <remarks>
+/// <para>A cluster file:</para>
+/// <code>
+/// {
+///   "devices": [
+///     { "kind": "V100-32G", "count": 1, "host": "a" },
+///     { "kind": "T4", "count": 3, "host": "b" },
+///     { "kind": "CPU", "host": "a", "memoryGiB": 64, "threads": 16, "name": "cpu-a" }
+///   ],
+///   "links": [ { "hosts": ["a", "b"], "gbps": 10, "latencyMs": 0.2 } ],
+///   "coordinator": "a"
+/// }
+/// </code>
+/// <para>
+/// Per device: <c>kind</c> (from <see cref="DeviceCatalog"/>), <c>count</c> (default 1), <c>host</c> (default
+/// <c>local</c>), and optionally <c>name</c> (default kind-index, such as <c>T4-0</c>; with a count above 1 the
+/// name gets the index appended), <c>memoryGiB</c>, <c>endpoint</c> (host:port of a running stage server; count 1),
+/// <c>threads</c> (CPU only) and <c>profile</c> (<see cref="DeviceProfile"/>). Hosts with no link between them get
+/// <see cref="LinkSpec.NetworkGbps"/> and <see cref="LinkSpec.NetworkLatencyMs"/>; transfers within a host
+/// <see cref="LinkSpec.SameHostGbps"/> and <see cref="LinkSpec.SameHostLatencyMs"/>, unless a link names the host
+/// twice. The coordinator is the host of the process that holds the llama.cpp context (by default the first device's).
+/// </para>
+/// </remarks>
+public sealed record ClusterSpec
+{
+    private const string DefaultHost = "local";
+
+    private static readonly JsonSerializerOptions s_fileOptions = new(PlanningJson.Options)
+    {
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    /// <summary>Gets the devices, one entry per device, in the order the file lists them.</summary>
+    public required IReadOnlyList<DeviceSpec> Devices { get; init; }
+
+    /// <summary>Gets the links the file gives; other pairs of hosts get the defaults.</summary>
+    public IReadOnlyList<LinkSpec> Links { get; init; } = [];
+
+    /// <summary>Gets the host of the process that holds the llama.cpp context; activations between stages pass through it.</summary>
+    public required string Coordinator { get; init; }
+
+    /// <summary>Reads a cluster file.</summary>
+    /// <param name="path">The path of the JSON file.</param>
+    /// <returns>The cluster, counts expanded into devices.</returns>
+    /// <exception cref="InvalidDataException">The file is not a valid cluster; the message says what to fix.</exception>
+    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    public static ClusterSpec Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        try
+        {
+            return Parse(File.ReadAllText(path));
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new InvalidDataException($"{path}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Reads a cluster from JSON text in the form of a cluster file.</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <returns>The cluster, counts expanded into devices.</returns>
+    /// <exception cref="InvalidDataException">The text is not a valid cluster; the message says what to fix.</exception>
+    public static ClusterSpec Parse(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        FileCluster file;
+        try
+        {
+            file = JsonSerializer.Deserialize<FileCluster>(json, s_fileOptions) ?? throw Invalid("the cluster is null; write an object with \"devices\"");
+        }
+        catch (JsonException ex)
+        {
+            throw Invalid($"not a cluster file: {ex.Message}", ex);
+        }
+
+        if (file.Devices is not { Count: > 0 })
+        {
+            throw Invalid("\"devices\" is missing or empty; list at least one device, e.g. {\"kind\": \"T4\", \"count\": 1, \"host\": \"a\"}");
+        }
+
+        var devices = new List<DeviceSpec>();
+        var perKind = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        for (int i = 0; i < file.Devices.Count; i++)
+        {
+            devices.AddRange(Expand(file.Devices[i] ?? throw Invalid($"devices[{i}] is null"), $"devices[{i}]", perKind));
+        }
+
+        var duplicate = devices.GroupBy(d => d.Name, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw Invalid($"the device name '{duplicate.Key}' is used {duplicate.Count()} times; give each device a unique \"name\"");
+        }
+
+        string coordinator = file.Coordinator ?? devices[0].Host;
+        if (string.IsNullOrWhiteSpace(coordinator))
+        {
+            throw Invalid("\"coordinator\" is empty; name the host that runs llmpq serve");
+        }
+
+        var hosts = devices.Select(d => d.Host).Append(coordinator).ToHashSet(StringComparer.Ordinal);
+        var links = new List<LinkSpec>();
+        for (int i = 0; i < (file.Links?.Count ?? 0); i++)
+        {
+            links.Add(CheckLink(file.Links![i] ?? throw Invalid($"links[{i}] is null"), $"links[{i}]", hosts, links));
+        }
+
+        return new ClusterSpec { Devices = devices, Links = links, Coordinator = coordinator };
+    }
+
+    /// <summary>Gets the link between two hosts: the file's, or the default (the same-host one when both are the same).</summary>
+    /// <param name="hostA">One host.</param>
+    /// <param name="hostB">The other host.</param>
+    /// <returns>The link.</returns>
+    public LinkSpec Link(string hostA, string hostB)
+    {
+        ArgumentNullException.ThrowIfNull(hostA);
+        ArgumentNullException.ThrowIfNull(hostB);
+        return Links.FirstOrDefault(l => Joins(l, hostA, hostB))
+            ?? (hostA == hostB
+                ? new LinkSpec([hostA, hostB], LinkSpec.SameHostGbps, LinkSpec.SameHostLatencyMs)
+                : new LinkSpec([hostA, hostB], LinkSpec.NetworkGbps, LinkSpec.NetworkLatencyMs));
+    }
+
+    /// <summary>Gets the seconds to move <paramref name="bytes"/> of activations from one stage's device to the next one's.</summary>
+    /// <param name="from">The device of the sending stage.</param>
+    /// <param name="to">The device of the receiving stage.</param>
+    /// <param name="bytes">The bytes (see <see cref="ModelSpec.ActivationBytes"/>).</param>
+    /// <returns>
+    /// 0 on one device; otherwise the α-β time of the hop from <paramref name="from"/>'s host to the
+    /// <see cref="Coordinator"/> plus the hop from there to <paramref name="to"/>'s host: ggml's RPC backend copies
+    /// tensors between two servers through the client that holds the context.
+    /// </returns>
+    public double TransferSeconds(DeviceSpec from, DeviceSpec to, long bytes)
+    {
+        ArgumentNullException.ThrowIfNull(from);
+        ArgumentNullException.ThrowIfNull(to);
+        return from.Name == to.Name ? 0 : Link(from.Host, Coordinator).Seconds(bytes) + Link(Coordinator, to.Host).Seconds(bytes);
+    }
+
+    private static DeviceSpec[] Expand(FileDevice entry, string where, Dictionary<string, int> perKind)
+    {
+        int count = entry.Count ?? 1;
+        if (count < 1)
+        {
+            throw Invalid($"{where}: count is {count}; it is at least 1 (leave the entry out to have none)");
+        }
+
+        if (count > 1 && entry.Endpoint is not null)
+        {
+            throw Invalid($"{where}: an endpoint names one stage server, which owns one device; give each device its own entry (count 1)");
+        }
+
+        if (entry.Kind is null || !DeviceCatalog.TryGet(entry.Kind, out var kind))
+        {
+            throw Invalid($"{where}: {(entry.Kind is null ? "\"kind\" is missing; known kinds: " + string.Join(", ", DeviceCatalog.Kinds.Select(k => k.Name)) : DeviceCatalog.UnknownKind(entry.Kind))}");
+        }
+
+        if (entry.Threads is not null && !kind.IsCpu)
+        {
+            throw Invalid($"{where}: threads applies to CPU devices; a {kind.Name} has none to set");
+        }
+
+        if (entry.Profile is { } profile)
+        {
+            CheckProfile(profile, $"{where}.profile");
+        }
+
+        var devices = new DeviceSpec[count];
+        for (int i = 0; i < count; i++)
+        {
+            int index = perKind.GetValueOrDefault(kind.Name);
+            perKind[kind.Name] = index + 1;
+            string name = entry.Name is null
+                ? string.Create(CultureInfo.InvariantCulture, $"{kind.Name}-{index}")
+                : count == 1 ? entry.Name : string.Create(CultureInfo.InvariantCulture, $"{entry.Name}-{i}");
+            try
+            {
+                devices[i] = new DeviceSpec
+                {
+                    Name = name,
+                    Kind = kind.Name,
+                    Host = entry.Host ?? DefaultHost,
+                    MemoryGiB = entry.MemoryGiB,
+                    Endpoint = entry.Endpoint,
+                    Threads = entry.Threads,
+                    Profile = entry.Profile,
+                };
+            }
+            catch (ArgumentException ex)
+            {
+                throw Invalid($"{where}: {FirstSentence(ex.Message)}", ex);
+            }
+        }
+
+        return devices;
+    }
+
+    private static void CheckProfile(DeviceProfile profile, string where)
+    {
+        if (profile.LayerParameters <= 0)
+        {
+            throw Invalid($"{where}: layerParameters is the matrix weights of the profiled layer, a positive number");
+        }
+
+        if (profile.Types is not { Count: > 0 })
+        {
+            throw Invalid($"{where}: \"types\" is missing or empty; give at least one measured type");
+        }
+
+        foreach (var type in profile.Types)
+        {
+            if (type?.Prefill is null || type.Decode is null)
+            {
+                throw Invalid($"{where}: each type has \"type\", \"prefill\" and \"decode\"");
+            }
+
+            if (profile.Types.Count(t => t.Type == type.Type) > 1)
+            {
+                throw Invalid($"{where}: type {Gguf.GgmlTypes.Name(type.Type)} is measured twice; keep one entry per type");
+            }
+
+            foreach (var fit in new[] { type.Prefill, type.Decode })
+            {
+                if (!(double.IsFinite(fit.Fixed) && fit.Fixed >= 0 && double.IsFinite(fit.PerToken) && fit.PerToken >= 0
+                      && double.IsFinite(fit.PerTokenContext) && fit.PerTokenContext >= 0))
+                {
+                    throw Invalid($"{where}: the {Gguf.GgmlTypes.Name(type.Type)} times are seconds, finite and not negative");
+                }
+            }
+        }
+    }
+
+    private static LinkSpec CheckLink(FileLink entry, string where, HashSet<string> hosts, List<LinkSpec> earlier)
+    {
+        if (entry.Hosts is not { Count: 2 } pair || pair.Any(string.IsNullOrWhiteSpace))
+        {
+            throw Invalid($"{where}: \"hosts\" names two hosts, e.g. [\"a\", \"b\"] (the same one twice for transfers within a host)");
+        }
+
+        foreach (string host in pair)
+        {
+            if (!hosts.Contains(host))
+            {
+                throw Invalid($"{where}: host '{host}' has no device and is not the coordinator; hosts: {string.Join(", ", hosts.Order(StringComparer.Ordinal))}");
+            }
+        }
+
+        if (entry.Gbps is not double gbps || !double.IsFinite(gbps) || gbps <= 0)
+        {
+            throw Invalid($"{where}: gbps is the link's bandwidth in Gbit/s, a positive number");
+        }
+
+        bool sameHost = pair[0] == pair[1];
+        double latency = entry.LatencyMs ?? (sameHost ? LinkSpec.SameHostLatencyMs : LinkSpec.NetworkLatencyMs);
+        if (!double.IsFinite(latency) || latency < 0)
+        {
+            throw Invalid($"{where}: latencyMs is milliseconds, not negative");
+        }
+
+        if (earlier.Any(l => Joins(l, pair[0], pair[1])))
+        {
+            throw Invalid($"{where}: hosts {pair[0]} and {pair[1]} are linked twice; keep one entry");
+        }
+
+        return new LinkSpec([pair[0], pair[1]], gbps, latency);
+    }
+
+    private static bool Joins(LinkSpec link, string a, string b) =>
+        (link.Hosts[0] == a && link.Hosts[1] == b) || (link.Hosts[0] == b && link.Hosts[1] == a);
+
+    private static string FirstSentence(string message)
+    {
+        int cut = message.IndexOf(" (Parameter", StringComparison.Ordinal);
+        return cut < 0 ? message : message[..cut];
+    }
+
+    private static InvalidDataException Invalid(string message, Exception? inner = null) => new($"cluster: {message}", inner);
+
+    // The file form: a device entry is a DeviceSpec with a count; nothing is required here so the checks above
+    // can say what is missing.
+    private sealed record FileCluster(IReadOnlyList<FileDevice?>? Devices, IReadOnlyList<FileLink?>? Links, string? Coordinator);
+
+    private sealed record FileDevice(
+        string? Kind, int? Count, string? Host, string? Name, double? MemoryGiB, string? Endpoint, int? Threads, DeviceProfile? Profile);
+
+    private sealed record FileLink(IReadOnlyList<string>? Hosts, double? Gbps, double? LatencyMs);
+}
