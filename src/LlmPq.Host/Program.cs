@@ -9,6 +9,8 @@ var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster throu
     BenchCommand.Create(),
     ServeCommand.Create(),
     DemoCommand.Create(),
+    PlanCommand.Create(),
+    PlanTableCommand.Create(),
     Cli.Verbose,
 };
 

@@ -28,7 +28,7 @@ internal static class Cli
         }
         catch (Exception ex) when (ex is GgufFormatException or FileNotFoundException or DirectoryNotFoundException or LlamaException
                                        or ArgumentException or InvalidDataException or DllNotFoundException or UnauthorizedAccessException
-                                       or IOException or Microsoft.Extensions.Options.OptionsValidationException)
+                                       or IOException or Microsoft.Extensions.Options.OptionsValidationException or LlmPq.Planning.Optimizer.PlanningException)
         {
             await Console.Error.WriteLineAsync($"llmpq: error: {ex.Message}").ConfigureAwait(false);
             return 1;

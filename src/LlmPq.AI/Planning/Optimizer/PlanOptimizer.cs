@@ -1,0 +1,315 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace LlmPq.Planning.Optimizer;
+
+/// <summary>
+/// LLM-PQ's optimizer, exact and in managed code: the device order, a contiguous layer range per device, a type per
+/// layer and the micro-batch configuration that minimize latency + θ·Σω (see <see cref="PlanningProblem"/>).
+/// </summary>
+/// <remarks>
+/// <para>
+/// LLM-PQ solves an ILP per device order and prefill micro-batch with Gurobi (1–126 s, layers grouped to keep it
+/// small). The chain structure needs no ILP. Per configuration:
+/// </para>
+/// <list type="number">
+/// <item><description>
+/// Stage options (<see cref="StageOptionBuilder"/>): for each first layer and class of interchangeable devices, a dynamic
+/// program over the stage's layers keeps the Pareto front of (memory, prefill, decode, cost) over type assignments;
+/// all layers have one shape, so those are sums of per-type constants, and a dominated assignment is never needed.
+/// </description></item>
+/// <item><description>
+/// Chains (<see cref="ChainDp"/>): a dynamic program over (first layer, multiset of devices left, class of the
+/// stage) joins stages; interchangeable devices are counted, not ordered, so orders that differ only by swapping them
+/// share all their work.
+/// </description></item>
+/// <item><description>
+/// Bottlenecks (<see cref="CapSearch"/>): branch and bound over the values of max Tpre and max Tdec, each box solved
+/// as the chain program with per-stage caps.
+/// </description></item>
+/// </list>
+/// <para>
+/// Every step is exact, so the plan returned is optimal: nothing is discretized. Times are compared with a relative
+/// tolerance of 1e-12 (1e-9 where a time is found to be an affine function of a layer's bytes), memory exactly, so
+/// the plan always fits. Pruning uses an incumbent, first from the best plan with one type per stage, and lower
+/// bounds that hold for every plan, so it never removes a better plan. Running time depends on the size of the
+/// Pareto fronts: small where times rise with bytes (the roofline's memory-bound decode), larger for arbitrary
+/// measured tables; <see cref="OptimizerBenchmark"/> measures it.
+/// </para>
+/// </remarks>
+public static class PlanOptimizer
+{
+    private const double BytesPerGiB = 1024.0 * 1024 * 1024;
+
+    // Boxes the incumbent's search over uniform stages may take: it needs a good plan, not a proof.
+    private const int IncumbentBoxes = 16;
+
+    /// <summary>Finds the plan with the least latency + θ·Σω.</summary>
+    /// <param name="problem">The problem.</param>
+    /// <param name="cancellationToken">Cancels the search.</param>
+    /// <returns>The optimal plan.</returns>
+    /// <exception cref="ArgumentException">The problem is malformed.</exception>
+    /// <exception cref="PlanningException">
+    /// No plan is feasible: the model does not fit at its smallest types (the message and
+    /// <see cref="PlanningException.ShortfallBytes"/> give the memory missing), there are more devices than layers, or
+    /// no plan meets <see cref="PlanningProblem.MaxOmega"/>.
+    /// </exception>
+    public static PlanningSolution Solve(PlanningProblem problem, CancellationToken cancellationToken = default)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        var model = SolverModel.Create(problem);
+        if (model.UseAllDevices && problem.Devices.Count > model.LayerCount)
+        {
+            throw new PlanningException(
+                $"Every device must hold a layer, but there are {problem.Devices.Count} devices and {model.LayerCount} layers; allow unused devices (UseAllDevices = false) or use fewer devices.");
+        }
+
+        // Without the quality bound first: it is a relaxation, so a plan that meets the bound anyway is optimal.
+        var plan = Search(model, bounded: false, cancellationToken);
+        if (plan is not null && plan.Omega > model.MaxOmega * (1 + 1e-12))
+        {
+            plan = Search(model, bounded: true, cancellationToken);
+        }
+
+        return plan is null
+            ? throw Infeasible(model, cancellationToken)
+            : ToSolution(model, plan, stopwatch.Elapsed);
+    }
+
+    private static Plan? Search(SolverModel model, bool bounded, CancellationToken cancellationToken)
+    {
+        double incumbent = double.PositiveInfinity;
+        Plan? best = null;
+        var bounds = new (double Prefill, double Decode)[model.Configurations.Length];
+        foreach (var config in model.Configurations)
+        {
+            bounds[config.Index] = (MinMax(model, config, decode: false, cancellationToken), MinMax(model, config, decode: true, cancellationToken));
+            if (double.IsPositiveInfinity(bounds[config.Index].Prefill))
+            {
+                continue;
+            }
+
+            // An incumbent from plans with one type per stage: cheap, and usually close enough to prune hard.
+            var builder = new StageOptionBuilder(model, config);
+            var uniform = Options(model, (a, k) => builder.BuildUniform(a, k, bounded));
+            best = Improve(model, config, uniform, bounded, bounds[config.Index], ref incumbent, IncumbentBoxes, cancellationToken) ?? best;
+        }
+
+        double thetaOmega = model.Theta * model.MinOmega;
+        foreach (var config in model.Configurations.OrderBy(c => LowerBound(c, bounds[c.Index])))
+        {
+            var (minMaxPrefill, minMaxDecode) = bounds[config.Index];
+            if (!(LowerBound(config, bounds[config.Index]) < incumbent))
+            {
+                continue;
+            }
+
+            // Σ_j T_j ≥ max_j T_j, so a plan better than the incumbent has (A+1)·max Tpre + (B+1)·max Tdec + θ·Σω below it.
+            double slack = incumbent - thetaOmega;
+            var limits = new BuildLimits(
+                incumbent,
+                Relaxed((slack - ((config.DecodeWeight + 1) * minMaxDecode)) / (config.PrefillWeight + 1)),
+                Relaxed((slack - ((config.PrefillWeight + 1) * minMaxPrefill)) / (config.DecodeWeight + 1)),
+                minMaxPrefill,
+                minMaxDecode,
+                bounded);
+            var options = new StageOptions[model.LayerCount * model.ClassCount];
+            Parallel.For(
+                0,
+                model.LayerCount,
+                new ParallelOptions { CancellationToken = cancellationToken },
+                () => new StageOptionBuilder(model, config),
+                (a, _, builder) =>
+                {
+                    for (int k = 0; k < model.ClassCount; k++)
+                    {
+                        options[(a * model.ClassCount) + k] = builder.Build(a, k, limits);
+                    }
+
+                    return builder;
+                },
+                _ => { });
+            best = Improve(model, config, options, bounded, bounds[config.Index], ref incumbent, int.MaxValue, cancellationToken) ?? best;
+        }
+
+        return best;
+
+        double LowerBound(ConfigModel config, (double Prefill, double Decode) bound) =>
+            (model.Theta * model.MinOmega) + ((config.PrefillWeight + 1) * bound.Prefill) + ((config.DecodeWeight + 1) * bound.Decode);
+
+        // Rounding must not cut off a plan that ties the bound.
+        static double Relaxed(double limit) => limit * (1 + 1e-9);
+    }
+
+    private static StageOptions[] Options(SolverModel model, Func<int, int, StageOptions> build)
+    {
+        var options = new StageOptions[model.LayerCount * model.ClassCount];
+        for (int a = 0; a < model.LayerCount; a++)
+        {
+            for (int k = 0; k < model.ClassCount; k++)
+            {
+                options[(a * model.ClassCount) + k] = build(a, k);
+            }
+        }
+
+        return options;
+    }
+
+    private static Plan? Improve(
+        SolverModel model,
+        ConfigModel config,
+        StageOptions[] options,
+        bool bounded,
+        (double Prefill, double Decode) bounds,
+        ref double incumbent,
+        int boxes,
+        CancellationToken cancellationToken)
+    {
+        var candidate = new CapSearch(model, config, options, bounded).Run(bounds.Prefill, bounds.Decode, ref incumbent, boxes, cancellationToken);
+        if (candidate is null)
+        {
+            return null;
+        }
+
+        // Interchangeable devices: any member of the class serves; take them in order.
+        var used = new int[model.ClassCount];
+        var stages = candidate.Segments.Select(s =>
+        {
+            var stageOptions = options[(s.Start * model.ClassCount) + s.Class];
+            return new PlannedStage(model.Members[s.Class][used[s.Class]++], s.Start, s.End, stageOptions.Types(s.Option, s.End), 0, s.Prefill, s.Decode);
+        }).ToArray();
+        return new Plan(config.Index, stages, stages.Sum(s => Enumerable.Range(s.LayerStart, s.Types.Count).Sum(l => model.Omega[(l * model.TypeCount) + s.Types[l - s.LayerStart]])));
+    }
+
+    // The least bottleneck of any plan: each stage at its least time layer by layer, memory at the least bytes.
+    private static double MinMax(SolverModel model, ConfigModel config, bool decode, CancellationToken cancellationToken)
+    {
+        var chain = Relaxed(model, config, (k, bytes, prefill, dec, next) =>
+        {
+            double time = decode ? dec : prefill;
+            double send = next < 0 ? 0 : (decode ? config.SendDecode : config.SendPrefill)[(k * model.ClassCount) + next];
+            return bytes <= model.Memory[k] ? Math.Max(time, send) : double.PositiveInfinity;
+        });
+        return chain.Run(max: true, cancellationToken);
+    }
+
+    // Fills a chain program over every stage with a value computed from the stage's least bytes and times.
+    private static ChainDp Relaxed(SolverModel model, ConfigModel config, Func<int, long, double, double, int, double> value)
+    {
+        int layers = model.LayerCount;
+        int classes = model.ClassCount;
+        var chain = new ChainDp(model, [.. Enumerable.Repeat(layers, layers * classes)]);
+        for (int k = 0; k < classes; k++)
+        {
+            var bytes = new long[layers + 1];
+            var prefill = new double[layers + 1];
+            var decode = new double[layers + 1];
+            for (int l = 0; l < layers; l++)
+            {
+                int i = k * model.TypeCount;
+                bytes[l + 1] = bytes[l] + model.Allowed[l].Min(t => config.Bytes[i + t]);
+                prefill[l + 1] = prefill[l] + model.Allowed[l].Min(t => config.Prefill[i + t]);
+                decode[l + 1] = decode[l] + model.Allowed[l].Min(t => config.Decode[i + t]);
+            }
+
+            for (int a = 0; a < layers; a++)
+            {
+                var first = a == 0 ? config.First[k] : default;
+                for (int e = a + 1; e <= layers; e++)
+                {
+                    var last = e == layers ? config.Last[k] : default;
+                    long b = bytes[e] - bytes[a] + first.Bytes + last.Bytes;
+                    double p = prefill[e] - prefill[a] + first.PrefillSeconds + last.PrefillSeconds;
+                    double d = decode[e] - decode[a] + first.DecodeSeconds + last.DecodeSeconds;
+                    for (int next = e == layers ? -1 : 0; next < (e == layers ? 0 : classes); next++)
+                    {
+                        chain.Stage[chain.Index(a, k, e, next)] = value(k, b, p, d, next);
+                    }
+                }
+            }
+        }
+
+        return chain;
+    }
+
+    private static PlanningException Infeasible(SolverModel model, CancellationToken cancellationToken)
+    {
+        // The plan closest to fitting at the smallest types: least total bytes over the devices' memory.
+        double shortfall = double.PositiveInfinity;
+        string? detail = null;
+        foreach (var config in model.Configurations)
+        {
+            var chain = Relaxed(model, config, (k, bytes, _, _, _) => Math.Max(0, bytes - model.Memory[k]));
+            double missing = chain.Run(max: false, cancellationToken);
+            if (missing < shortfall)
+            {
+                shortfall = missing;
+                var used = new int[model.ClassCount];
+                detail = string.Join(", ", chain.Path()
+                    .Select(s => (Device: model.Problem.Devices[model.Members[s.Class][used[s.Class]++]], Missing: chain.Stage[s.Index]))
+                    .Where(s => s.Missing > 0)
+                    .Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Device.Name} short by {s.Missing / BytesPerGiB:F2} GiB")));
+            }
+        }
+
+        if (shortfall > 0)
+        {
+            return new PlanningException(
+                string.Create(CultureInfo.InvariantCulture, $"The model does not fit: with every layer at its smallest type the devices still need at least {shortfall / BytesPerGiB:F2} GiB more memory ({detail})."),
+                (long)Math.Ceiling(shortfall));
+        }
+
+        // Memory allows a plan, so the quality bound is what no plan meets; say how low Σω can go.
+        var problem = model.Problem;
+        var qualityOnly = problem with
+        {
+            Theta = 1,
+            MaxOmega = null,
+            Configurations = [.. problem.Configurations.Select(c => c with
+            {
+                Costs = c.Costs.ToDictionary(p => p.Key, p => new KindCosts
+                {
+                    Layer = [.. p.Value.Layer.Select(l => l with { PrefillSeconds = 0, DecodeSeconds = 0 })],
+                    FirstStage = p.Value.FirstStage with { PrefillSeconds = 0, DecodeSeconds = 0 },
+                    LastStage = p.Value.LastStage with { PrefillSeconds = 0, DecodeSeconds = 0 },
+                }),
+                PrefillSendSeconds = null,
+                DecodeSendSeconds = null,
+            })],
+        };
+        double least = Solve(qualityOnly, cancellationToken).Omega;
+        return new PlanningException(string.Create(
+            CultureInfo.InvariantCulture,
+            $"No plan keeps Σω within the bound {model.MaxOmega:G6}: the least Σω of any plan that fits in memory is {least:G6}."));
+    }
+
+    private static PlanningSolution ToSolution(SolverModel model, Plan plan, TimeSpan elapsed)
+    {
+        var problem = model.Problem;
+        var config = model.Configurations[plan.Configuration];
+        var stages = plan.Stages.Select((s, j) =>
+        {
+            int cls = Array.FindIndex(model.Members, m => m.Contains(s.Device));
+            long bytes = s.Types.Sum(t => config.Bytes[(cls * model.TypeCount) + t])
+                + (j == 0 ? config.First[cls].Bytes : 0)
+                + (j == plan.Stages.Count - 1 ? config.Last[cls].Bytes : 0);
+            return s with { MemoryBytes = bytes };
+        }).ToArray();
+        double latency = stages.Sum(s => s.PrefillSeconds) + (config.PrefillWeight * stages.Max(s => s.PrefillSeconds))
+            + stages.Sum(s => s.DecodeSeconds) + (config.DecodeWeight * stages.Max(s => s.DecodeSeconds));
+        return new PlanningSolution
+        {
+            Stages = stages,
+            Configuration = plan.Configuration,
+            PrefillMicroBatch = config.Configuration.PrefillMicroBatch,
+            DecodeMicroBatch = config.Configuration.DecodeMicroBatch,
+            LatencySeconds = latency,
+            Omega = plan.Omega,
+            Objective = latency + (model.Theta * plan.Omega),
+            TokensPerSecond = problem.BatchSize * problem.GeneratedTokens / latency,
+            SolveTime = elapsed,
+        };
+    }
+
+    private sealed record Plan(int Configuration, IReadOnlyList<PlannedStage> Stages, double Omega);
+}

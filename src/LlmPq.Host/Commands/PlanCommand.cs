@@ -1,0 +1,114 @@
+using System.CommandLine;
+using System.Globalization;
+using LlmPq.Gguf;
+using LlmPq.Planning;
+using LlmPq.Planning.Indicator;
+using LlmPq.Planning.Optimizer;
+
+namespace LlmPq.Host.Commands;
+
+/// <summary><c>llmpq plan</c>: LLM-PQ's plan of a model on a heterogeneous cluster, with the baselines beside it.</summary>
+internal static class PlanCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<FileInfo?>("--model", "-m") { Description = "GGUF model: its shape, and the quality indicator from its weights." };
+        var preset = new Option<string?>("--preset") { Description = $"A named shape instead of a file ({string.Join(", ", ModelPresets.Names)}); the indicator is the documented fallback." };
+        var cluster = new Option<FileInfo>("--cluster", "-c") { Description = "Cluster file (JSON: devices, links).", Required = true };
+        var batch = new Option<int>("--batch") { Description = "Global batch B (sequences served together).", DefaultValueFactory = _ => 32 };
+        var prompt = new Option<int>("--prompt") { Description = "Prompt length s in tokens.", DefaultValueFactory = _ => 512 };
+        var generate = new Option<int>("--generate") { Description = "Generated tokens n per sequence.", DefaultValueFactory = _ => 100 };
+        var gamma = new Option<double>("--gamma") { Description = "Expected fraction of n actually generated.", DefaultValueFactory = _ => 1.0 };
+        var theta = new Option<double>("--theta") { Description = "Weight θ of the quality indicator against latency in seconds.", DefaultValueFactory = _ => QualityTarget.DefaultTheta };
+        var quality = new Option<string>("--quality") { Description = "Hard bound: no worse than uniform TYPE by the indicator (q8_0, q6_k, q5_k, q4_k, q3_k), or 'none'.", DefaultValueFactory = _ => "q4_K" };
+        var output = new Option<FileInfo?>("--out", "-o") { Description = "Write the plan (JSON) here." };
+        var json = new Option<bool>("--json") { Description = "Print the plan as JSON instead of the table." };
+        var command = new Command("plan", "Plan device order, layer ranges, per-layer GGUF types and micro-batches for a model on a cluster (LLM-PQ).")
+        {
+            model, preset, cluster, batch, prompt, generate, gamma, theta, quality, output, json,
+        };
+        command.Validators.Add(r =>
+        {
+            if ((r.GetValue(model) is null) == (r.GetValue(preset) is null))
+            {
+                r.AddError("Give exactly one of --model PATH or --preset NAME.");
+            }
+        });
+
+        command.SetAction((parse, ct) => Cli.RunAsync(() =>
+        {
+            string q = parse.GetValue(quality)!;
+            GgmlType? bound = q.Equals("none", StringComparison.OrdinalIgnoreCase) ? null
+                : GgmlTypes.TryParse(q, out GgmlType t) ? t
+                : throw new ArgumentException($"--quality '{q}' is not a GGUF type; use one of q8_0, q6_K, q5_K, q4_K, q3_K, or none.");
+            var workload = new Workload(parse.GetValue(batch), parse.GetValue(prompt), parse.GetValue(generate), parse.GetValue(gamma));
+            var target = new QualityTarget(parse.GetValue(theta), bound);
+            ClusterSpec devices = ClusterSpec.Load(parse.GetValue(cluster)!.FullName);
+
+            ModelSpec spec;
+            QualityIndicatorTable indicator;
+            if (parse.GetValue(model) is { } file)
+            {
+                GgufFile gguf = GgufReader.Read(file.FullName);
+                spec = ModelSpec.FromGguf(gguf);
+                var progress = new Progress<double>(p => Console.Error.Write(string.Create(CultureInfo.InvariantCulture, $"\rquality indicator from the weights: {p:P0}")));
+                indicator = QualityIndicator.Compute(file.FullName, progress: progress, cancellationToken: ct);
+                Console.Error.WriteLine();
+            }
+            else
+            {
+                spec = ModelSpec.Preset(parse.GetValue(preset)!);
+                indicator = QualityIndicator.Fallback([.. spec.Layers.Select(l => l.Parameters)]);
+            }
+
+            Plan plan = Planner.Create(spec, devices, workload, target, indicator, cancellationToken: ct);
+            if (parse.GetValue(output) is { } path)
+            {
+                File.WriteAllText(path.FullName, plan.ToJson());
+            }
+
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(plan.ToJson());
+            }
+            else
+            {
+                PlanTable.Print(Console.Out, plan);
+            }
+
+            return Task.FromResult(0);
+        }));
+        return command;
+    }
+}
+
+/// <summary>The readable form of a plan: a row per stage, then the baselines with throughput ratios.</summary>
+internal static class PlanTable
+{
+    public static void Print(TextWriter w, Plan plan)
+    {
+        var c = CultureInfo.InvariantCulture;
+        const double GiB = 1L << 30;
+        w.WriteLine(string.Create(c, $"{plan.Model}: {plan.LayerCount} layers; B={plan.Workload.BatchSize}, s={plan.Workload.PromptTokens}, n={plan.Workload.GeneratedTokens}; θ={plan.Theta}, bound {(plan.QualityBound is GgmlType b ? "uniform " + GgmlTypes.Name(b) : "none")}; indicator: {plan.IndicatorMethod}"));
+        w.WriteLine();
+        w.WriteLine(string.Create(c, $"{"stage",-5} {"device",-18} {"layers",-9} {"types",-28} {"memory (GiB)",-16} {"prefill ms",11} {"decode ms",10}"));
+        for (int i = 0; i < plan.Stages.Count; i++)
+        {
+            StagePlan s = plan.Stages[i];
+            string types = string.Join(" ", s.LayerTypes.GroupBy(t => t).Select(g => $"{GgmlTypes.Name(g.Key)}×{g.Count()}"));
+            w.WriteLine(string.Create(c, $"{i,-5} {s.Device.Name + " (" + s.Device.Kind + ")",-18} {s.LayerStart + "-" + (s.LayerEnd - 1),-9} {types,-28} {s.MemoryBytes / GiB,6:F2} / {s.Device.MemoryBytes / GiB,-7:F2} {s.PrefillSeconds * 1000,11:F2} {s.DecodeSeconds * 1000,10:F3}"));
+        }
+
+        w.WriteLine();
+        w.WriteLine(string.Create(c, $"micro-batches: prefill {plan.PrefillMicroBatch}, decode {plan.DecodeMicroBatch} sequences; token budget {plan.TokenBudget}; embedding {GgmlTypes.Name(plan.EmbeddingType)}, output {GgmlTypes.Name(plan.OutputType)}"));
+        w.WriteLine(string.Create(c, $"predicted: {plan.Predicted.ThroughputTokensPerSecond:F2} tokens/s (prefill {plan.Predicted.PrefillSeconds:F2} s + decode {plan.Predicted.DecodeSeconds:F2} s); indicator Σω = {plan.Indicator:G4}; solved in {plan.SolveMilliseconds:F1} ms"));
+        w.WriteLine();
+        w.WriteLine(string.Create(c, $"{"baseline",-18} {"tokens/s",10} {"ours ×",8} {"Σω",12}  note"));
+        foreach (BaselinePlan baseline in plan.Baselines)
+        {
+            string tps = baseline.Predicted is { } p ? p.ThroughputTokensPerSecond.ToString("F2", c) : "—";
+            string ratio = baseline.Predicted is { } q ? (plan.Predicted.ThroughputTokensPerSecond / q.ThroughputTokensPerSecond).ToString("F2", c) : "—";
+            w.WriteLine(string.Create(c, $"{baseline.Name,-18} {tps,10} {ratio,8} {baseline.Indicator,12:G4}  {baseline.Note}"));
+        }
+    }
+}

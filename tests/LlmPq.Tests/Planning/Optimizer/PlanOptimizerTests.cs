@@ -1,0 +1,339 @@
+using LlmPq.Planning.Optimizer;
+
+namespace LlmPq.Tests.Planning.Optimizer;
+
+public class PlanOptimizerTests
+{
+    private const double Tolerance = 1e-9;
+
+    public static TheoryData<int> Seeds()
+    {
+        var data = new TheoryData<int>();
+        for (int seed = 0; seed < 300; seed++)
+        {
+            data.Add(seed);
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Matches_brute_force_and_returns_a_feasible_plan_priced_as_reported(int seed)
+    {
+        var problem = RandomProblems.Create(seed);
+        double? best = BruteForce.Best(problem);
+        if (best is null)
+        {
+            Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
+            return;
+        }
+
+        var solution = PlanOptimizer.Solve(problem);
+        Assert.Equal(best.Value, solution.Objective, Tolerance * Math.Max(1, Math.Abs(best.Value)));
+
+        double? priced = BruteForce.Evaluate(problem, solution.Configuration, solution.Stages);
+        Assert.NotNull(priced);
+        Assert.Equal(priced.Value, solution.Objective, Tolerance * Math.Max(1, Math.Abs(priced.Value)));
+        CheckReport(problem, solution);
+    }
+
+    [Theory]
+    [InlineData(0, 10)]
+    [InlineData(10, 20)]
+    [InlineData(20, 30)]
+    [InlineData(30, 40)]
+    public void Matches_brute_force_on_larger_problems(int from, int to)
+    {
+        for (int seed = from; seed < to; seed++)
+        {
+            var problem = RandomProblems.Create(seed, larger: true);
+            double? best = BruteForce.Best(problem);
+            if (best is null)
+            {
+                Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
+                continue;
+            }
+
+            var solution = PlanOptimizer.Solve(problem);
+            Assert.True(Math.Abs(best.Value - solution.Objective) <= Tolerance * Math.Max(1, best.Value), $"seed {seed}: {solution.Objective} vs {best}");
+            CheckReport(problem, solution);
+        }
+    }
+
+    [Fact]
+    public void Random_problems_cover_the_features()
+    {
+        // Guards the generator: the exactness tests mean little if their problems stop exercising these.
+        int feasible = 0;
+        int bound = 0;
+        int unused = 0;
+        int mixed = 0;
+        int stages = 0;
+        for (int seed = 0; seed < 300; seed++)
+        {
+            var problem = RandomProblems.Create(seed);
+            if (BruteForce.Best(problem) is not double best)
+            {
+                continue;
+            }
+
+            var solution = PlanOptimizer.Solve(problem);
+            feasible++;
+            bound += problem.MaxOmega is not null && BruteForce.Best(problem with { MaxOmega = null }) < best - Tolerance ? 1 : 0;
+            unused += solution.Stages.Count < problem.Devices.Count ? 1 : 0;
+            mixed += solution.Stages.Any(s => s.Types.Distinct().Count() > 1) ? 1 : 0;
+            stages += solution.Stages.Count > 1 ? 1 : 0;
+        }
+
+        Assert.InRange(feasible, 150, 280);
+        Assert.True(bound >= 15 && unused >= 10 && mixed >= 30 && stages >= 80, $"bound {bound}, unused {unused}, mixed {mixed}, multi-stage {stages}");
+    }
+
+    [Fact]
+    public void Names_the_memory_shortfall_when_nothing_fits()
+    {
+        // Two layers of at least 600 bytes on two devices of 500 bytes: each device is 100 bytes short.
+        var problem = Uniform(layers: 2, devices: [500, 500], bytes: [1000, 600]);
+        var error = Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
+        Assert.Equal(200, error.ShortfallBytes);
+        Assert.Contains("GiB", error.Message, StringComparison.Ordinal);
+        Assert.Contains("d0 short by", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Shortfall_counts_the_first_and_last_stage_extras()
+    {
+        var problem = Uniform(layers: 3, devices: [1L << 30], bytes: [1L << 30]) is var p
+            ? p with
+            {
+                Configurations = [p.Configurations[0] with
+                {
+                    Costs = new Dictionary<string, KindCosts>
+                    {
+                        ["gpu"] = new KindCosts
+                        {
+                            Layer = [new StageCost(1L << 29, 1, 1)],
+                            FirstStage = new StageCost(1L << 29, 0, 0),
+                            LastStage = new StageCost(1L << 30, 0, 0),
+                        },
+                    },
+                }],
+            }
+            : throw new InvalidOperationException();
+
+        // 3 × 0.5 + 0.5 + 1 GiB on a 1 GiB device.
+        var error = Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
+        Assert.Equal(2L << 30, error.ShortfallBytes);
+        Assert.Contains("2.00 GiB", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Refuses_more_devices_than_layers_when_all_must_be_used()
+    {
+        var problem = Uniform(layers: 2, devices: [1000, 1000, 1000], bytes: [10]);
+        Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
+
+        var solution = PlanOptimizer.Solve(problem with { UseAllDevices = false });
+        Assert.InRange(solution.Stages.Count, 1, 2);
+    }
+
+    [Fact]
+    public void Says_how_low_omega_can_go_when_the_quality_bound_cannot_be_met()
+    {
+        // Memory forces the small type on one layer (ω 1 each), so Σω ≥ 1.
+        var problem = Uniform(layers: 2, devices: [1500], bytes: [1000, 500]) with { MaxOmega = 0.5 };
+        var error = Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
+        Assert.Equal(0, error.ShortfallBytes);
+        Assert.Contains("Σω", error.Message, StringComparison.Ordinal);
+        Assert.Contains("is 1", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Never_breaks_a_quality_bound(int seed)
+    {
+        var problem = RandomProblems.Create(seed);
+        double least = problem.Omega.Sum(r => r.Where(w => w is not null).Min()!.Value);
+        problem = problem with { MaxOmega = least + (0.3 * (seed % 4)), Theta = seed % 3 == 0 ? 0 : problem.Theta };
+        double? best = BruteForce.Best(problem);
+        if (best is null)
+        {
+            Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
+            return;
+        }
+
+        var solution = PlanOptimizer.Solve(problem);
+        Assert.True(solution.Omega <= problem.MaxOmega * (1 + Tolerance), $"Σω {solution.Omega} > {problem.MaxOmega}");
+        Assert.Equal(best.Value, solution.Objective, Tolerance * Math.Max(1, Math.Abs(best.Value)));
+    }
+
+    [Fact]
+    public void Leaves_devices_out_only_when_allowed()
+    {
+        // A device too slow to be worth using: it is used when it must be, and left out when it may be.
+        var problem = Uniform(layers: 4, devices: [1L << 20, 1L << 20], bytes: [10]) is var p
+            ? p with
+            {
+                Devices = [p.Devices[0], p.Devices[1] with { Kind = "slow" }],
+                Configurations = [p.Configurations[0] with
+                {
+                    Costs = new Dictionary<string, KindCosts>
+                    {
+                        ["gpu"] = p.Configurations[0].Costs["gpu"],
+                        ["slow"] = new KindCosts { Layer = [new StageCost(10, 100, 100)] },
+                    },
+                }],
+            }
+            : throw new InvalidOperationException();
+
+        Assert.Equal(2, PlanOptimizer.Solve(problem).Stages.Count);
+        var alone = PlanOptimizer.Solve(problem with { UseAllDevices = false });
+        Assert.Equal([0], alone.DeviceOrder);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void Interchangeable_devices_can_swap_places(int seed)
+    {
+        // Four devices, two pairs of one kind and memory on two hosts; sends priced by host. Swapping the members of
+        // a pair (and their rows and columns of the send matrices) changes nothing.
+        var random = new Random(seed);
+        var problem = RandomProblems.Create(seed * 1000);
+        var costs = problem.Configurations[0].Costs.Values.First();
+        PlanningDevice[] devices =
+        [
+            new("a0", "x", "h0", 25_000), new("b0", "y", "h1", 14_000), new("a1", "x", "h0", 25_000), new("b1", "y", "h1", 14_000),
+        ];
+        var config = new PlanningConfiguration
+        {
+            PrefillMicroBatch = 2,
+            DecodeMicroBatch = 4,
+            Costs = new Dictionary<string, KindCosts> { ["x"] = costs, ["y"] = Scaled(costs, 1.5) },
+            PrefillSendSeconds = RandomProblems.Matrix(devices, (a, b) => a.Host == b.Host ? 0.01 : 0.2),
+            DecodeSendSeconds = RandomProblems.Matrix(devices, (a, b) => a.Host == b.Host ? 0.001 : 0.05),
+        };
+        problem = problem with
+        {
+            Omega = [.. Enumerable.Range(0, 5).Select(l => problem.Omega[l % problem.LayerCount])],
+            Devices = devices,
+            Configurations = [config],
+            UseAllDevices = random.Next(2) == 0,
+            MaxOmega = null,
+        };
+
+        int[] swap = [2, 1, 0, 3];
+        var swapped = problem with
+        {
+            Devices = [.. swap.Select(i => devices[i])],
+            Configurations = [config with
+            {
+                PrefillSendSeconds = Permuted(config.PrefillSendSeconds, swap),
+                DecodeSendSeconds = Permuted(config.DecodeSendSeconds, swap),
+            }],
+        };
+
+        double? best = BruteForce.Best(problem);
+        if (best is null)
+        {
+            Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
+            Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(swapped));
+            return;
+        }
+
+        double objective = PlanOptimizer.Solve(problem).Objective;
+        Assert.Equal(best.Value, objective, Tolerance * best.Value);
+        Assert.Equal(objective, PlanOptimizer.Solve(swapped).Objective, Tolerance * objective);
+    }
+
+    [Fact]
+    public void Reports_the_plan_it_prices()
+    {
+        var problem = RandomProblems.Create(11) with { MaxOmega = null };
+        var solution = PlanOptimizer.Solve(problem);
+        CheckReport(problem, solution);
+        Assert.True(solution.SolveTime > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public void Honors_cancellation()
+    {
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => PlanOptimizer.Solve(RandomProblems.Create(3), cancelled.Token));
+    }
+
+    [Fact]
+    public void Rejects_malformed_problems()
+    {
+        var problem = Uniform(layers: 2, devices: [1000], bytes: [10]);
+        Assert.Throws<ArgumentException>(() => PlanOptimizer.Solve(problem with { Omega = [[0.0], [null]] }));
+        Assert.Throws<ArgumentException>(() => PlanOptimizer.Solve(problem with { Omega = [[0.0, 1.0], [0.0]] }));
+        Assert.Throws<ArgumentException>(() => PlanOptimizer.Solve(problem with { Devices = [problem.Devices[0] with { Kind = "tpu" }] }));
+        Assert.Throws<ArgumentException>(() => PlanOptimizer.Solve(problem with { Theta = double.NaN }));
+        Assert.Throws<ArgumentException>(() => PlanOptimizer.Solve(problem with
+        {
+            Configurations = [problem.Configurations[0] with { PrefillSendSeconds = [[0.0, 1.0]] }],
+        }));
+    }
+
+    // The reported figures agree with the plan: memory per stage, times per stage, Σω, latency and throughput.
+    private static void CheckReport(PlanningProblem problem, PlanningSolution solution)
+    {
+        var config = problem.Configurations[solution.Configuration];
+        Assert.Equal(config.PrefillMicroBatch, solution.PrefillMicroBatch);
+        Assert.Equal(config.DecodeMicroBatch, solution.DecodeMicroBatch);
+        double omega = solution.Stages.Sum(s => s.Types.Select((t, i) => problem.Omega[s.LayerStart + i][t]!.Value).Sum());
+        Assert.Equal(omega, solution.Omega, 1e-12);
+        for (int j = 0; j < solution.Stages.Count; j++)
+        {
+            var stage = solution.Stages[j];
+            var costs = config.Costs[problem.Devices[stage.Device].Kind];
+            long bytes = stage.Types.Sum(t => costs.Layer[t].Bytes)
+                + (j == 0 ? costs.FirstStage.Bytes : 0) + (j == solution.Stages.Count - 1 ? costs.LastStage.Bytes : 0);
+            Assert.Equal(bytes, stage.MemoryBytes);
+            Assert.True(bytes <= problem.Devices[stage.Device].MemoryBytes);
+        }
+
+        double prefillWeight = problem.PrefillMicroBatchCount(config) - 1;
+        double decodeWeight = (problem.DecodeMicroBatchCount(config) - 1) * (problem.GeneratedTokens - 1);
+        double latency = solution.Stages.Sum(s => s.PrefillSeconds) + (prefillWeight * solution.Stages.Max(s => s.PrefillSeconds))
+            + solution.Stages.Sum(s => s.DecodeSeconds) + (decodeWeight * solution.Stages.Max(s => s.DecodeSeconds));
+        Assert.Equal(latency, solution.LatencySeconds, 1e-9 * Math.Max(1, latency));
+        Assert.Equal(latency + (problem.Theta * omega), solution.Objective, 1e-9 * Math.Max(1, solution.Objective));
+        Assert.Equal(problem.BatchSize * problem.GeneratedTokens / latency, solution.TokensPerSecond, 1e-9 * solution.TokensPerSecond);
+        Assert.Equal(solution.Stages.Select(s => s.Device), solution.DeviceOrder);
+    }
+
+    // One device kind "gpu"; per type, bytes as given, 1 s per phase, ω 0 for the first type and 1 for the others.
+    private static PlanningProblem Uniform(int layers, long[] devices, long[] bytes) => new()
+    {
+        TypeNames = [.. bytes.Select((_, t) => $"t{t}")],
+        Omega = [.. Enumerable.Range(0, layers).Select(_ => (IReadOnlyList<double?>)[.. bytes.Select((_, t) => (double?)(t == 0 ? 0 : 1))])],
+        Devices = [.. devices.Select((m, i) => new PlanningDevice($"d{i}", "gpu", "h", m))],
+        Configurations =
+        [
+            new PlanningConfiguration
+            {
+                PrefillMicroBatch = 1,
+                DecodeMicroBatch = 1,
+                Costs = new Dictionary<string, KindCosts> { ["gpu"] = new KindCosts { Layer = [.. bytes.Select(b => new StageCost(b, 1, 1))] } },
+            },
+        ],
+        BatchSize = 2,
+        GeneratedTokens = 3,
+        Theta = 1,
+    };
+
+    private static KindCosts Scaled(KindCosts costs, double factor) => costs with
+    {
+        Layer = [.. costs.Layer.Select(l => l with { PrefillSeconds = l.PrefillSeconds * factor, DecodeSeconds = l.DecodeSeconds * factor })],
+    };
+
+    private static double[][]? Permuted(IReadOnlyList<IReadOnlyList<double>>? matrix, int[] order) =>
+        matrix is null ? null : [.. order.Select(i => order.Select(j => matrix[i][j]).ToArray())];
+}

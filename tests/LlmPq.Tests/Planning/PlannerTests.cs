@@ -1,0 +1,105 @@
+using System.Text.Json;
+using LlmPq.Gguf;
+using LlmPq.Planning;
+using LlmPq.Planning.Indicator;
+using LlmPq.Planning.Optimizer;
+using LlmPq.Tests.Cli;
+
+namespace LlmPq.Tests.Planning;
+
+/// <summary>The planner end to end: inputs → exact optimizer → plan and baselines, and <c>llmpq plan</c>.</summary>
+public sealed class PlannerTests
+{
+    private static readonly string s_cluster = """
+        { "devices": [
+            { "kind": "CPU", "name": "big", "memoryGiB": 2, "threads": 2, "host": "a" },
+            { "kind": "CPU", "name": "small", "memoryGiB": 0.5, "threads": 1, "host": "a" } ] }
+        """;
+
+    [Fact]
+    public void A_preset_on_a_heterogeneous_cluster_gets_a_feasible_complete_plan()
+    {
+        ModelSpec model = ModelSpec.Preset("opt-13b");
+        ClusterSpec cluster = ClusterSpec.Parse("""{ "devices": [ { "kind": "T4", "count": 2, "host": "a" }, { "kind": "V100-32G", "count": 1, "host": "a" } ] }""");
+        Plan plan = Planner.Create(model, cluster, new Workload(8, 128, 32), QualityTarget.Default, QualityIndicator.Fallback([.. model.Layers.Select(l => l.Parameters)]));
+
+        Assert.Equal(model.LayerCount, plan.LayerCount);
+        Assert.Equal(model.LayerCount, plan.LayerTypes().Count);
+        Assert.Equal(cluster.Devices.Count, plan.Stages.Count);
+        Assert.All(plan.Stages, s => Assert.True(s.MemoryBytes <= s.Device.MemoryBytes, $"{s.Device.Name}: {s.MemoryBytes} > {s.Device.MemoryBytes}"));
+        Assert.All(plan.LayerTypes(), t => Assert.Contains(t, PlanTypes.Default));
+        Assert.True(plan.Predicted.ThroughputTokensPerSecond > 0);
+        Assert.Equal(["llama.cpp default", "Uniform", "PipeEdge", "AdaBits"], plan.Baselines.Select(b => b.Name));
+
+        // The hard bound: no worse than uniform Q4_K by the indicator.
+        double bound = QualityIndicator.Fallback([.. model.Layers.Select(l => l.Parameters)]).Omega.Sum(r => r[Array.IndexOf([.. QualityIndicator.CandidateTypes], GgmlType.Q4_K)] ?? 0);
+        Assert.True(plan.Indicator <= bound * (1 + 1e-9));
+
+        // The plan is at least as good as every baseline under the objective it minimizes.
+        foreach (BaselinePlan b in plan.Baselines.Where(b => b.Predicted is not null && b.Indicator <= bound))
+        {
+            Assert.True(plan.Predicted.LatencySeconds + (plan.Theta * plan.Indicator) <= b.Predicted!.LatencySeconds + (plan.Theta * b.Indicator) + 1e-6, b.Name);
+        }
+    }
+
+    [Fact]
+    public void The_plan_round_trips_through_json_and_bad_plans_are_refused()
+    {
+        ModelSpec model = ModelSpec.Preset("mistral-7b");
+        ClusterSpec cluster = ClusterSpec.Parse("""{ "devices": [ { "kind": "RTX-3090", "count": 1, "host": "a" }, { "kind": "T4", "count": 1, "host": "a" } ] }""");
+        Plan plan = Planner.Create(model, cluster, new Workload(4, 128, 16), QualityTarget.Default, QualityIndicator.Fallback([.. model.Layers.Select(l => l.Parameters)]));
+
+        Plan back = Plan.FromJson(plan.ToJson());
+        Assert.Equal(plan.LayerTypes(), back.LayerTypes());
+        Assert.Equal(plan.Stages.Select(s => (s.Device.Name, s.LayerStart, s.LayerEnd)), back.Stages.Select(s => (s.Device.Name, s.LayerStart, s.LayerEnd)));
+        Assert.Equal(plan.ModelShape, Planner.ShapeFingerprint(model));
+
+        using JsonDocument doc = JsonDocument.Parse(plan.ToJson());
+        JsonElement stage = doc.RootElement.GetProperty("stages")[0];
+        Assert.True(stage.GetProperty("device").TryGetProperty("kind", out _));
+        Assert.True(doc.RootElement.GetProperty("predicted").TryGetProperty("throughputTokensPerSecond", out _));
+
+        string broken = plan.ToJson().Replace("\"layerStart\": 0", "\"layerStart\": 1", StringComparison.Ordinal);
+        Assert.Throws<InvalidDataException>(() => Plan.FromJson(broken));
+    }
+
+    [Fact]
+    public void A_model_that_cannot_fit_is_a_clear_error_with_the_shortfall()
+    {
+        ModelSpec model = ModelSpec.Preset("llama-3.1-70b");
+        ClusterSpec cluster = ClusterSpec.Parse("""{ "devices": [ { "kind": "T4", "count": 1, "host": "a" } ] }""");
+        PlanningException ex = Assert.Throws<PlanningException>(() => Planner.Create(model, cluster, new Workload(1, 128, 16), new QualityTarget(0, null), QualityIndicator.Fallback([.. model.Layers.Select(l => l.Parameters)])));
+        Assert.Contains("GiB", ex.Message, StringComparison.Ordinal);
+        Assert.True(ex.ShortfallBytes > 10L << 30, ex.Message); // ~28 GiB at Q3_K against a 14.8 GiB T4
+    }
+
+    [Fact]
+    public void Llmpq_plan_on_a_generated_model_and_a_cpu_cluster_writes_a_plan_for_that_model()
+    {
+        string model = TestModels.Small;
+        string cluster = TestModels.TempPath("cluster.json");
+        File.WriteAllText(cluster, s_cluster);
+        string output = TestModels.TempPath("plan.json");
+
+        CliRunner.Result run = CliRunner.Run("plan", "--model", model, "--cluster", cluster, "--batch", "4", "--prompt", "64", "--generate", "16", "--out", output);
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        Assert.Contains("baseline", run.StandardOutput, StringComparison.Ordinal);
+
+        Plan plan = Plan.Load(output);
+        Assert.Equal(Planner.ShapeFingerprint(ModelSpec.FromGguf(GgufReader.Read(model))), plan.ModelShape);
+        Assert.Equal(QualityIndicator.WeightsMethod, plan.IndicatorMethod);
+        Assert.Equal(["big", "small"], plan.Stages.Select(s => s.Device.Name).Order());
+    }
+
+    [Fact]
+    public void Llmpq_plan_refuses_an_unknown_device_kind_in_one_line()
+    {
+        string cluster = TestModels.TempPath("bad-cluster.json");
+        File.WriteAllText(cluster, """{ "devices": [ { "kind": "GTX-480", "count": 1 } ] }""");
+        CliRunner.Result run = CliRunner.Run("plan", "--preset", "opt-13b", "--cluster", cluster);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("GTX-480", run.StandardError, StringComparison.Ordinal);
+        Assert.Contains("T4", run.StandardError, StringComparison.Ordinal);
+        Assert.Single(run.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+}
