@@ -11,6 +11,7 @@ var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster throu
     DemoCommand.Create(),
     PlanCommand.Create(),
     PlanTableCommand.Create(),
+    PlanBenchCommand.Create(),
     Cli.Verbose,
 };
 

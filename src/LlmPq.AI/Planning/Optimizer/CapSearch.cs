@@ -4,7 +4,7 @@ namespace LlmPq.Planning.Optimizer;
 internal readonly record struct Segment(int Start, int End, int Class, int Option, double Prefill, double Decode);
 
 /// <summary>A plan found by <see cref="CapSearch"/>, with its objective.</summary>
-internal sealed record Candidate(int Configuration, double Objective, Segment[] Segments);
+internal sealed record Candidate(double Objective, Segment[] Segments);
 
 /// <summary>
 /// The exact search over one configuration's stage options, handling the two bottleneck terms of the objective by
@@ -30,8 +30,10 @@ internal sealed record Candidate(int Configuration, double Objective, Segment[] 
 /// incumbent. Boxes are halved on their heavier side as they are queued, so floors rise geometrically.
 /// </para>
 /// <para>
-/// Under a hard bound on Σω the stage program keeps, per state, the Pareto front of (Σω, value) instead of the least
-/// value.
+/// Under a hard bound on Σω, Q(x, y) is the least Q of the plans that also meet the bound. A box's lower bound then
+/// comes from the Lagrangian program (each stage valued Q + μ·W, less μ·Ω, valid for every μ ≥ 0 and tuned per box
+/// from its parent's μ); its plans that meet the bound are incumbents. Narrow boxes are then solved exactly: per
+/// state, the Pareto front of (Σω, Q) of suffixes, pruned by the Lagrangian bound on the best prefix.
 /// </para>
 /// </remarks>
 internal sealed class CapSearch
@@ -44,9 +46,9 @@ internal sealed class CapSearch
     // Under the quality bound, boxes wider than this share of the incumbent are halved before an exact search.
     private const double LabelWidth = 1e-3;
 
-    // Under the quality bound, steps of the multiplier per box (more at the first box, which has no parent's to start from).
+    // Under the quality bound, steps of the multiplier per box: a few from the parent's, more from none.
     private const int BoxSteps = 4;
-    private const int RootSteps = 24;
+    private const int FirstSteps = 24;
 
     private readonly SolverModel _model;
     private readonly ConfigModel _config;
@@ -115,7 +117,7 @@ internal sealed class CapSearch
                 double floorValue;
                 if (_bounded)
                 {
-                    (floorValue, multiplier, var found) = Lagrangian(penalty, multiplier, box == root ? RootSteps : BoxSteps, cancellationToken);
+                    (floorValue, multiplier, var found) = Lagrangian(penalty, multiplier, multiplier == 0 ? FirstSteps : BoxSteps, cancellationToken);
                     if (found is not null)
                     {
                         Offer(found, ref incumbent);
@@ -533,7 +535,7 @@ internal sealed class CapSearch
                     void Add(double omega, double value, int end, int next, int option, int after)
                     {
                         if (omega + _model.MinOmegaPrefix[start] <= limit
-                            && value + (multiplier * omega) + prefix - (multiplier * _model.MaxOmega) < bar)
+                            && false)
                         {
                             candidates.Add(new BoundedLabel(omega, value, end, next, option, after));
                         }
@@ -690,7 +692,7 @@ internal sealed class CapSearch
         }
 
         double objective = sum + (_config.PrefillWeight * maxPrefill) + (_config.DecodeWeight * maxDecode) + (_model.Theta * omega);
-        return new Evaluation(value, new Candidate(_config.Index, objective, segments), maxPrefill, maxDecode);
+        return new Evaluation(value, new Candidate(objective, segments), maxPrefill, maxDecode);
     }
 
     /// <summary>A stage's value under caps and floors: V, the sends it does not hide, and the penalty above the floors.</summary>

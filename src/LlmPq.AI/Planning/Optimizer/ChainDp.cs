@@ -14,7 +14,6 @@ namespace LlmPq.Planning.Optimizer;
 internal sealed class ChainDp
 {
     private readonly SolverModel _model;
-    private readonly int[] _end;
     private readonly int[] _active;
     private readonly int[] _base;
     private readonly double[] _value;
@@ -25,11 +24,10 @@ internal sealed class ChainDp
 
     /// <summary>Initializes a new instance of the <see cref="ChainDp"/> class.</summary>
     /// <param name="model">The model.</param>
-    /// <param name="end">The last end layer of the stages from layer a on class k, per a × classes + k.</param>
+    /// <param name="end">The last end layer of the stages from layer a on class k, per a × classes + k; each stage value has a place up to it.</param>
     public ChainDp(SolverModel model, int[] end)
     {
         _model = model;
-        _end = end;
         _active = (int[])end.Clone();
         int classes = model.ClassCount;
         _base = new int[model.LayerCount * classes];
@@ -52,13 +50,7 @@ internal sealed class ChainDp
     /// <summary>Gets, beside each stage value, the option it was taken from (for the caller's own use).</summary>
     public int[] Option { get; }
 
-    /// <summary>Gets the last end layer of the stages from layer a on class k.</summary>
-    /// <param name="start">a.</param>
-    /// <param name="cls">k.</param>
-    /// <returns>The end.</returns>
-    public int End(int start, int cls) => _end[(start * _model.ClassCount) + cls];
-
-    /// <summary>Sets the last end the next <see cref="Run"/> considers from layer a on class k (at most <see cref="End"/>).</summary>
+    /// <summary>Sets the last end the next <see cref="Run"/> considers from layer a on class k (at most the one given at construction).</summary>
     /// <param name="start">a.</param>
     /// <param name="cls">k.</param>
     /// <param name="end">The end; <paramref name="start"/> when no stage from there is allowed.</param>
@@ -67,7 +59,7 @@ internal sealed class ChainDp
     /// <summary>Gets where the value of stage [start, end) on class <paramref name="cls"/> followed by class <paramref name="next"/> is.</summary>
     /// <param name="start">The stage's first layer.</param>
     /// <param name="cls">Its class.</param>
-    /// <param name="end">One past its last layer, in (start, End(start, cls)].</param>
+    /// <param name="end">One past its last layer, up to the end given at construction.</param>
     /// <param name="next">The class of the next stage, or −1 for the last stage.</param>
     /// <returns>The index into <see cref="Stage"/>.</returns>
     public int Index(int start, int cls, int end, int next) =>

@@ -58,7 +58,7 @@ public static class OptimizerBenchmark
         {
             var types = stage.Types.GroupBy(t => t).OrderBy(g => g.Key).Select(g => Invariant($"{g.Count()}×{problem.TypeNames[g.Key]}"));
             output.WriteLine(Invariant(
-                $"  {problem.Devices[stage.Device].Name,-10} layers {stage.LayerStart,2}–{stage.LayerEnd - 1,2}  {string.Join(" ", types),-32} {stage.MemoryBytes / 1e9,5:F1} GB  Tpre {stage.PrefillSeconds * 1e3,6:F1} ms  Tdec {stage.DecodeSeconds * 1e3,5:F2} ms"));
+                $"  {problem.Devices[stage.Device].Name,-12} layers {stage.LayerStart,2}–{stage.LayerEnd - 1,2}  {string.Join(" ", types),-32} {stage.MemoryBytes / 1e9,5:F1} GB  Tpre {stage.PrefillSeconds * 1e3,6:F1} ms  Tdec {stage.DecodeSeconds * 1e3,5:F2} ms"));
         }
     }
 

@@ -14,27 +14,36 @@ namespace LlmPq.Planning.Optimizer;
 /// </para>
 /// <list type="number">
 /// <item><description>
-/// Stage options (<see cref="StageOptionBuilder"/>): for each first layer and class of interchangeable devices, a dynamic
-/// program over the stage's layers keeps the Pareto front of (memory, prefill, decode, cost) over type assignments;
-/// all layers have one shape, so those are sums of per-type constants, and a dominated assignment is never needed.
+/// Stage options: for each first layer and class of interchangeable devices, a dynamic program over the stage's layers
+/// keeps the Pareto front of (memory, prefill, decode, cost) over type assignments. All layers have one shape, so
+/// memory and times are sums of per-type constants and cost a sum of per-layer terms: an assignment no better in any of
+/// them than another of the same layers is never needed.
 /// </description></item>
 /// <item><description>
-/// Chains (<see cref="ChainDp"/>): a dynamic program over (first layer, multiset of devices left, class of the
-/// stage) joins stages; interchangeable devices are counted, not ordered, so orders that differ only by swapping them
-/// share all their work.
+/// Chains: a dynamic program over (first layer, multiset of devices left, class of the stage) joins stages. Devices are
+/// interchangeable when swapping them maps the problem onto itself (same kind and memory, same sends to and from every
+/// other device); they are counted, not ordered, so device orders that differ only by such swaps share all their work.
 /// </description></item>
 /// <item><description>
-/// Bottlenecks (<see cref="CapSearch"/>): branch and bound over the values of max Tpre and max Tdec, each box solved
-/// as the chain program with per-stage caps.
+/// Bottlenecks: branch and bound over the values of max Tpre and max Tdec. Capping every stage's times turns the
+/// maxima into per-stage constraints and the rest of the objective into a sum the chain program minimizes; the plan
+/// found at a box's upper corner settles every plan of the box with larger bottlenecks, and lower bounds (the caps'
+/// floors spread over the stages) discard the rest of most boxes.
 /// </description></item>
 /// </list>
 /// <para>
-/// Every step is exact, so the plan returned is optimal: nothing is discretized. Times are compared with a relative
-/// tolerance of 1e-12 (1e-9 where a time is found to be an affine function of a layer's bytes), memory exactly, so
-/// the plan always fits. Pruning uses an incumbent, first from the best plan with one type per stage, and lower
-/// bounds that hold for every plan, so it never removes a better plan. Running time depends on the size of the
-/// Pareto fronts: small where times rise with bytes (the roofline's memory-bound decode), larger for arbitrary
-/// measured tables; <see cref="OptimizerBenchmark"/> measures it.
+/// A hard bound on Σω (<see cref="PlanningProblem.MaxOmega"/>) is first ignored: if the optimum meets it, it is the
+/// answer. Otherwise the search runs again with Σω as a resource: Lagrangian bounds (θ raised by a multiplier) prune,
+/// and narrow boxes are solved over the Pareto fronts of (Σω, cost).
+/// </para>
+/// <para>
+/// Nothing is discretized, so the plan returned is optimal. Bytes are compared exactly, so the plan always fits;
+/// seconds and Σω are compared with a relative tolerance of 1e-12 (and where a class's seconds are an affine function
+/// of a layer's bytes to 1e-9, they are taken as such), so the objective found is the optimum to about that relative
+/// precision, and Σω may exceed <see cref="PlanningProblem.MaxOmega"/> by at most 1e-12 of it. Pruning uses
+/// incumbents (first from plans with one type per stage) and bounds that hold for every plan, so it never removes a
+/// better plan. The running time depends on the size of the Pareto fronts: small where a time rises with bytes (the
+/// roofline's memory-bound decode), larger for arbitrary measured tables; <see cref="OptimizerBenchmark"/> times both.
 /// </para>
 /// </remarks>
 public static class PlanOptimizer

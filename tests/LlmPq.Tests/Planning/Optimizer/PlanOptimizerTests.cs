@@ -61,6 +61,33 @@ public class PlanOptimizerTests
         }
     }
 
+    [Theory]
+    [InlineData(0, 10)]
+    [InlineData(10, 20)]
+    [InlineData(20, 30)]
+    [InlineData(30, 40)]
+    public void Matches_brute_force_under_binding_quality_bounds(int from, int to)
+    {
+        // Quality made cheap (small θ) and the bound tight, so that it binds and the bounded search does the work.
+        for (int seed = from; seed < to; seed++)
+        {
+            var problem = RandomProblems.Create(seed + 500, larger: seed % 2 == 0);
+            double least = problem.Omega.Sum(r => r.Where(w => w is not null).Min()!.Value);
+            double most = problem.Omega.Sum(r => r.Where(w => w is not null).Max()!.Value);
+            problem = problem with { Theta = problem.Theta / 100, MaxOmega = least + ((most - least) * (0.1 + (0.1 * (seed % 3)))) };
+            double? best = BruteForce.Best(problem);
+            if (best is null)
+            {
+                Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
+                continue;
+            }
+
+            var solution = PlanOptimizer.Solve(problem);
+            Assert.True(solution.Omega <= problem.MaxOmega * (1 + Tolerance), $"seed {seed}: Σω {solution.Omega} > {problem.MaxOmega}");
+            Assert.True(Math.Abs(best.Value - solution.Objective) <= Tolerance * Math.Max(1, best.Value), $"seed {seed}: {solution.Objective} vs {best}");
+        }
+    }
+
     [Fact]
     public void Random_problems_cover_the_features()
     {
@@ -104,27 +131,14 @@ public class PlanOptimizerTests
     [Fact]
     public void Shortfall_counts_the_first_and_last_stage_extras()
     {
-        var problem = Uniform(layers: 3, devices: [1L << 30], bytes: [1L << 30]) is var p
-            ? p with
-            {
-                Configurations = [p.Configurations[0] with
-                {
-                    Costs = new Dictionary<string, KindCosts>
-                    {
-                        ["gpu"] = new KindCosts
-                        {
-                            Layer = [new StageCost(1L << 29, 1, 1)],
-                            FirstStage = new StageCost(1L << 29, 0, 0),
-                            LastStage = new StageCost(1L << 30, 0, 0),
-                        },
-                    },
-                }],
-            }
-            : throw new InvalidOperationException();
+        const long GiB = 1L << 30;
+        var problem = WithCosts(
+            Uniform(layers: 3, devices: [GiB], bytes: [GiB]),
+            ("gpu", new KindCosts { Layer = [new StageCost(GiB / 2, 1, 1)], FirstStage = new StageCost(GiB / 2, 0, 0), LastStage = new StageCost(GiB, 0, 0) }));
 
         // 3 × 0.5 + 0.5 + 1 GiB on a 1 GiB device.
         var error = Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
-        Assert.Equal(2L << 30, error.ShortfallBytes);
+        Assert.Equal(2 * GiB, error.ShortfallBytes);
         Assert.Contains("2.00 GiB", error.Message, StringComparison.Ordinal);
     }
 
@@ -172,20 +186,11 @@ public class PlanOptimizerTests
     public void Leaves_devices_out_only_when_allowed()
     {
         // A device too slow to be worth using: it is used when it must be, and left out when it may be.
-        var problem = Uniform(layers: 4, devices: [1L << 20, 1L << 20], bytes: [10]) is var p
-            ? p with
-            {
-                Devices = [p.Devices[0], p.Devices[1] with { Kind = "slow" }],
-                Configurations = [p.Configurations[0] with
-                {
-                    Costs = new Dictionary<string, KindCosts>
-                    {
-                        ["gpu"] = p.Configurations[0].Costs["gpu"],
-                        ["slow"] = new KindCosts { Layer = [new StageCost(10, 100, 100)] },
-                    },
-                }],
-            }
-            : throw new InvalidOperationException();
+        var uniform = Uniform(layers: 4, devices: [1L << 20, 1L << 20], bytes: [10]);
+        var problem = WithCosts(
+            uniform with { Devices = [uniform.Devices[0], uniform.Devices[1] with { Kind = "slow" }] },
+            ("gpu", uniform.Configurations[0].Costs["gpu"]),
+            ("slow", new KindCosts { Layer = [new StageCost(10, 100, 100)] }));
 
         Assert.Equal(2, PlanOptimizer.Solve(problem).Stages.Count);
         var alone = PlanOptimizer.Solve(problem with { UseAllDevices = false });
@@ -248,6 +253,22 @@ public class PlanOptimizerTests
         double objective = PlanOptimizer.Solve(problem).Objective;
         Assert.Equal(best.Value, objective, Tolerance * best.Value);
         Assert.Equal(objective, PlanOptimizer.Solve(swapped).Objective, Tolerance * objective);
+    }
+
+    [Fact]
+    public void Groups_only_devices_that_can_swap()
+    {
+        // Two "gpu" devices on different hosts and a third on the first host: with free sends the two are alike; with
+        // sends priced by host, the one beside the third is not like the other.
+        var problem = Uniform(layers: 4, devices: [1000, 1000, 1000], bytes: [10]);
+        PlanningDevice[] devices = [problem.Devices[0] with { Host = "h0" }, problem.Devices[1] with { Host = "h1" }, problem.Devices[2] with { Host = "h0", Kind = "cpu" }];
+        problem = WithCosts(problem with { Devices = devices }, ("gpu", problem.Configurations[0].Costs["gpu"]), ("cpu", problem.Configurations[0].Costs["gpu"]));
+        Assert.Equal(2, SolverModel.Create(problem).ClassCount);
+
+        var byHost = RandomProblems.Matrix(devices, (a, b) => a.Host == b.Host ? 0 : 1);
+        var priced = problem with { Configurations = [problem.Configurations[0] with { PrefillSendSeconds = byHost }] };
+        Assert.Equal(3, SolverModel.Create(priced).ClassCount);
+        Assert.Equal(BruteForce.Best(priced)!.Value, PlanOptimizer.Solve(priced).Objective, Tolerance);
     }
 
     [Fact]
@@ -327,6 +348,11 @@ public class PlanOptimizerTests
         BatchSize = 2,
         GeneratedTokens = 3,
         Theta = 1,
+    };
+
+    private static PlanningProblem WithCosts(PlanningProblem problem, params (string Kind, KindCosts Costs)[] costs) => problem with
+    {
+        Configurations = [problem.Configurations[0] with { Costs = costs.ToDictionary(c => c.Kind, c => c.Costs) }],
     };
 
     private static KindCosts Scaled(KindCosts costs, double factor) => costs with
