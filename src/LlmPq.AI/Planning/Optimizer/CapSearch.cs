@@ -535,7 +535,7 @@ internal sealed class CapSearch
                     void Add(double omega, double value, int end, int next, int option, int after)
                     {
                         if (omega + _model.MinOmegaPrefix[start] <= limit
-                            && false)
+                            && value + (multiplier * omega) + prefix - (multiplier * _model.MaxOmega) < bar)
                         {
                             candidates.Add(new BoundedLabel(omega, value, end, next, option, after));
                         }

@@ -71,7 +71,7 @@ public class PlanOptimizerTests
         // Quality made cheap (small θ) and the bound tight, so that it binds and the bounded search does the work.
         for (int seed = from; seed < to; seed++)
         {
-            var problem = RandomProblems.Create(seed + 500, larger: seed % 2 == 0);
+            var problem = RandomProblems.Create(seed + 500, larger: seed % 2 == 0, deeper: seed % 2 == 1);
             double least = problem.Omega.Sum(r => r.Where(w => w is not null).Min()!.Value);
             double most = problem.Omega.Sum(r => r.Where(w => w is not null).Max()!.Value);
             problem = problem with { Theta = problem.Theta / 100, MaxOmega = least + ((most - least) * (0.1 + (0.1 * (seed % 3)))) };
@@ -85,6 +85,46 @@ public class PlanOptimizerTests
             var solution = PlanOptimizer.Solve(problem);
             Assert.True(solution.Omega <= problem.MaxOmega * (1 + Tolerance), $"seed {seed}: Σω {solution.Omega} > {problem.MaxOmega}");
             Assert.True(Math.Abs(best.Value - solution.Objective) <= Tolerance * Math.Max(1, best.Value), $"seed {seed}: {solution.Objective} vs {best}");
+        }
+    }
+
+    // Too large for the brute force, so a necessary condition: no plan one step away (a layer's type, a boundary
+    // moved by one layer, two stages' devices swapped, in the same configuration) is feasible and better.
+    [Theory]
+    [InlineData(0, 10)]
+    [InlineData(10, 20)]
+    [InlineData(20, 30)]
+    public void Medium_plans_have_no_better_neighbor(int from, int to)
+    {
+        for (int seed = from; seed < to; seed++)
+        {
+            var problem = RandomProblems.CreateMedium(seed);
+            if (seed % 2 == 1)
+            {
+                // Cheap quality and a tight bound, so that the bound binds.
+                double least = problem.Omega.Sum(r => r.Where(w => w is not null).Min()!.Value);
+                double most = problem.Omega.Sum(r => r.Where(w => w is not null).Max()!.Value);
+                problem = problem with { Theta = problem.Theta / 100, MaxOmega = least + ((most - least) * 0.2) };
+            }
+
+            PlanningSolution solution;
+            try
+            {
+                solution = PlanOptimizer.Solve(problem);
+            }
+            catch (PlanningException)
+            {
+                continue;
+            }
+
+            CheckReport(problem, solution);
+            foreach (var neighbor in Neighbors(problem, solution.Stages))
+            {
+                if (BruteForce.Evaluate(problem, solution.Configuration, neighbor) is double objective)
+                {
+                    Assert.True(objective >= solution.Objective - (Tolerance * solution.Objective), $"seed {seed}: a neighbor costs {objective} < {solution.Objective}");
+                }
+            }
         }
     }
 
@@ -300,6 +340,47 @@ public class PlanOptimizerTests
         {
             Configurations = [problem.Configurations[0] with { PrefillSendSeconds = [[0.0, 1.0]] }],
         }));
+    }
+
+    private static IEnumerable<PlannedStage[]> Neighbors(PlanningProblem problem, IReadOnlyList<PlannedStage> stages)
+    {
+        for (int j = 0; j < stages.Count; j++)
+        {
+            for (int i = 0; i < stages[j].Types.Count; i++)
+            {
+                for (int t = 0; t < problem.TypeNames.Count; t++)
+                {
+                    int[] types = [.. stages[j].Types];
+                    types[i] = t;
+                    yield return [.. stages.Select((s, k) => k == j ? s with { Types = types } : s)];
+                }
+            }
+
+            if (j + 1 < stages.Count)
+            {
+                // Move the boundary between j and j + 1 by one layer, the moved layer keeping its type.
+                var (left, right) = (stages[j], stages[j + 1]);
+                if (left.Types.Count > 1)
+                {
+                    yield return Replace(j, left with { LayerEnd = left.LayerEnd - 1, Types = [.. left.Types.SkipLast(1)] }, right with { LayerStart = right.LayerStart - 1, Types = [left.Types[^1], .. right.Types] });
+                }
+
+                if (right.Types.Count > 1)
+                {
+                    yield return Replace(j, left with { LayerEnd = left.LayerEnd + 1, Types = [.. left.Types, right.Types[0]] }, right with { LayerStart = right.LayerStart + 1, Types = [.. right.Types.Skip(1)] });
+                }
+            }
+
+            for (int k = j + 1; k < stages.Count; k++)
+            {
+                var swapped = stages.ToArray();
+                (swapped[j], swapped[k]) = (swapped[j] with { Device = stages[k].Device }, swapped[k] with { Device = stages[j].Device });
+                yield return swapped;
+            }
+        }
+
+        PlannedStage[] Replace(int j, PlannedStage left, PlannedStage right) =>
+            [.. stages.Select((s, k) => k == j ? left : k == j + 1 ? right : s)];
     }
 
     // The reported figures agree with the plan: memory per stage, times per stage, Σω, latency and throughput.

@@ -5,14 +5,22 @@ namespace LlmPq.Tests.Planning.Optimizer;
 /// <summary>Small random planning problems, small enough for <see cref="BruteForce"/>, covering every feature.</summary>
 internal static class RandomProblems
 {
-    /// <summary>Makes a problem: 2–6 layers, 1–3 devices of 1–2 kinds, 2–3 types; or, larger, 6–8 layers, 3–4 devices of 1–3 kinds, 2 types.</summary>
-    public static PlanningProblem Create(int seed, bool larger = false)
+    /// <summary>
+    /// Makes a problem: 2–6 layers, 1–3 devices of 1–2 kinds, 2–3 types; larger, 6–8 layers, 3–4 devices of 1–3 kinds,
+    /// 2 types; or deeper, 6–7 layers, 1–2 devices, 3 types.
+    /// </summary>
+    public static PlanningProblem Create(int seed, bool larger = false, bool deeper = false) =>
+        Create(new Random(seed), larger, deeper, medium: false);
+
+    /// <summary>Makes a problem too large for <see cref="BruteForce"/>: 16–30 layers, 3–5 devices of 2–3 kinds, 4 types.</summary>
+    public static PlanningProblem CreateMedium(int seed) => Create(new Random(seed), larger: false, deeper: false, medium: true);
+
+    private static PlanningProblem Create(Random random, bool larger, bool deeper, bool medium)
     {
-        var random = new Random(seed);
-        int types = larger ? 2 : random.Next(2, 4);
-        int layers = larger ? random.Next(6, 9) : random.Next(2, types == 3 ? 6 : 7);
-        int deviceCount = larger ? random.Next(3, 5) : random.Next(1, 4);
-        int kindCount = random.Next(1, Math.Min(larger ? 3 : 2, deviceCount) + 1);
+        int types = medium ? 4 : larger ? 2 : deeper ? 3 : random.Next(2, 4);
+        int layers = medium ? random.Next(16, 31) : larger ? random.Next(6, 9) : deeper ? random.Next(6, 8) : random.Next(2, types == 3 ? 6 : 7);
+        int deviceCount = medium ? random.Next(3, 6) : larger ? random.Next(3, 5) : deeper ? random.Next(1, 3) : random.Next(1, 4);
+        int kindCount = medium ? random.Next(2, 4) : random.Next(1, Math.Min(larger ? 3 : 2, deviceCount) + 1);
         string[] kinds = [.. Enumerable.Range(0, kindCount).Select(k => $"kind{k}")];
 
         // Times are random, or rise with bytes as the roofline's do (so the builder leaves them out of comparisons),
