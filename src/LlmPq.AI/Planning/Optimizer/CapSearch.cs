@@ -44,10 +44,10 @@ internal sealed class CapSearch
     private const double SplitWidth = 1e-4;
 
     // Under the quality bound, boxes wider than this share of the incumbent are halved before an exact search.
-    private const double LabelWidth = 1e-3;
+    private const double LabelWidth = 1e-2;
 
     // Under the quality bound, steps of the multiplier per box: a few from the parent's, more from none.
-    private const int BoxSteps = 4;
+    private const int BoxSteps = 2;
     private const int FirstSteps = 24;
 
     private readonly SolverModel _model;

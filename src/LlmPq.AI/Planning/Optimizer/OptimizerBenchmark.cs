@@ -19,7 +19,7 @@ public static class OptimizerBenchmark
     private static readonly double[] BitsPerWeight = [16, 8.5, 6.5625, 5.5, 4.5, 3.4375];
     private static readonly double[] TypeFactor = [1, 1, 0.9, 0.9, 0.9, 0.8];
 
-    /// <summary>Solves both cases <paramref name="repetitions"/> times and writes the times and the roofline case's plan.</summary>
+    /// <summary>Solves both cases <paramref name="repetitions"/> times and writes the times and each case's plan.</summary>
     /// <param name="output">Where the report goes.</param>
     /// <param name="repetitions">Solves per case; the first one includes the JIT.</param>
     /// <param name="cancellationToken">Cancels the runs.</param>

@@ -6,6 +6,9 @@ namespace LlmPq.Planning.Optimizer;
 /// </summary>
 internal sealed class SolverModel
 {
+    // About 200 MB of chain states: twelve devices that are all different fit, sixteen do not.
+    private const long MaxStates = 1L << 24;
+
     private SolverModel(PlanningProblem problem)
     {
         Problem = problem;
@@ -66,6 +69,13 @@ internal sealed class SolverModel
         }
 
         MultisetCount = size;
+        if ((long)(LayerCount + 1) * size * ClassCount > MaxStates)
+        {
+            throw new ArgumentException(
+                $"Invalid planning problem: the {problem.Devices.Count} devices form {ClassCount} classes of interchangeable devices, {size} sets of them; "
+                + "the search keeps a state per layer, set and class, too many here. Group devices that are alike (same kind, memory and links).");
+        }
+
         Full = Enumerable.Range(0, ClassCount).Sum(k => Members[k].Length * Radix[k]);
         CountIn = new byte[size * ClassCount];
         StageCountOf = new int[size];

@@ -340,6 +340,10 @@ public class PlanOptimizerTests
         {
             Configurations = [problem.Configurations[0] with { PrefillSendSeconds = [[0.0, 1.0]] }],
         }));
+
+        // Sixteen devices all unlike each other: too many sets of devices to search.
+        var unlike = Uniform(layers: 40, devices: [.. Enumerable.Range(0, 16).Select(i => 1000L + i)], bytes: [10]);
+        Assert.Contains("interchangeable", Assert.Throws<ArgumentException>(() => PlanOptimizer.Solve(unlike)).Message, StringComparison.Ordinal);
     }
 
     private static IEnumerable<PlannedStage[]> Neighbors(PlanningProblem problem, IReadOnlyList<PlannedStage> stages)
