@@ -216,9 +216,9 @@ internal static class Baselines
             planned.Add(new PlannedStage(device, start, end, [.. Enumerable.Repeat(type, count)], bytes, prefill, decode));
         }
 
-        int mp = problem.PrefillMicroBatchCount(c), md = problem.DecodeMicroBatchCount(c);
+        int mp = problem.PrefillMicroBatchCount(c);
         double latency = planned.Sum(s => s.PrefillSeconds) + ((mp - 1) * planned.Max(s => s.PrefillSeconds))
-            + planned.Sum(s => s.DecodeSeconds) + ((md - 1) * (problem.GeneratedTokens - 1) * planned.Max(s => s.DecodeSeconds));
+            + planned.Sum(s => s.DecodeSeconds) + (problem.DecodeBottleneckWeight(c) * planned.Max(s => s.DecodeSeconds));
         return new PlanningSolution
         {
             Stages = planned,

@@ -227,12 +227,10 @@ public static class Planner
 
         public PredictedPerformance Predicted(PlanningSolution solution)
         {
-            // Split the latency into its phases with the same formula the optimizer minimizes.
+            // The prefill pipeline's share of the latency; the rest is decode.
             int mp = (workload.BatchSize + solution.PrefillMicroBatch - 1) / solution.PrefillMicroBatch;
-            int md = (workload.BatchSize + solution.DecodeMicroBatch - 1) / solution.DecodeMicroBatch;
             double prefill = solution.Stages.Sum(s => s.PrefillSeconds) + ((mp - 1) * solution.Stages.Max(s => s.PrefillSeconds));
-            double decode = solution.Stages.Sum(s => s.DecodeSeconds) + ((md - 1) * (workload.ExpectedGeneratedTokens - 1) * solution.Stages.Max(s => s.DecodeSeconds));
-            return new PredictedPerformance(solution.TokensPerSecond, prefill, decode);
+            return new PredictedPerformance(solution.TokensPerSecond, prefill, solution.LatencySeconds - prefill);
         }
 
         private static int DecodeMicroBatch(ClusterSpec cluster, Workload workload) => (workload.BatchSize + cluster.Devices.Count - 1) / cluster.Devices.Count;

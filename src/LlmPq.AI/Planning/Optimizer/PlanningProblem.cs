@@ -15,7 +15,7 @@ namespace LlmPq.Planning.Optimizer;
 /// With stage <c>j</c>'s per-micro-batch times <c>Tpre_j = max(Σ prefill of its layers + its fixed prefill,
 /// send_pre(j → j+1))</c> and <c>Tdec_j</c> alike (the last stage sends nothing), the latency is LLM-PQ's
 /// (<c>llm_pq/algo/llm_pq.py::solve_ilp_pulp</c>):
-/// <c>Σ_j Tpre_j + (m_p − 1)·max_j Tpre_j + Σ_j Tdec_j + (m_d − 1)·(μn − 1)·max_j Tdec_j</c>, with
+/// <c>Σ_j Tpre_j + (m_p − 1)·max_j Tpre_j + Σ_j Tdec_j + (max(m_d, N)·μn − 1)·max_j Tdec_j</c>, with
 /// <c>m_p = ⌈B/ξp⌉</c> prefill and <c>m_d = ⌈B/ξd⌉</c> decode micro-batches. The optimizer minimizes
 /// <c>latency + θ·Σ_l ω[l, t_l]</c> subject to every device's memory and, when set, <see cref="MaxOmega"/>.
 /// </para>
@@ -80,6 +80,15 @@ public sealed record PlanningProblem
         ArgumentNullException.ThrowIfNull(configuration);
         return (BatchSize + configuration.DecodeMicroBatch - 1) / configuration.DecodeMicroBatch;
     }
+
+    /// <summary>
+    /// Gets the weight of the decode bottleneck, (max(m_d, N)·μn − 1): decode is a pipeline of μn steps of every decode
+    /// micro-batch, and a step of one micro-batch cannot start before its previous step left the last of the N stages.
+    /// </summary>
+    /// <param name="configuration">A configuration.</param>
+    /// <returns>The coefficient of max_j Tdec_j in the latency.</returns>
+    public double DecodeBottleneckWeight(PlanningConfiguration configuration) =>
+        (Math.Max(DecodeMicroBatchCount(configuration), Devices.Count) * GeneratedTokens) - 1;
 }
 
 /// <summary>One device as the optimizer sees it.</summary>

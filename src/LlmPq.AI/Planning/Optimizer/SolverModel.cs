@@ -279,7 +279,7 @@ internal sealed class ConfigModel
         int classes = model.ClassCount;
         int types = model.TypeCount;
         PrefillWeight = problem.PrefillMicroBatchCount(configuration) - 1;
-        DecodeWeight = (problem.DecodeMicroBatchCount(configuration) - 1) * (problem.GeneratedTokens - 1);
+        DecodeWeight = problem.DecodeBottleneckWeight(configuration);
         Bytes = new long[classes * types];
         Prefill = new double[classes * types];
         Decode = new double[classes * types];
@@ -333,7 +333,7 @@ internal sealed class ConfigModel
     /// <summary>Gets m_p − 1, the weight of the prefill bottleneck.</summary>
     public double PrefillWeight { get; }
 
-    /// <summary>Gets (m_d − 1)·(μn − 1), the weight of the decode bottleneck.</summary>
+    /// <summary>Gets the weight of the decode bottleneck (<see cref="PlanningProblem.DecodeBottleneckWeight"/>).</summary>
     public double DecodeWeight { get; }
 
     /// <summary>Gets one layer's bytes at [class × types + type].</summary>

@@ -126,7 +126,7 @@ internal static class BruteForce
         int prefillBatches = (int)Math.Ceiling(problem.BatchSize / (double)config.PrefillMicroBatch);
         int decodeBatches = (int)Math.Ceiling(problem.BatchSize / (double)config.DecodeMicroBatch);
         double latency = prefill.Sum() + ((prefillBatches - 1) * prefill.Max())
-            + decode.Sum() + ((decodeBatches - 1) * (problem.GeneratedTokens - 1) * decode.Max());
+            + decode.Sum() + (((Math.Max(decodeBatches, problem.Devices.Count) * problem.GeneratedTokens) - 1) * decode.Max());
         return latency + (problem.Theta * omega);
     }
 

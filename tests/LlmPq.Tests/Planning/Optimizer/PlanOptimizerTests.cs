@@ -406,7 +406,7 @@ public class PlanOptimizerTests
         }
 
         double prefillWeight = problem.PrefillMicroBatchCount(config) - 1;
-        double decodeWeight = (problem.DecodeMicroBatchCount(config) - 1) * (problem.GeneratedTokens - 1);
+        double decodeWeight = (Math.Max(problem.DecodeMicroBatchCount(config), problem.Devices.Count) * problem.GeneratedTokens) - 1;
         double latency = solution.Stages.Sum(s => s.PrefillSeconds) + (prefillWeight * solution.Stages.Max(s => s.PrefillSeconds))
             + solution.Stages.Sum(s => s.DecodeSeconds) + (decodeWeight * solution.Stages.Max(s => s.DecodeSeconds));
         Assert.Equal(latency, solution.LatencySeconds, 1e-9 * Math.Max(1, latency));
