@@ -52,9 +52,8 @@ public static class QualityIndicator
     // LLM-PQ's partitioner/indicator.py constants, by bits per weight.
     private static readonly (double Bits, double Cost)[] s_fallbackTable = [(2, 6.4), (3, 4.8), (4, 1.6), (8, 0.4), (16, 0.1)];
 
-    /// <summary>Gets the candidate types: F16, Q8_0, Q6_K, Q5_K, Q4_K, Q3_K and Q2_K, most bits first.</summary>
-    public static IReadOnlyList<GgmlType> CandidateTypes { get; } =
-        [GgmlType.F16, GgmlType.Q8_0, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q4_K, GgmlType.Q3_K, GgmlType.Q2_K];
+    /// <summary>Gets the candidate types the indicator measures by default: every planning type (<see cref="PlanTypes.All"/>).</summary>
+    public static IReadOnlyList<GgmlType> CandidateTypes => PlanTypes.All;
 
     /// <summary>Computes ω from the weights of a GGUF model.</summary>
     /// <param name="path">The path of the model: a GGUF file whose matrices are F32, F16, BF16 or any type ggml dequantizes.</param>
