@@ -135,7 +135,7 @@ internal static class GgufModelReader
 
     // llama_model_quantize quantizes tensors of 2 or more dimensions (ggml_n_dims: trailing 1s do not count) whose
     // names end in "weight", except the ones above.
-    private static bool IsQuantized(GgufTensorInfo tensor) =>
+    internal static bool IsQuantized(GgufTensorInfo tensor) =>
         tensor.Shape.Skip(1).Any(d => d > 1)
         && tensor.Name.EndsWith(".weight", StringComparison.Ordinal)
         && !s_keptAsIs.Any(fragment => tensor.Name.Contains(fragment, StringComparison.Ordinal));
