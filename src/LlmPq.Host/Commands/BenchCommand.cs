@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text.Json;
 using LlmPq.Chat;
 using LlmPq.Engine;
-using LlmPq.Gguf;
 using LlmPq.Host.Benchmarking;
 using Microsoft.Extensions.AI;
 
@@ -38,7 +37,7 @@ internal static class BenchCommand
 
         command.SetAction((parse, ct) => Cli.RunAsync(async () =>
         {
-            string modelPath = parse.GetValue(model)?.FullName ?? DefaultModel();
+            string modelPath = parse.GetValue(model)?.FullName ?? Cli.DefaultModel();
             var options = new LlmPqOptions
             {
                 ModelPath = modelPath,
@@ -116,17 +115,5 @@ internal static class BenchCommand
     {
         string[] words = ["the", "river", "carries", "light", "across", "old", "stones", "while", "birds", "count", "the", "hours"];
         return string.Join(' ', Enumerable.Range(0, Math.Max(1, tokens - 12)).Select(k => words[(k + i) % words.Length])) + $" (request {i})";
-    }
-
-    private static string DefaultModel()
-    {
-        string path = Path.Combine(Path.GetTempPath(), "llmpq-bench", "tiny-8x256.gguf");
-        if (!File.Exists(path))
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            TinyLlamaModel.Write(path, new TinyLlamaModelOptions { Layers = 8, EmbeddingLength = 256 });
-        }
-
-        return path;
     }
 }

@@ -35,6 +35,22 @@ internal static class Cli
         }
     }
 
+    /// <summary>Gets the shape of the default generated model of <c>demo</c> and <c>bench</c>: 8 layers, 256 wide.</summary>
+    public static TinyLlamaModelOptions DefaultModelShape { get; } = new() { Layers = 8, EmbeddingLength = 256 };
+
+    /// <summary>Gets the default generated model, written into the temporary folder the first time (the same arguments give the same bytes).</summary>
+    public static string DefaultModel()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "llmpq", "tiny-8x256.gguf");
+        if (!File.Exists(path))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            TinyLlamaModel.Write(path, DefaultModelShape);
+        }
+
+        return path;
+    }
+
     /// <summary>Creates the logger factory of a command: warnings by default, everything with <c>--verbose</c>, all to standard error.</summary>
     public static ILoggerFactory CreateLoggerFactory(ParseResult parse) =>
         LoggerFactory.Create(b => b

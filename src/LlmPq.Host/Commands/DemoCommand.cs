@@ -23,11 +23,8 @@ internal static class DemoCommand
         command.SetAction((parse, ct) => Cli.RunAsync(async () =>
         {
             var c = CultureInfo.InvariantCulture;
-            string folder = Path.Combine(Path.GetTempPath(), "llmpq-demo");
-            Directory.CreateDirectory(folder);
-            string model = Path.Combine(folder, "tiny-8x256.gguf");
-            var shape = new TinyLlamaModelOptions { Layers = 8, EmbeddingLength = 256 };
-            TinyLlamaModel.Write(model, shape);
+            string model = Cli.DefaultModel();
+            TinyLlamaModelOptions shape = Cli.DefaultModelShape;
             Console.WriteLine(string.Create(c, $"model    {model}: llama, {shape.Layers} layers × {shape.EmbeddingLength} wide, random weights, real 32000-token tokenizer"));
 
             var options = new LlmPqOptions { ModelPath = model, ContextLength = 1024, MaxSequences = 4, TokenBudget = 128 };
