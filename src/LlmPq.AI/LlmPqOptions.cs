@@ -33,6 +33,9 @@ public sealed class LlmPqOptions
     /// <summary>Gets or sets the most tokens of one iteration (Sarathi-Serve's token budget): all decodes, then prompt chunks.</summary>
     public int TokenBudget { get; set; } = 256;
 
+    /// <summary>Gets or sets how an iteration shares its token budget between decodes and prompts; <see cref="Scheduling.SchedulingPolicy.Sarathi"/> by default.</summary>
+    public Scheduling.SchedulingPolicy SchedulingPolicy { get; set; } = Scheduling.SchedulingPolicy.Sarathi;
+
     /// <summary>Gets or sets llama.cpp's physical micro-batch (<c>n_ubatch</c>); 0 uses the token budget. With several stages, micro-batches are pipelined.</summary>
     public int MicroBatchSize { get; set; }
 

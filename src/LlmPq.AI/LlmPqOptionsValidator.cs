@@ -28,6 +28,11 @@ internal sealed class LlmPqOptionsValidator : IValidateOptions<LlmPqOptions>
             failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:MicroBatchSize must be between 0 (the token budget) and TokenBudget ({options.TokenBudget}); it is {options.MicroBatchSize}."));
         }
 
+        if (!Enum.IsDefined(options.SchedulingPolicy))
+        {
+            failures.Add($"LlmPq:SchedulingPolicy '{options.SchedulingPolicy}' is not one of {string.Join(", ", Enum.GetNames<Scheduling.SchedulingPolicy>())}.");
+        }
+
         if (options.KvCacheTokens < 0)
         {
             failures.Add("LlmPq:KvCacheTokens must be 0 (ContextLength for every sequence) or more.");
