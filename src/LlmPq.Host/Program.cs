@@ -12,6 +12,9 @@ var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster throu
     PlanCommand.Create(),
     PlanTableCommand.Create(),
     PlanBenchCommand.Create(),
+    QuantizeCommand.Create(),
+    EvalCommand.Create(),
+    IndicatorStudyCommand.Create(),
     Cli.Verbose,
 };
 

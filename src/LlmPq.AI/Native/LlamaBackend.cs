@@ -20,6 +20,9 @@ internal static unsafe partial class LlamaBackend
     [ThreadStatic]
     private static List<string>? t_recentErrors;
 
+    [ThreadStatic]
+    private static Func<string, bool>? t_observer;
+
     /// <summary>Initializes llama.cpp once per process and routes its log to <paramref name="loggerFactory"/> when one is given.</summary>
     public static void EnsureInitialized(ILoggerFactory? loggerFactory = null)
     {
@@ -53,6 +56,13 @@ internal static unsafe partial class LlamaBackend
     /// </summary>
     public static ErrorCapture CaptureErrors() => new();
 
+    /// <summary>
+    /// Shows <paramref name="observer"/> every piece of text llama.cpp logs on this thread until the scope ends, for
+    /// calls that report progress only through their log (<c>llama_model_quantize</c>). A piece the observer returns
+    /// true for is expected, and is logged at debug level whatever its level.
+    /// </summary>
+    public static LogObservation ObserveLog(Func<string, bool> observer) => new(observer);
+
     [UnmanagedCallersOnly(CallConvs = [typeof(System.Runtime.CompilerServices.CallConvCdecl)])]
     private static void OnLog(int level, byte* text, void* userData)
     {
@@ -66,6 +76,11 @@ internal static unsafe partial class LlamaBackend
             4 => LogLevel.Error,
             _ => LogLevel.Debug,
         };
+
+        if (t_observer?.Invoke(message) == true)
+        {
+            mapped = LogLevel.Debug;
+        }
 
         if (mapped >= LogLevel.Warning && t_recentErrors is { Count: < 32 } errors)
         {
@@ -113,5 +128,16 @@ internal static unsafe partial class LlamaBackend
 
         /// <inheritdoc/>
         public void Dispose() => t_recentErrors = _outer;
+    }
+
+    /// <summary>The scope of <see cref="ObserveLog"/>.</summary>
+    public sealed class LogObservation : IDisposable
+    {
+        private readonly Func<string, bool>? _outer = t_observer;
+
+        internal LogObservation(Func<string, bool> observer) => t_observer = observer;
+
+        /// <inheritdoc/>
+        public void Dispose() => t_observer = _outer;
     }
 }

@@ -111,4 +111,24 @@ public sealed class MemoryModel(ModelSpec model, Workload workload)
     /// <param name="embeddingType">The token embedding's type (see <see cref="PlanTypes.EmbeddingType"/>).</param>
     /// <returns>The bytes.</returns>
     public long InputBytes(GgmlType embeddingType) => _model.TokenEmbedding.Bytes(embeddingType) + (_model.InputParameters * sizeof(float));
+
+    /// <summary>
+    /// Gets the weight bytes of the model quantized by <paramref name="plan"/>: every layer at its type, the input layer
+    /// (<see cref="InputBytes"/>), and the output layer at the plan's output type (once when tied to the embedding).
+    /// This is the tensor data a quantized file holds, padding aside.
+    /// </summary>
+    /// <param name="plan">A plan for this model.</param>
+    /// <returns>The bytes.</returns>
+    public long WeightBytes(Plan plan)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        IReadOnlyList<GgmlType> types = plan.LayerTypes();
+        long bytes = InputBytes(plan.EmbeddingType);
+        for (int i = 0; i < types.Count; i++)
+        {
+            bytes += _model.Layers[i].WeightBytes(types[i]);
+        }
+
+        return bytes + (_model.OutputTied ? _model.Output.OtherParameters * sizeof(float) : _model.Output.WeightBytes(plan.OutputType));
+    }
 }

@@ -51,6 +51,22 @@ internal static class Cli
         return path;
     }
 
+    /// <summary>
+    /// Gets a progress line rewritten in place on standard error, or null when standard error is not a terminal, so
+    /// logs and CI output get no carriage-return noise. Reports arrive in order, on the reporting thread.
+    /// </summary>
+    public static IProgress<T>? StatusLine<T>(Func<T, string> format) =>
+        Console.IsErrorRedirected ? null : new SynchronousProgress<T>(value => Console.Error.Write("\r" + format(value)));
+
+    /// <summary>Ends the line <see cref="StatusLine"/> wrote on, if any.</summary>
+    public static void EndStatusLine()
+    {
+        if (!Console.IsErrorRedirected)
+        {
+            Console.Error.WriteLine();
+        }
+    }
+
     /// <summary>Creates the logger factory of a command: warnings by default, everything with <c>--verbose</c>, all to standard error.</summary>
     public static ILoggerFactory CreateLoggerFactory(ParseResult parse) =>
         LoggerFactory.Create(b => b

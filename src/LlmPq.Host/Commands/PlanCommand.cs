@@ -51,9 +51,9 @@ internal static class PlanCommand
             {
                 GgufFile gguf = GgufReader.Read(file.FullName);
                 spec = ModelSpec.FromGguf(gguf);
-                var progress = new Progress<double>(p => Console.Error.Write(string.Create(CultureInfo.InvariantCulture, $"\rquality indicator from the weights: {p:P0}")));
+                IProgress<double>? progress = Cli.StatusLine<double>(p => string.Create(CultureInfo.InvariantCulture, $"quality indicator from the weights: {p:P0}"));
                 indicator = QualityIndicator.Compute(file.FullName, progress: progress, cancellationToken: ct);
-                Console.Error.WriteLine();
+                Cli.EndStatusLine();
             }
             else
             {
