@@ -30,8 +30,19 @@ public sealed class LlmPqOptions
     /// <summary>Gets or sets the most sequences decoded together (llama.cpp's <c>n_seq_max</c>); more requests wait in the queue.</summary>
     public int MaxSequences { get; set; } = 8;
 
-    /// <summary>Gets or sets the most tokens of one iteration (Sarathi-Serve's token budget): all decodes, then prompt chunks.</summary>
+    /// <summary>
+    /// Gets or sets the most tokens of one iteration (Sarathi-Serve's token budget): all decodes, then prompt chunks.
+    /// With <see cref="TbtTarget"/> set it is the largest budget the engine may choose (and llama.cpp's <c>n_batch</c>).
+    /// </summary>
     public int TokenBudget { get; set; } = 256;
+
+    /// <summary>
+    /// Gets or sets the time-between-tokens target; null (the default) keeps the fixed <see cref="TokenBudget"/>. When
+    /// set, the engine chooses before every iteration the largest budget, a multiple of 32 between 32 and
+    /// <see cref="TokenBudget"/>, whose iteration time predicted at the current decode batch (a fit of the measured
+    /// iterations) fits the target.
+    /// </summary>
+    public TimeSpan? TbtTarget { get; set; }
 
     /// <summary>Gets or sets how an iteration shares its token budget between decodes and prompts; <see cref="Scheduling.SchedulingPolicy.Sarathi"/> by default.</summary>
     public Scheduling.SchedulingPolicy SchedulingPolicy { get; set; } = Scheduling.SchedulingPolicy.Sarathi;

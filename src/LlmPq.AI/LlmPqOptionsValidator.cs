@@ -28,6 +28,15 @@ internal sealed class LlmPqOptionsValidator : IValidateOptions<LlmPqOptions>
             failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:MicroBatchSize must be between 0 (the token budget) and TokenBudget ({options.TokenBudget}); it is {options.MicroBatchSize}."));
         }
 
+        if (options.TbtTarget <= TimeSpan.Zero)
+        {
+            failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:TbtTarget must be positive (or unset for a fixed TokenBudget); it is {options.TbtTarget}."));
+        }
+        else if (options.TbtTarget is not null && options.TokenBudget < Scheduling.TokenBudgetController.Quantum)
+        {
+            failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:TokenBudget is the largest budget when TbtTarget is set, and must then be at least {Scheduling.TokenBudgetController.Quantum}; it is {options.TokenBudget}."));
+        }
+
         if (!Enum.IsDefined(options.SchedulingPolicy))
         {
             failures.Add($"LlmPq:SchedulingPolicy '{options.SchedulingPolicy}' is not one of {string.Join(", ", Enum.GetNames<Scheduling.SchedulingPolicy>())}.");

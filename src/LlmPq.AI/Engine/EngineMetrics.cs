@@ -1,10 +1,12 @@
 using System.Diagnostics.Metrics;
+using LlmPq.Scheduling;
 
 namespace LlmPq.Engine;
 
 /// <summary>
 /// The engine's instruments: the OpenTelemetry GenAI server metrics (names and units from the semantic
-/// conventions) plus what a serving operator watches: batch composition, queue length, KV use, preemptions.
+/// conventions) plus what a serving operator watches: batch composition, queue length, KV use, preemptions, the
+/// token budget, and iteration times by kind with their spread (the proxy for pipeline bubbles).
 /// </summary>
 internal sealed class EngineMetrics : IDisposable
 {
@@ -18,9 +20,11 @@ internal sealed class EngineMetrics : IDisposable
     private readonly Histogram<long> _tokenUsage;
     private readonly Histogram<long> _batchTokens;
     private readonly Counter<long> _preemptions;
+    private readonly Histogram<double> _iterationDuration;
+    private readonly IterationSpread _spread = new();
     private readonly KeyValuePair<string, object?> _model;
 
-    public EngineMetrics(IMeterFactory? meterFactory, string modelId, Func<int> queueLength, Func<int> running, Func<int> kvTokens, int kvCapacity)
+    public EngineMetrics(IMeterFactory? meterFactory, string modelId, Func<int> queueLength, Func<int> running, Func<int> kvTokens, int kvCapacity, Func<int> tokenBudget)
     {
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
         _model = new("gen_ai.request.model", modelId);
@@ -34,6 +38,10 @@ internal sealed class EngineMetrics : IDisposable
         _meter.CreateObservableGauge("llmpq.engine.sequences.running", running, "{sequence}", "Sequences holding a slot.");
         _meter.CreateObservableGauge("llmpq.engine.kv.tokens", kvTokens, "{token}", "KV cache tokens in use.");
         _meter.CreateObservableGauge("llmpq.engine.kv.capacity", () => kvCapacity, "{token}", "KV cache size in tokens.");
+        _meter.CreateObservableGauge("llmpq.engine.token_budget", tokenBudget, "{token}", "Most tokens of one iteration: fixed, or chosen from the TBT target.");
+        _iterationDuration = _meter.CreateHistogram<double>("llmpq.engine.iteration.duration", "s", "Time of one iteration (batch decode and sampling), by kind (prefill, decode or hybrid).");
+        _meter.CreateObservableGauge("llmpq.engine.iteration.spread", ObserveSpread, "1", "Standard deviation over mean of recent iteration times, by kind: uneven iterations idle pipeline stages.");
+        _meter.CreateObservableGauge("llmpq.engine.iteration.imbalance", ObserveImbalance, "1", "Average |t1 - t0| / max(t0, t1) of recent consecutive iterations: the share a pipeline stage idles between them.");
     }
 
     public void FirstToken(TimeSpan sinceArrival) => _ttft.Record(sinceArrival.TotalSeconds, _model, Operation);
@@ -58,7 +66,39 @@ internal sealed class EngineMetrics : IDisposable
 
     public void Preempted(int count) => _preemptions.Add(count);
 
+    public void Iteration(IterationKind kind, TimeSpan elapsed)
+    {
+        _iterationDuration.Record(elapsed.TotalSeconds, Kind(kind));
+        _spread.Record(kind, elapsed);
+    }
+
     public void Dispose() => _meter.Dispose();
 
     private static KeyValuePair<string, object?> Operation => new("gen_ai.operation.name", "chat");
+
+    private static KeyValuePair<string, object?> Kind(IterationKind kind) => new("llmpq.iteration.kind", kind switch
+    {
+        IterationKind.Prefill => "prefill",
+        IterationKind.Decode => "decode",
+        _ => "hybrid",
+    });
+
+    private IEnumerable<Measurement<double>> ObserveSpread()
+    {
+        foreach (IterationKind kind in Enum.GetValues<IterationKind>())
+        {
+            if (_spread.Spread(kind) is { } spread)
+            {
+                yield return new Measurement<double>(spread, Kind(kind));
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveImbalance()
+    {
+        if (_spread.Imbalance is { } imbalance)
+        {
+            yield return new Measurement<double>(imbalance);
+        }
+    }
 }

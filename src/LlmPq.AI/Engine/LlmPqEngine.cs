@@ -32,7 +32,8 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     private LlamaContext? _context;
     private bool _inboxClosed;
     private EngineMetrics? _metrics;
-    private StallFreeScheduler? _scheduler;
+    private BatchScheduler? _scheduler;
+    private TokenBudgetController? _budget;
     private long _nextId;
     private int _outstanding;
     private long _preemptions;
@@ -215,9 +216,11 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             _context = context;
             KvCapacity = (int)context.ContextLength;
             ContextLength = Math.Min(perSequence, (int)context.SequenceContextLength);
-            _scheduler = new StallFreeScheduler(_options.TokenBudget, KvCapacity, _options.MaxSequences);
-            _metrics = new EngineMetrics(_meterFactory, ModelId, () => QueueLength, () => RunningSequences, () => KvTokensInUse, KvCapacity);
+            BatchScheduler scheduler = _scheduler = new BatchScheduler(_options.SchedulingPolicy, _options.TokenBudget, KvCapacity, _options.MaxSequences);
+            _budget = _options.TbtTarget is { } tbt ? new TokenBudgetController(tbt, _options.TokenBudget) : null;
+            _metrics = new EngineMetrics(_meterFactory, ModelId, () => QueueLength, () => RunningSequences, () => KvTokensInUse, KvCapacity, () => scheduler.TokenBudget);
             LogLoaded(_logger, ModelId, _model.LayerCount, ContextLength, KvCapacity, shared);
+            SchedulingLog.Started(_logger, _options.SchedulingPolicy, _options.TokenBudget, _options.TbtTarget);
         }
         catch (Exception ex)
         {
@@ -256,7 +259,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     private void Loop(TokenBatch batch)
     {
         LlamaContext context = _context!;
-        StallFreeScheduler scheduler = _scheduler!;
+        BatchScheduler scheduler = _scheduler!;
         while (!_stopping)
         {
             while (_inbox.TryDequeue(out Action? action))
@@ -352,6 +355,8 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             {
                 Sample(s, index, context);
             }
+
+            Measured(scheduler, plan, Stopwatch.GetElapsedTime(started));
         }
     }
 
@@ -455,11 +460,29 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         return active;
     }
 
-    private void PublishCounts(StallFreeScheduler scheduler)
+    private void PublishCounts(BatchScheduler scheduler)
     {
         Volatile.Write(ref _queued, scheduler.Waiting.Count);
         Volatile.Write(ref _running, scheduler.Running.Count);
         Volatile.Write(ref _kvTokens, scheduler.KvTokensCached);
+    }
+
+    /// <summary>Reports an iteration's time (decode and sampling) and, with a TBT target, retunes the next budget.</summary>
+    private void Measured(BatchScheduler scheduler, BatchPlan plan, TimeSpan elapsed)
+    {
+        _metrics!.Iteration(plan.Kind, elapsed);
+        if (_budget is null)
+        {
+            return;
+        }
+
+        _budget.Observe(plan.TokenCount, plan.DecodeTokens, elapsed);
+        int decodes = scheduler.Decodes;
+        if (_budget.Choose(decodes, out TimeSpan predicted) is int budget && budget != scheduler.TokenBudget)
+        {
+            SchedulingLog.BudgetChanged(_logger, scheduler.TokenBudget, budget, predicted.TotalMilliseconds, decodes, _budget.Target.TotalMilliseconds);
+            scheduler.TokenBudget = budget;
+        }
     }
 
     /// <summary>A running request's engine-side state (loop thread only).</summary>

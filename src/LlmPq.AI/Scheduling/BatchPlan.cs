@@ -24,4 +24,25 @@ internal sealed record BatchPlan(IReadOnlyList<Eviction> Preempted, IReadOnlyLis
 
     /// <summary>Gets the prefill tokens in the batch.</summary>
     public int PrefillTokens => TokenCount - DecodeTokens;
+
+    /// <summary>Gets what the batch holds: prompt chunks, decodes, or both.</summary>
+    public IterationKind Kind => (PrefillTokens > 0, DecodeTokens > 0) switch
+    {
+        (true, true) => IterationKind.Hybrid,
+        (true, false) => IterationKind.Prefill,
+        _ => IterationKind.Decode,
+    };
+}
+
+/// <summary>What an iteration's batch holds; iterations of one kind take similar time, so their spread shows bubbles.</summary>
+internal enum IterationKind
+{
+    /// <summary>Prompt chunks only.</summary>
+    Prefill,
+
+    /// <summary>Decodes only.</summary>
+    Decode,
+
+    /// <summary>Decodes and prompt chunks together (stall-free batching).</summary>
+    Hybrid,
 }

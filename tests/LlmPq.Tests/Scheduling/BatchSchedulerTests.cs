@@ -1,0 +1,369 @@
+using LlmPq.Scheduling;
+
+namespace LlmPq.Tests.Scheduling;
+
+/// <summary>The scheduler's invariants under every policy, checked over randomized workloads simulated without a model.</summary>
+public sealed class BatchSchedulerTests
+{
+    private static readonly (int Seed, int Budget, int KvCapacity, int Slots)[] s_workloads =
+    [
+        (1, 64, 1024, 4),
+        (2, 32, 256, 8),    // KV pressure: preemptions happen
+        (3, 16, 200, 3),
+        (4, 128, 4096, 16),
+        (5, 8, 96, 6),      // decodes can fill the whole budget
+    ];
+
+    public static TheoryData<SchedulingPolicy, int, int, int, int> Workloads()
+    {
+        var data = new TheoryData<SchedulingPolicy, int, int, int, int>();
+        foreach (SchedulingPolicy policy in Enum.GetValues<SchedulingPolicy>())
+        {
+            foreach ((int seed, int budget, int kvCapacity, int slots) in s_workloads)
+            {
+                data.Add(policy, seed, budget, kvCapacity, slots);
+            }
+        }
+
+        return data;
+    }
+
+    public static TheoryData<SchedulingPolicy> Policies() => [.. Enum.GetValues<SchedulingPolicy>()];
+
+    [Theory]
+    [MemberData(nameof(Workloads))]
+    public void Randomized_workloads_keep_every_invariant(SchedulingPolicy policy, int seed, int budget, int kvCapacity, int slots)
+    {
+        var random = new Random(seed);
+        var scheduler = new BatchScheduler(policy, budget, kvCapacity, slots);
+        var targets = new Dictionary<SequenceState, int>();
+        var finished = new List<SequenceState>();
+        long nextId = 0;
+        int preemptions = 0;
+        long lastFreshAdmission = 0;
+        IterationKind? previous = null;
+
+        for (int iteration = 0; iteration < 20_000 && (nextId < 60 || targets.Count > 0); iteration++)
+        {
+            if (nextId < 60 && random.NextDouble() < 0.3)
+            {
+                int promptLength = random.Next(1, Math.Min(80, kvCapacity / 2));
+                var s = new SequenceState(++nextId, [.. Enumerable.Range(0, promptLength)]);
+                targets[s] = random.Next(1, 40);
+                scheduler.Enqueue(s);
+            }
+
+            if (random.NextDouble() < 0.05)
+            {
+                scheduler.TokenBudget = random.Next(1, 2 * budget); // the engine retunes it between iterations
+            }
+
+            int tokenBudget = scheduler.TokenBudget;
+            var decodingBefore = scheduler.Running.Where(s => s.IsDecoding).ToHashSet();
+            var prefillingBefore = scheduler.Running.Where(s => !s.IsDecoding && s.Pending > 0).ToHashSet();
+            BatchPlan? plan = scheduler.Plan();
+            if (plan is null)
+            {
+                Assert.Empty(scheduler.Running);
+                Assert.Empty(scheduler.Waiting);
+                continue;
+            }
+
+            preemptions += plan.Preempted.Count;
+            var evicted = plan.Preempted.Select(e => e.Sequence).ToHashSet();
+            decodingBefore.ExceptWith(evicted);
+            prefillingBefore.ExceptWith(evicted);
+
+            // The budget holds (decodes alone may use all of it, never more than one token each).
+            Assert.True(plan.TokenCount <= Math.Max(tokenBudget, plan.DecodeTokens), $"{plan.TokenCount} tokens over a budget of {tokenBudget}");
+            Assert.True(plan.PrefillTokens == 0 || plan.TokenCount <= tokenBudget);
+            Assert.Equal(plan.Entries.Count, plan.Entries.Select(e => e.Sequence).Distinct().Count());
+            Assert.All(plan.Entries, e => Assert.True(e.Count > 0 && e.Count <= e.Sequence.Pending));
+
+            switch (plan.Entries.Count > 0 ? policy : default(SchedulingPolicy?))
+            {
+                case SchedulingPolicy.Sarathi:
+                    // Stall-free: every decode that was running and not evicted gets its token this iteration.
+                    foreach (SequenceState d in decodingBefore)
+                    {
+                        Assert.Contains(plan.Entries, e => e.Sequence == d && e.Count == 1);
+                    }
+
+                    break;
+
+                case SchedulingPolicy.PrefillFirst:
+                    Assert.NotEqual(IterationKind.Hybrid, plan.Kind);
+                    if (plan.Kind == IterationKind.Decode)
+                    {
+                        // Decodes run only when no prompt could: none half done, and the queue's head cannot be admitted.
+                        Assert.Empty(prefillingBefore);
+                        Assert.True(
+                            scheduler.Waiting.Count == 0 || scheduler.Running.Count == slots || scheduler.KvTokensReserved + scheduler.Decodes + scheduler.Waiting[0].Tokens.Count + 1 > kvCapacity,
+                            "a decode iteration ran while a prompt could have been admitted");
+                        Assert.Equal(decodingBefore.Count, plan.Entries.Count);
+                    }
+
+                    break;
+
+                case SchedulingPolicy.RequestLevel:
+                    Assert.NotEqual(IterationKind.Hybrid, plan.Kind);
+                    Assert.True(plan.Admitted.Count == 0 || decodingBefore.Count == 0, "a prompt was admitted while decodes ran");
+                    break;
+
+                case SchedulingPolicy.ChunkedOnly:
+                    // Prompt-chunk and decode iterations alternate whenever both have work.
+                    Assert.NotEqual(IterationKind.Hybrid, plan.Kind);
+                    if (previous == IterationKind.Decode && prefillingBefore.Count > 0)
+                    {
+                        Assert.Equal(IterationKind.Prefill, plan.Kind);
+                    }
+                    else if (previous == IterationKind.Prefill && decodingBefore.Count > 0)
+                    {
+                        Assert.Equal(IterationKind.Decode, plan.Kind);
+                    }
+
+                    break;
+            }
+
+            if (plan.Entries.Count > 0)
+            {
+                previous = plan.Kind;
+            }
+
+            // KV: what resident sequences hold or reserved, plus this iteration's growth, fits the cache.
+            Assert.True(scheduler.Running.Count <= slots);
+            Assert.True(scheduler.KvTokensReserved + plan.Entries.Count(e => e.IsDecode) <= kvCapacity || scheduler.Running.Count == 1);
+            Assert.Equal(scheduler.Running.Count, scheduler.Running.Select(s => s.Slot).Distinct().Count());
+
+            // First come, first served: a fresh admission is always the oldest request not yet admitted.
+            foreach (SequenceState a in plan.Admitted.Where(a => a.Preemptions == 0))
+            {
+                Assert.True(a.Id > lastFreshAdmission, $"request {a.Id} admitted after {lastFreshAdmission}");
+                lastFreshAdmission = a.Id;
+                Assert.DoesNotContain(scheduler.Waiting, w => w.Id < a.Id && w.Preemptions == 0);
+            }
+
+            // Execute the plan as the engine would.
+            foreach (BatchEntry entry in plan.Entries)
+            {
+                bool samples = entry.Samples;
+                entry.Sequence.MarkCached(entry.Count);
+                if (!samples)
+                {
+                    continue;
+                }
+
+                SequenceState s = entry.Sequence;
+                if (s.Generated + 1 >= targets[s] || s.Tokens.Count + 1 >= kvCapacity)
+                {
+                    scheduler.Remove(s);
+                    targets.Remove(s);
+                    finished.Add(s);
+                }
+                else
+                {
+                    s.Append(7);
+                }
+            }
+        }
+
+        Assert.Equal(60, finished.Count); // none lost, preempted ones included
+        Assert.Empty(scheduler.Running);
+        Assert.Empty(scheduler.Waiting);
+        if (kvCapacity <= 256)
+        {
+            Assert.True(preemptions > 0, "the workload was meant to put the KV cache under pressure");
+        }
+    }
+
+    [Fact]
+    public void Sarathi_puts_decodes_first_then_running_prefills_then_new_prompts()
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 10, kvCapacity: 1000, slots: 4);
+        var a = new SequenceState(1, [1, 2, 3]);
+        scheduler.Enqueue(a);
+        BatchPlan first = scheduler.Plan()!;
+        Assert.Equal([new BatchEntry(a, 3)], first.Entries);
+        Run(first);
+
+        var b = new SequenceState(2, [.. Enumerable.Range(0, 20)]);
+        var c = new SequenceState(3, [1, 2]);
+        scheduler.Enqueue(b);
+        scheduler.Enqueue(c);
+        BatchPlan second = scheduler.Plan()!;
+        Assert.Equal(a, second.Entries[0].Sequence);
+        Assert.True(second.Entries[0].IsDecode);
+        Assert.Equal(new BatchEntry(b, 9), second.Entries[1]); // b takes the rest of the budget as a chunk
+        Assert.Equal(2, second.Entries.Count);               // c waits: the budget is spent
+        Assert.Equal(IterationKind.Hybrid, second.Kind);
+        Run(second);
+
+        BatchPlan third = scheduler.Plan()!;
+        Assert.Equal([a, b], third.Entries.Select(e => e.Sequence));
+        Assert.Equal([1, 9], third.Entries.Select(e => e.Count));
+        Assert.False(third.Entries[1].Samples); // b still has 2 prompt tokens after this chunk
+        Run(third);
+
+        BatchPlan fourth = scheduler.Plan()!;
+        Assert.Equal([a, b, c], fourth.Entries.Select(e => e.Sequence));
+        Assert.Equal([1, 2, 2], fourth.Entries.Select(e => e.Count));
+        Assert.True(fourth.Entries[1].Samples);
+        Assert.Equal([c], fourth.Admitted);
+    }
+
+    [Fact]
+    public void Prefill_first_runs_a_prompt_over_the_budget_in_prompt_only_chunks_before_any_decode()
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.PrefillFirst, tokenBudget: 10, kvCapacity: 1000, slots: 4);
+        var a = new SequenceState(1, [1, 2, 3]);
+        scheduler.Enqueue(a);
+        Run(scheduler.Plan()!);
+
+        var b = new SequenceState(2, [.. Enumerable.Range(0, 25)]);
+        var c = new SequenceState(3, [1, 2, 3, 4, 5, 6, 7, 8]);
+        scheduler.Enqueue(b);
+        scheduler.Enqueue(c);
+        var iterations = new List<string>();
+        while (!c.IsDecoding)
+        {
+            BatchPlan plan = scheduler.Plan()!;
+            Assert.Equal(IterationKind.Prefill, plan.Kind);
+            iterations.Add(string.Join(' ', plan.Entries.Select(e => $"{e.Sequence.Id}:{e.Count}")));
+            Run(plan);
+        }
+
+        // b (25 tokens) takes three budget-sized iterations; c (8) does not fit whole behind b's last 5 and gets its
+        // own. Meanwhile a's decode waits: its sampled token is not fed yet.
+        Assert.Equal(["2:10", "2:10", "2:5", "3:8"], iterations);
+        Assert.Equal(1, a.Pending);
+        Assert.Equal(3, a.Cached);
+
+        BatchPlan decodes = scheduler.Plan()!;
+        Assert.Equal(IterationKind.Decode, decodes.Kind);
+        Assert.Equal([a, b, c], decodes.Entries.Select(e => e.Sequence));
+    }
+
+    [Fact]
+    public void Request_level_admits_a_whole_batch_and_no_more_until_it_is_done()
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.RequestLevel, tokenBudget: 4, kvCapacity: 1000, slots: 4);
+        var a = new SequenceState(1, [1, 2, 3]);
+        var b = new SequenceState(2, [1, 2]);
+        scheduler.Enqueue(a);
+        scheduler.Enqueue(b);
+        BatchPlan first = scheduler.Plan()!;
+        Assert.Equal([a, b], first.Admitted); // both join the batch although only one token of b fits the budget
+        Assert.Equal([new BatchEntry(a, 3), new BatchEntry(b, 1)], first.Entries);
+        Run(first);
+
+        var late = new SequenceState(3, [1]);
+        scheduler.Enqueue(late);
+        BatchPlan second = scheduler.Plan()!;
+        Assert.Empty(second.Admitted);
+        Assert.Equal([new BatchEntry(b, 1)], second.Entries); // the batch's prefill ends before it decodes
+        Run(second);
+
+        BatchPlan third = scheduler.Plan()!;
+        Assert.Empty(third.Admitted);
+        Assert.Equal([a, b], third.Entries.Select(e => e.Sequence));
+        Run(third);
+
+        scheduler.Remove(a); // one finishes; the other still decodes, so the queue still waits
+        BatchPlan fourth = scheduler.Plan()!;
+        Assert.Empty(fourth.Admitted);
+        Assert.Equal([b], fourth.Entries.Select(e => e.Sequence));
+        Run(fourth);
+
+        scheduler.Remove(b);
+        Assert.Equal([late], scheduler.Plan()!.Admitted);
+    }
+
+    [Fact]
+    public void Chunked_only_alternates_prompt_chunks_and_decodes()
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.ChunkedOnly, tokenBudget: 4, kvCapacity: 1000, slots: 4);
+        var a = new SequenceState(1, [1, 2]);
+        scheduler.Enqueue(a);
+        Run(scheduler.Plan()!);
+        var b = new SequenceState(2, [.. Enumerable.Range(0, 10)]);
+        scheduler.Enqueue(b);
+
+        var kinds = new List<IterationKind>();
+        for (int i = 0; i < 6; i++)
+        {
+            BatchPlan plan = scheduler.Plan()!;
+            kinds.Add(plan.Kind);
+            Assert.All(plan.Entries, e => Assert.True(e.Count <= 4));
+            Run(plan);
+        }
+
+        // b's 10 tokens take three chunks of the budget, with one of a's decodes after each.
+        Assert.Equal([IterationKind.Decode, IterationKind.Prefill, IterationKind.Decode, IterationKind.Prefill, IterationKind.Decode, IterationKind.Prefill], kinds);
+        Assert.True(b.IsDecoding);
+    }
+
+    [Theory]
+    [MemberData(nameof(Policies))]
+    public void A_request_waits_for_kv_room_and_nobody_overtakes_it(SchedulingPolicy policy)
+    {
+        var scheduler = new BatchScheduler(policy, tokenBudget: 100, kvCapacity: 50, slots: 4);
+        var big = new SequenceState(1, [.. Enumerable.Range(0, 30)]);
+        scheduler.Enqueue(big);
+        Run(scheduler.Plan()!);
+
+        var tooBig = new SequenceState(2, [.. Enumerable.Range(0, 30)]);
+        var small = new SequenceState(3, [1]);
+        scheduler.Enqueue(tooBig);
+        scheduler.Enqueue(small);
+        BatchPlan plan = scheduler.Plan()!;
+        Assert.Equal([big], plan.Entries.Select(e => e.Sequence));
+        Assert.Equal([tooBig, small], scheduler.Waiting);
+
+        scheduler.Remove(big);
+        plan = scheduler.Plan()!;
+        Assert.Equal([tooBig, small], plan.Admitted);
+    }
+
+    [Theory]
+    [MemberData(nameof(Policies))]
+    public void Under_pressure_the_youngest_is_evicted_and_requeued_by_arrival(SchedulingPolicy policy)
+    {
+        var scheduler = new BatchScheduler(policy, tokenBudget: 100, kvCapacity: 24, slots: 4);
+        var old = new SequenceState(1, [.. Enumerable.Range(0, 10)]);
+        var young = new SequenceState(2, [.. Enumerable.Range(0, 10)]);
+        var waiting = new SequenceState(3, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+        scheduler.Enqueue(old);
+        scheduler.Enqueue(young);
+        scheduler.Plan();
+        foreach (SequenceState s in new[] { old, young })
+        {
+            s.MarkCached(10);
+            s.Append(1);
+            s.Append(2); // pretend two tokens were sampled and one fed: 12 tokens each, both decoding
+            s.MarkCached(1);
+        }
+
+        scheduler.Enqueue(waiting);
+        BatchPlan plan = scheduler.Plan()!;
+        Eviction eviction = Assert.Single(plan.Preempted);
+        Assert.Equal(young, eviction.Sequence);
+        Assert.Equal(-1, young.Slot);
+        Assert.Equal(0, young.Cached);
+        Assert.Equal([young, waiting], scheduler.Waiting);
+        Assert.Equal([old], plan.Entries.Select(e => e.Sequence));
+    }
+
+    /// <summary>Executes a plan as the engine would, every sampling sequence drawing token 9.</summary>
+    private static void Run(BatchPlan plan)
+    {
+        foreach (BatchEntry entry in plan.Entries)
+        {
+            bool samples = entry.Samples;
+            entry.Sequence.MarkCached(entry.Count);
+            if (samples)
+            {
+                entry.Sequence.Append(9);
+            }
+        }
+    }
+}
