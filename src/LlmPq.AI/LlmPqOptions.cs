@@ -62,6 +62,13 @@ public sealed class LlmPqOptions
     /// <summary>Gets or sets the most requests waiting for a sequence slot; beyond it requests fail as unavailable (HTTP 503).</summary>
     public int MaxQueueLength { get; set; } = 1024;
 
+    /// <summary>
+    /// Gets the pipeline stages the model is split across, in order, each a contiguous range of layers; empty (the
+    /// default) runs the whole model in this process (on its GPUs per <see cref="GpuLayers"/>). A plan gives them
+    /// (<c>llmpq serve --plan</c>); the layer counts must add up to the model's.
+    /// </summary>
+    public IList<Pipeline.LlmPqStageOptions> Stages { get; } = [];
+
     /// <summary>Gets a value indicating whether sequences share one KV cache (see <see cref="KvCacheTokens"/>).</summary>
     internal bool SharedKvCache => KvCacheTokens > 0 && KvCacheTokens < (long)ContextLength * MaxSequences;
 

@@ -42,6 +42,22 @@ internal sealed class LlmPqOptionsValidator : IValidateOptions<LlmPqOptions>
             failures.Add($"LlmPq:SchedulingPolicy '{options.SchedulingPolicy}' is not one of {string.Join(", ", Enum.GetNames<Scheduling.SchedulingPolicy>())}.");
         }
 
+        for (int i = 0; i < options.Stages.Count; i++)
+        {
+            Pipeline.LlmPqStageOptions stage = options.Stages[i];
+            if (stage.Layers <= 0)
+            {
+                failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:Layers must be positive; it is {stage.Layers}."));
+            }
+
+            if (string.IsNullOrEmpty(stage.Endpoint) ? i > 0 : !IsEndpoint(stage.Endpoint))
+            {
+                failures.Add(string.IsNullOrEmpty(stage.Endpoint)
+                    ? string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:Endpoint is required: only the first stage can run in-process.")
+                    : string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:Endpoint '{stage.Endpoint}' is not host:port (for example 127.0.0.1:50052)."));
+            }
+        }
+
         if (options.KvCacheTokens < 0)
         {
             failures.Add("LlmPq:KvCacheTokens must be 0 (ContextLength for every sequence) or more.");
@@ -53,6 +69,12 @@ internal sealed class LlmPqOptionsValidator : IValidateOptions<LlmPqOptions>
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+
+        static bool IsEndpoint(string endpoint)
+        {
+            int colon = endpoint.LastIndexOf(':');
+            return colon > 0 && ushort.TryParse(endpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out ushort port) && port > 0;
+        }
 
         void Positive(int value, string option)
         {

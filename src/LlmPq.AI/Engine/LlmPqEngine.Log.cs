@@ -10,6 +10,9 @@ public sealed partial class LlmPqEngine
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Serving {ModelId}: {Layers} layers, {ContextLength} tokens per conversation, KV cache of {KvCapacity} tokens (shared: {Shared})")]
     private static partial void LogLoaded(ILogger logger, string modelId, int layers, int contextLength, int kvCapacity, bool shared);
 
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Layers placed as planned: {Stages}")]
+    private static partial void LogPlaced(ILogger logger, string stages);
+
     [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Could not load {ModelPath}")]
     private static partial void LogLoadFailed(ILogger logger, Exception exception, string modelPath);
 

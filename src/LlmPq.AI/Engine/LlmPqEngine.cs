@@ -4,6 +4,7 @@ using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using LlmPq.Chat;
 using LlmPq.Native;
+using LlmPq.Pipeline;
 using LlmPq.Scheduling;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -197,7 +198,17 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         try
         {
             LlamaBackend.EnsureInitialized(_loggerFactory);
-            _model = LlamaModel.Load(_options.ModelPath, new LlamaModelLoadOptions { GpuLayers = _options.GpuLayers });
+            if (_options.Stages.Count > 0)
+            {
+                (_model, Placement placement) = LayerPlacement.Load(_options.ModelPath, [.. _options.Stages]);
+                string layout = string.Join(", ", _options.Stages.Select((s, i) => $"{placement.Devices[i]} {s.Endpoint ?? "in-process"}: {s.Layers} layers"));
+                LogPlaced(_logger, layout);
+            }
+            else
+            {
+                _model = LlamaModel.Load(_options.ModelPath, new LlamaModelLoadOptions { GpuLayers = _options.GpuLayers });
+            }
+
             int batchCapacity = Math.Max(_options.TokenBudget, _options.MaxSequences);
             bool shared = _options.SharedKvCache;
 
