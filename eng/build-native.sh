@@ -8,12 +8,43 @@
 #   LLMPQ_JOBS         parallel compile jobs (default: nproc)
 #
 # Idempotent: a finished build leaves a stamp, and a second run only prints the folder.
+# Every run also makes sure the stage launcher (eng/native/llmpq-launch.c, a few lines of C that make a child die with
+# its parent) is compiled into <cache>/bin, whichever llama.cpp build is used: it is not part of that build, so changing
+# it never invalidates the llama.cpp stamp.
 set -euo pipefail
 
 NODE_LLAMA_CPP_VERSION=3.22.1   # holds llama.cpp release v0.5.0, ggml 0.25.1
 GGML_VERSION=0.25.1
 
 log() { echo "build-native: $*" >&2; }
+
+cache_root="${LLMPQ_NATIVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llmpq}"
+
+# Compiles the launcher when it is missing or was built from other source (worktrees share the cache, so compare the
+# text, not the time). Without a C compiler LlmPq starts stages directly, and says so.
+build_launcher() {
+  local source bin cc
+  source="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/native/llmpq-launch.c"
+  bin="$cache_root/bin"
+  [[ -x "$bin/llmpq-launch" ]] && cmp -s "$source" "$bin/llmpq-launch.c" && return 0
+  cc=""
+  for candidate in "${CC:-}" cc gcc clang; do
+    [[ -n "$candidate" ]] && command -v "$candidate" >/dev/null 2>&1 && { cc="$candidate"; break; }
+  done
+  if [[ -z "$cc" ]]; then
+    log "no C compiler (cc, gcc, clang) for the stage launcher; stages will not die with a killed LlmPq"
+    return 0
+  fi
+  mkdir -p "$bin"
+  (
+    flock 8
+    "$cc" -O2 -Wall -Wextra -Werror -o "$bin/.llmpq-launch.$$" "$source" \
+      && mv -f "$bin/.llmpq-launch.$$" "$bin/llmpq-launch" \
+      && cp "$source" "$bin/.llmpq-launch.c.$$" && mv -f "$bin/.llmpq-launch.c.$$" "$bin/llmpq-launch.c"
+  ) 8>"$cache_root/.lock-launcher" || { rm -f "$bin/.llmpq-launch.$$"; log "the stage launcher did not compile"; return 1; }
+  log "stage launcher ready in $bin"
+}
+build_launcher
 
 if [[ -n "${LLMPQ_LLAMA_DIR:-}" ]]; then
   if [[ ! -f "$LLMPQ_LLAMA_DIR/libllama.so" ]]; then
@@ -32,7 +63,6 @@ case "${LLMPQ_CUDA:-auto}" in
 esac
 flavor=cpu; [[ $cuda == 1 ]] && flavor=cuda
 
-cache_root="${LLMPQ_NATIVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llmpq}"
 prefix="$cache_root/llama-node-llama-cpp-$NODE_LLAMA_CPP_VERSION-$flavor"
 stamp="$prefix/.complete"
 if [[ -f "$stamp" ]]; then

@@ -8,6 +8,7 @@ var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster throu
     GenerateCommand.Create(),
     BenchCommand.Create(),
     ServeCommand.Create(),
+    StageCommand.Create(),
     DemoCommand.Create(),
     PlanCommand.Create(),
     PlanTableCommand.Create(),

@@ -52,22 +52,29 @@ internal static class NativeLibraryLoader
             return list; // an explicit choice is never silently replaced by the cache
         }
 
-        string? cache = Environment.GetEnvironmentVariable("LLMPQ_NATIVE_CACHE");
-        if (string.IsNullOrEmpty(cache))
-        {
-            string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-            string root = string.IsNullOrEmpty(xdg)
-                ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache")
-                : xdg;
-            cache = Path.Combine(root, "llmpq");
-        }
-
+        string cache = CacheRoot();
         foreach (string flavor in new[] { "cuda", "cpu" })
         {
             list.Add(Path.Combine(cache, $"llama-node-llama-cpp-{NodeLlamaCppVersion}-{flavor}"));
         }
 
         return list;
+    }
+
+    /// <summary>Gets the folder <c>eng/build-native.sh</c> caches its builds in (the stage launcher's <c>bin</c> included), whether or not <c>LLMPQ_LLAMA_DIR</c> is set.</summary>
+    public static string CacheRoot()
+    {
+        string? cache = Environment.GetEnvironmentVariable("LLMPQ_NATIVE_CACHE");
+        if (!string.IsNullOrEmpty(cache))
+        {
+            return cache;
+        }
+
+        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        string root = string.IsNullOrEmpty(xdg)
+            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache")
+            : xdg;
+        return Path.Combine(root, "llmpq");
     }
 
     private static string FindDirectory()

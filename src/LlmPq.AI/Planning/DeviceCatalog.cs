@@ -39,8 +39,9 @@ public sealed record DeviceKind(string Name, double MemoryGiB, double Tflops, do
 /// <c>CPU</c> holds the figures of the 2-core AMD EPYC (Zen 4, AVX-512) machine LlmPq was developed on, measured once:
 /// F32 FMA peak by eight independent <c>Vector512.FusedMultiplyAdd</c> chains per thread for 2×10⁸ iterations
 /// (188 GFLOP/s per thread, 374 with 2 threads), read bandwidth by summing a 1 GiB array with 2 threads (79 GB/s),
-/// memory from <c>/proc/meminfo</c> (23.5 GiB). Compute scales with a device's <c>threads</c>; give another CPU's
-/// memory in the cluster file, or a measured profile.
+/// memory from <c>/proc/meminfo</c> (23.5 GiB). Compute scales with a device's <c>threads</c>; bandwidth scales with
+/// them up to the 2 measured (one thread summing a 1 GiB array read at best 41 GB/s, about half) and stays there; give
+/// another CPU's memory in the cluster file, or a measured profile.
 /// </para>
 /// </remarks>
 public static class DeviceCatalog

@@ -74,9 +74,15 @@ public sealed record DeviceSpec
     [JsonIgnore]
     public double Tflops => _catalog.IsCpu && Threads is int threads ? _catalog.Tflops * threads / _catalog.Threads : _catalog.Tflops;
 
-    /// <summary>Gets the memory bandwidth in GB/s.</summary>
+    /// <summary>
+    /// Gets the memory bandwidth in GB/s; for a CPU with fewer <see cref="Threads"/> than the catalog measured with, that
+    /// share of it (one core cannot keep every memory channel busy), and never more than measured (the memory does not
+    /// grow with threads).
+    /// </summary>
     [JsonIgnore]
-    public double BandwidthGBps => _catalog.BandwidthGBps;
+    public double BandwidthGBps => _catalog.IsCpu && Threads is int threads
+        ? _catalog.BandwidthGBps * Math.Min(threads, _catalog.Threads) / _catalog.Threads
+        : _catalog.BandwidthGBps;
 
     private static bool IsEndpoint(string value)
     {

@@ -162,7 +162,7 @@ public static class Planner
             {
                 TypeNames = [.. Types.Select(GgmlTypes.Name)],
                 Omega = [.. Enumerable.Range(0, model.LayerCount).Select(l => (IReadOnlyList<double?>)[.. Types.Select(t => indicator.Get(l, t))])],
-                Devices = [.. cluster.Devices.Select(d => new PlanningDevice(d.Name, CostKey(d), d.Host, d.MemoryBytes - Overhead(d, holdsOutput: false)))],
+                Devices = [.. cluster.Devices.Select(d => new PlanningDevice(d.Name, CostKey(d), d.Host, Math.Max(0, d.MemoryBytes - Overhead(d, holdsOutput: false))))], // a budget below the overhead holds no layer
                 Configurations = [configuration],
                 BatchSize = workload.BatchSize,
                 GeneratedTokens = workload.ExpectedGeneratedTokens,

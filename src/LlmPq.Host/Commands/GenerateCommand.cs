@@ -1,9 +1,10 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using LlmPq.Engine;
 using LlmPq.Native;
+using LlmPq.Pipeline;
+using Microsoft.Extensions.Logging;
 
 namespace LlmPq.Host.Commands;
 
@@ -25,7 +26,7 @@ internal static class GenerateCommand
             model, prompt, tokens, temperature, seed, threads, compare, json,
         };
 
-        command.SetAction((parse, ct) => Cli.RunAsync(() =>
+        command.SetAction((parse, ct) => Cli.RunAsync(async () =>
         {
             using var loggers = Cli.CreateLoggerFactory(parse);
             LlamaBackend.EnsureInitialized(loggers);
@@ -38,7 +39,7 @@ internal static class GenerateCommand
             int[] promptTokens = m.Tokenize(parse.GetValue(prompt)!, addSpecial: true, parseSpecial: false);
             GenerationResult result = SingleSequenceGenerator.Generate(context, sampler, promptTokens, n, ct);
             string text = m.Detokenize([.. result.Tokens]);
-            double? anchor = parse.GetValue(compare) ? LlamaBenchDecodeSpeed(path, result.Tokens.Count, t) : null;
+            double? anchor = parse.GetValue(compare) ? await LlamaBenchDecodeSpeedAsync(path, result.Tokens.Count, t, loggers.CreateLogger("LlmPq.Generate"), ct).ConfigureAwait(false) : null;
 
             if (parse.GetValue(json))
             {
@@ -62,30 +63,18 @@ internal static class GenerateCommand
                 }
             }
 
-            return Task.FromResult(0);
+            return 0;
         }));
         return command;
     }
 
     /// <summary>Runs llama-bench of the same build on the same file and returns its mean token-generation speed.</summary>
-    private static double LlamaBenchDecodeSpeed(string model, int tokens, int threads)
+    private static async Task<double> LlamaBenchDecodeSpeedAsync(string model, int tokens, int threads, ILogger logger, CancellationToken cancellationToken)
     {
-        var psi = new ProcessStartInfo(NativeLibraryLoader.ToolPath("llama-bench")) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { "-m", model, "-p", "0", "-n", tokens.ToString(CultureInfo.InvariantCulture), "-t", threads.ToString(CultureInfo.InvariantCulture), "-r", "3", "-o", "json" })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using Process p = Process.Start(psi)!;
-        Task<string> stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0)
-        {
-            throw new LlamaException($"llama-bench failed ({p.ExitCode}): {stderr.Result}");
-        }
-
-        using JsonDocument doc = JsonDocument.Parse(stdout);
+        var c = CultureInfo.InvariantCulture;
+        string[] arguments = ["-m", model, "-p", "0", "-n", tokens.ToString(c), "-t", threads.ToString(c), "-r", "3", "-o", "json"];
+        await using ChildProcess bench = await ChildProcess.StartAsync(NativeLibraryLoader.ToolPath("llama-bench"), arguments, logger, keepStandardOutput: true).ConfigureAwait(false);
+        using JsonDocument doc = JsonDocument.Parse(await bench.WaitForSuccessAsync(cancellationToken).ConfigureAwait(false));
         return doc.RootElement[0].GetProperty("avg_ts").GetDouble();
     }
 }

@@ -1,9 +1,6 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using LlmPq.Engine;
 using LlmPq.Native;
+using LlmPq.Pipeline;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -14,35 +11,33 @@ namespace LlmPq.Tests.Native;
 public sealed class RpcTests
 {
     [Fact]
-    public void A_model_on_an_rpc_stage_generates_what_it_generates_in_process()
+    public async Task A_model_on_an_rpc_stage_generates_what_it_generates_in_process()
     {
-        using Process server = StartServer(out string endpoint);
-        try
-        {
-            IReadOnlyList<BackendDevice> devices = BackendDevice.AddRpcServer(endpoint);
-            BackendDevice remote = Assert.Single(devices);
-            Assert.Contains(endpoint, remote.Description, StringComparison.Ordinal);
-            Assert.True(remote.TotalBytes > 0);
+        int port = Loopback.FreePort();
+        string endpoint = $"127.0.0.1:{port}";
+        await using ChildProcess server = await ChildProcess.StartAsync(
+            NativeLibraryLoader.ToolPath("ggml-rpc-server"), LocalStageOptions.ServerArguments(device: null, threads: 1, "127.0.0.1", port), NullLogger.Instance);
+        await server.WaitForPortAsync("127.0.0.1", port, TimeSpan.FromSeconds(30), CancellationToken.None);
 
-            int[] local = GenerateGreedy(new LlamaModelLoadOptions { GpuLayers = 0 });
-            var sink = new ListLoggerProvider();
-            int[] viaRpc;
-            using (var factory = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(sink)))
-            {
-                LlamaBackend.EnsureInitialized(factory);
-                viaRpc = GenerateGreedy(new LlamaModelLoadOptions { Devices = [remote], GpuLayers = -1 });
-                LlamaBackend.EnsureInitialized(NullLoggerFactory.Instance);
-            }
+        IReadOnlyList<BackendDevice> devices = BackendDevice.AddRpcServer(endpoint);
+        BackendDevice remote = Assert.Single(devices);
+        Assert.Contains(endpoint, remote.Description, StringComparison.Ordinal);
+        Assert.True(remote.TotalBytes > 0);
 
-            // The weights really went to the stage: llama.cpp reports a model buffer on the RPC device.
-            Assert.Contains(sink.Lines, l => l.Message.Contains(remote.Name, StringComparison.Ordinal) && l.Message.Contains("model buffer size", StringComparison.Ordinal));
-            Assert.NotEmpty(local);
-            Assert.Equal(local, viaRpc);
-        }
-        finally
+        int[] local = GenerateGreedy(new LlamaModelLoadOptions { GpuLayers = 0 });
+        var sink = new ListLoggerProvider();
+        int[] viaRpc;
+        using (var factory = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(sink)))
         {
-            server.Kill(entireProcessTree: true);
+            LlamaBackend.EnsureInitialized(factory);
+            viaRpc = GenerateGreedy(new LlamaModelLoadOptions { Devices = [remote], GpuLayers = -1 });
+            LlamaBackend.EnsureInitialized(NullLoggerFactory.Instance);
         }
+
+        // The weights really went to the stage: llama.cpp reports a model buffer on the RPC device.
+        Assert.Contains(sink.Lines, l => l.Message.Contains(remote.Name, StringComparison.Ordinal) && l.Message.Contains("model buffer size", StringComparison.Ordinal));
+        Assert.NotEmpty(local);
+        Assert.Equal(local, viaRpc);
     }
 
     [Fact]
@@ -67,41 +62,5 @@ public sealed class RpcTests
         using var sampler = new LlamaSampler(model, new SamplingSettings());
         int[] prompt = model.Tokenize("Pipelines split layers", addSpecial: true, parseSpecial: false);
         return [.. SingleSequenceGenerator.Generate(context, sampler, prompt, 16).Tokens];
-    }
-
-    private static Process StartServer(out string endpoint)
-    {
-        int port = Loopback.FreePort();
-        endpoint = $"127.0.0.1:{port}";
-        var psi = new ProcessStartInfo(NativeLibraryLoader.ToolPath("ggml-rpc-server")) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { "-H", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-t", "1" })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        Process p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            try
-            {
-                using var probe = new TcpClient();
-                probe.Connect(IPAddress.Loopback, port);
-                return p;
-            }
-            catch (SocketException)
-            {
-                Assert.False(p.HasExited, "ggml-rpc-server exited at start");
-                Thread.Sleep(100);
-            }
-        }
-
-        p.Kill();
-        Assert.Fail("ggml-rpc-server did not start listening within 30 s");
-        return p;
     }
 }
