@@ -69,6 +69,13 @@ public sealed class LlmPqOptions
     /// </summary>
     public IList<Pipeline.LlmPqStageOptions> Stages { get; } = [];
 
+    /// <summary>
+    /// Gets or sets the <c>llmpq</c> program that runs the engine of a pipeline in a process of its own (a path to
+    /// <c>llmpq</c> or <c>llmpq.dll</c>); null looks for <c>llmpq.dll</c> beside the application, then <c>llmpq</c> on
+    /// <c>PATH</c>. Only used when <see cref="Stages"/> run as separate processes.
+    /// </summary>
+    public string? RunnerPath { get; set; }
+
     /// <summary>Gets a value indicating whether sequences share one KV cache (see <see cref="KvCacheTokens"/>).</summary>
     internal bool SharedKvCache => KvCacheTokens > 0 && KvCacheTokens < (long)ContextLength * MaxSequences;
 

@@ -50,11 +50,21 @@ internal sealed class LlmPqOptionsValidator : IValidateOptions<LlmPqOptions>
                 failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:Layers must be positive; it is {stage.Layers}."));
             }
 
-            if (string.IsNullOrEmpty(stage.Endpoint) ? i > 0 : !IsEndpoint(stage.Endpoint))
+            if (stage.InProcess && i > 0)
             {
-                failures.Add(string.IsNullOrEmpty(stage.Endpoint)
-                    ? string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:Endpoint is required: only the first stage can run in-process.")
+                failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:InProcess: only the first stage can run in-process."));
+            }
+
+            if (!string.IsNullOrEmpty(stage.Endpoint) && (stage.InProcess || !IsEndpoint(stage.Endpoint)))
+            {
+                failures.Add(stage.InProcess
+                    ? string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i} is in-process and has an endpoint; give one or the other.")
                     : string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:Endpoint '{stage.Endpoint}' is not host:port (for example 127.0.0.1:50052)."));
+            }
+
+            if (stage.Threads < 0 || stage.MemoryBytes < 0)
+            {
+                failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}: Threads and MemoryBytes must be 0 (unset) or more."));
             }
         }
 

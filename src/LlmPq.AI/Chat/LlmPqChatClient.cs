@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Json;
 using LlmPq.Engine;
 using LlmPq.Native;
+using LlmPq.Pipeline;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -28,7 +29,9 @@ public sealed partial class LlmPqChatClient : IChatClient
     private const float DefaultTopP = 0.95f;
     private const float DefaultMinP = 0.05f;
 
-    private readonly LlmPqEngine _engine;
+    private readonly LlmPqEngine? _engine;
+    private readonly LlmPqPipeline? _pipeline;
+    private readonly string _modelId;
     private readonly ILogger _logger;
     private readonly int _defaultMaxOutputTokens;
     private readonly ChatClientMetadata _metadata;
@@ -42,10 +45,33 @@ public sealed partial class LlmPqChatClient : IChatClient
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(options);
         _engine = engine;
+        _modelId = engine.ModelId;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _defaultMaxOutputTokens = options.DefaultMaxOutputTokens;
         _metadata = new ChatClientMetadata("llmpq", new Uri(Path.GetFullPath(options.ModelPath)), engine.ModelId);
     }
+
+    /// <summary>
+    /// Creates a chat client over a pipeline whose engine runs in a process of its own, so that a stage's failure fails
+    /// the requests in flight (with <see cref="LlmPqUnavailableException"/>) but never this process; the client does
+    /// not own the pipeline.
+    /// </summary>
+    /// <param name="pipeline">The pipeline.</param>
+    /// <param name="options">The pipeline's options.</param>
+    /// <param name="logger">Where request problems are logged.</param>
+    public LlmPqChatClient(LlmPqPipeline pipeline, LlmPqOptions options, ILogger<LlmPqChatClient>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        ArgumentNullException.ThrowIfNull(options);
+        _pipeline = pipeline;
+        _modelId = pipeline.ModelId;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _defaultMaxOutputTokens = options.DefaultMaxOutputTokens;
+        _metadata = new ChatClientMetadata("llmpq", new Uri(Path.GetFullPath(options.ModelPath)), pipeline.ModelId);
+    }
+
+    /// <summary>Gets a value indicating whether the engine or pipeline behind the client serves requests now.</summary>
+    internal bool IsReady => _pipeline?.IsReady ?? _engine!.IsReady;
 
     /// <inheritdoc/>
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
@@ -58,11 +84,21 @@ public sealed partial class LlmPqChatClient : IChatClient
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(messages);
+        if (_pipeline is not null)
+        {
+            await foreach (ChatResponseUpdate update in _pipeline.StreamAsync(messages, options, cancellationToken).ConfigureAwait(false))
+            {
+                yield return update;
+            }
+
+            yield break;
+        }
+
         EngineRequest request = CreateRequest(messages, options);
         EngineStream stream;
         try
         {
-            stream = _engine.Submit(request, cancellationToken);
+            stream = _engine!.Submit(request, cancellationToken);
         }
         catch (ArgumentException ex)
         {
@@ -79,7 +115,7 @@ public sealed partial class LlmPqChatClient : IChatClient
                 Role = ChatRole.Assistant,
                 ResponseId = responseId,
                 MessageId = messageId,
-                ModelId = _engine.ModelId,
+                ModelId = _modelId,
                 CreatedAt = created,
             };
             switch (e)
@@ -109,6 +145,7 @@ public sealed partial class LlmPqChatClient : IChatClient
         return serviceKey is not null ? null
             : serviceType == typeof(ChatClientMetadata) ? _metadata
             : serviceType == typeof(LlmPqEngine) ? _engine
+            : serviceType == typeof(LlmPqPipeline) ? _pipeline
             : serviceType.IsInstanceOfType(this) ? this
             : null;
     }
@@ -122,9 +159,10 @@ public sealed partial class LlmPqChatClient : IChatClient
     /// <summary>Turns messages and options into an engine request: template, tokens, sampling, limits.</summary>
     internal EngineRequest CreateRequest(IEnumerable<ChatMessage> messages, ChatOptions? options)
     {
-        if (options?.ModelId is { Length: > 0 } modelId && !string.Equals(modelId, _engine.ModelId, StringComparison.Ordinal))
+        LlmPqEngine engine = _engine ?? throw new InvalidOperationException("A pipeline client builds its requests in the runner.");
+        if (options?.ModelId is { Length: > 0 } modelId && !string.Equals(modelId, engine.ModelId, StringComparison.Ordinal))
         {
-            throw new LlmPqRequestException("model_not_found", $"The model '{modelId}' is not served here; this LlmPq serves '{_engine.ModelId}'.");
+            throw new LlmPqRequestException("model_not_found", $"The model '{modelId}' is not served here; this LlmPq serves '{engine.ModelId}'.");
         }
 
         int maxOutput = options?.MaxOutputTokens ?? _defaultMaxOutputTokens;
@@ -133,7 +171,7 @@ public sealed partial class LlmPqChatClient : IChatClient
             throw new LlmPqRequestException($"MaxOutputTokens must be positive; it is {maxOutput}.");
         }
 
-        LlamaModel model = _engine.Model;
+        LlamaModel model = engine.Model;
         string prompt;
         int[] tokens;
         try

@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using LlmPq;
 using LlmPq.Chat;
 using LlmPq.Engine;
+using LlmPq.Pipeline;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -55,39 +56,76 @@ public static class LlmPqServiceCollectionExtensions
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LlmPqOptions>, LlmPqOptionsValidator>());
 
-        LlmPqEngine CreateEngine(IServiceProvider sp) => new(
+        Backend Create(IServiceProvider sp) => new(
             sp.GetRequiredService<IOptionsMonitor<LlmPqOptions>>().Get(name),
             sp.GetService<ILoggerFactory>(),
-            sp.GetService<IMeterFactory>());
-
-        LlmPqChatClient CreateClient(IServiceProvider sp, LlmPqEngine engine) => new(
-            engine,
-            sp.GetRequiredService<IOptionsMonitor<LlmPqOptions>>().Get(name),
+            sp.GetService<IMeterFactory>(),
             sp.GetService<ILogger<LlmPqChatClient>>());
 
         if (serviceKey is null)
         {
-            services.AddSingleton(CreateEngine);
-            services.AddSingleton(sp => CreateClient(sp, sp.GetRequiredService<LlmPqEngine>()));
+            services.AddSingleton(Create);
+            services.AddSingleton(sp => sp.GetRequiredService<Backend>().Client);
             services.AddSingleton<IChatClient>(sp => sp.GetRequiredService<LlmPqChatClient>());
-            services.AddHostedService(sp => new LlmPqEngineService(sp.GetRequiredService<LlmPqEngine>()));
+            services.AddSingleton(sp => sp.GetRequiredService<Backend>().Engine);
+            services.AddHostedService(sp => sp.GetRequiredService<Backend>());
         }
         else
         {
-            services.AddKeyedSingleton(serviceKey, (sp, _) => CreateEngine(sp));
-            services.AddKeyedSingleton(serviceKey, (sp, key) => CreateClient(sp, sp.GetRequiredKeyedService<LlmPqEngine>(key)));
+            services.AddKeyedSingleton(serviceKey, (sp, _) => Create(sp));
+            services.AddKeyedSingleton(serviceKey, (sp, key) => sp.GetRequiredKeyedService<Backend>(key).Client);
             services.AddKeyedSingleton<IChatClient>(serviceKey, (sp, key) => sp.GetRequiredKeyedService<LlmPqChatClient>(key));
-            services.AddSingleton<IHostedService>(sp => new LlmPqEngineService(sp.GetRequiredKeyedService<LlmPqEngine>(serviceKey)));
+            services.AddKeyedSingleton(serviceKey, (sp, key) => sp.GetRequiredKeyedService<Backend>(key).Engine);
+            services.AddSingleton<IHostedService>(sp => sp.GetRequiredKeyedService<Backend>(serviceKey));
         }
 
         return services;
     }
 
     /// <summary>Loads the engine when the host starts and unloads it when the host stops.</summary>
-    private sealed class LlmPqEngineService(LlmPqEngine engine) : IHostedService
+    /// <summary>
+    /// What serves the client: the engine in this process, or, when stages run as separate processes, a pipeline whose
+    /// engine runs in a child process (so a stage's death cannot take this process down). Started with the host.
+    /// </summary>
+    private sealed class Backend : IHostedService, IAsyncDisposable
     {
-        public Task StartAsync(CancellationToken cancellationToken) => engine.StartAsync(cancellationToken);
+        private readonly LlmPqEngine? _engine;
+        private readonly LlmPqPipeline? _pipeline;
 
-        public Task StopAsync(CancellationToken cancellationToken) => engine.StopAsync(cancellationToken);
+        public Backend(LlmPqOptions options, ILoggerFactory? loggerFactory, IMeterFactory? meterFactory, ILogger<LlmPqChatClient>? logger)
+        {
+            if (options.Stages.Any(s => !s.InProcess))
+            {
+                _pipeline = new LlmPqPipeline(options, loggerFactory, meterFactory);
+                Client = new LlmPqChatClient(_pipeline, options, logger);
+            }
+            else
+            {
+                _engine = new LlmPqEngine(options, loggerFactory, meterFactory);
+                Client = new LlmPqChatClient(_engine, options, logger);
+            }
+        }
+
+        public LlmPqChatClient Client { get; }
+
+        /// <summary>Gets the in-process engine; a pipeline's engine runs in its runner process and is not reachable here.</summary>
+        public LlmPqEngine Engine => _engine ?? throw new InvalidOperationException("This LlmPq client serves through a pipeline whose engine runs in a process of its own; use LlmPqChatClient or IChatClient.");
+
+        public Task StartAsync(CancellationToken cancellationToken) => _engine?.StartAsync(cancellationToken) ?? _pipeline!.StartAsync(cancellationToken);
+
+        public Task StopAsync(CancellationToken cancellationToken) => _engine?.StopAsync(cancellationToken) ?? _pipeline!.StopAsync(cancellationToken);
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_engine is not null)
+            {
+                await _engine.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (_pipeline is not null)
+            {
+                await _pipeline.DisposeAsync().ConfigureAwait(false);
+            }
+        }
     }
 }

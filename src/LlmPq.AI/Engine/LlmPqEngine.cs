@@ -36,6 +36,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     private BatchScheduler? _scheduler;
     private TokenBudgetController? _budget;
     private long _nextId;
+    private int _disposed;
     private int _outstanding;
     private long _preemptions;
     private int _queued;
@@ -101,6 +102,11 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     /// <summary>Stops the loop: running and queued requests fail as unavailable; the model is unloaded.</summary>
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
         _stopping = true;
         _wake.Release();
         if (_thread is not null)
@@ -113,7 +119,10 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
-        _wake.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _wake.Dispose();
+        }
     }
 
     /// <summary>Queues a request. Throws <see cref="LlmPqRequestException"/> for a prompt the context cannot hold.</summary>

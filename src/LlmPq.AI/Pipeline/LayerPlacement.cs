@@ -33,13 +33,13 @@ internal static partial class LayerPlacement
         var names = new List<string>();
         foreach (LlmPqStageOptions stage in stages)
         {
-            if (string.IsNullOrEmpty(stage.Endpoint))
+            if (stage.InProcess)
             {
                 names.Add("CPU");
                 continue;
             }
 
-            IReadOnlyList<BackendDevice> served = BackendDevice.AddRpcServer(stage.Endpoint);
+            IReadOnlyList<BackendDevice> served = BackendDevice.AddRpcServer(stage.Endpoint!);
             if (served.Count != 1)
             {
                 throw new LlamaException(string.Create(CultureInfo.InvariantCulture, $"The stage server at {stage.Endpoint} serves {served.Count} devices; run one server per device (llmpq stage --device DEV) so each stage is one device."));
@@ -50,7 +50,7 @@ internal static partial class LayerPlacement
         }
 
         // Layers in this process: the first stage's when it is in-process, and the output layer too when it is the only stage.
-        bool firstLocal = string.IsNullOrEmpty(stages[0].Endpoint);
+        bool firstLocal = stages[0].InProcess;
         int local = firstLocal ? stages[0].Layers + (stages.Count == 1 ? 1 : 0) : 0;
         var load = new LlamaModelLoadOptions
         {
@@ -121,9 +121,14 @@ internal static partial class LayerPlacement
                 throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"Stage {i} runs {stages[i].Layers} layers; every stage needs at least one."), nameof(stages));
             }
 
-            if (i > 0 && string.IsNullOrEmpty(stages[i].Endpoint))
+            if (i > 0 && stages[i].InProcess)
             {
-                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"Stage {i} is in-process; only the first stage can be (llama.cpp keeps its own layers before the offloaded ones). Give it a stage server endpoint."), nameof(stages));
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"Stage {i} is in-process; only the first stage can be (llama.cpp keeps its own layers before the offloaded ones). Give it a stage server."), nameof(stages));
+            }
+
+            if (!stages[i].InProcess && string.IsNullOrEmpty(stages[i].Endpoint))
+            {
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"Stage {i} has no endpoint: the engine loads onto running stage servers only. Give its host:port, or serve through LlmPqPipeline, which starts local stage servers."), nameof(stages));
             }
         }
 

@@ -1,18 +1,38 @@
 namespace LlmPq.Pipeline;
 
 /// <summary>
-/// One stage of the pipeline the engine loads the model across: a contiguous range of layers, in pipeline order, on a
-/// stage server or on this process's CPU.
+/// One stage of the pipeline the model is split across: a contiguous range of layers, in pipeline order, on a stage
+/// server (<c>ggml-rpc-server</c>) or, for the first stage only, in the engine's own process.
 /// </summary>
+/// <remarks>
+/// A stage with an <see cref="Endpoint"/> is a server someone else runs (<c>llmpq stage</c> on another machine). A
+/// stage without one, and not <see cref="InProcess"/>, is a local server LlmPq starts, watches and restarts with the
+/// given <see cref="Device"/> and <see cref="Threads"/>; the engine then runs in a child process of its own, so that a
+/// stage's death (which makes ggml abort the process holding the model) never takes the application down.
+/// </remarks>
 public sealed class LlmPqStageOptions
 {
-    /// <summary>
-    /// Gets or sets the stage server (<c>host:port</c> of a <c>ggml-rpc-server</c>, see <c>llmpq stage</c>), or null
-    /// for this process's CPU. Only the first stage can be in-process: llama.cpp keeps the layers it does not offload
-    /// before the offloaded ones.
-    /// </summary>
+    /// <summary>Gets or sets the stage server's <c>host:port</c>, or null for a local server LlmPq starts.</summary>
     public string? Endpoint { get; set; }
+
+    /// <summary>
+    /// Gets or sets a value indicating whether the stage runs in the engine's process (its CPU). Only the first stage
+    /// can: llama.cpp keeps the layers it does not offload before the offloaded ones.
+    /// </summary>
+    public bool InProcess { get; set; }
 
     /// <summary>Gets or sets the number of layers the stage runs (the last stage also runs the output layer).</summary>
     public int Layers { get; set; }
+
+    /// <summary>Gets or sets the ggml device of a local server (<c>CPU</c>, <c>CUDA0</c>, …); null lets the server choose.</summary>
+    public string? Device { get; set; }
+
+    /// <summary>Gets or sets the CPU threads of a local server; 0 lets it choose.</summary>
+    public int Threads { get; set; }
+
+    /// <summary>Gets or sets the memory the stage needs (the plan's figure); a server with less free memory is refused before loading. 0 skips the check.</summary>
+    public long MemoryBytes { get; set; }
+
+    /// <summary>Gets a value indicating whether LlmPq starts this stage's server.</summary>
+    internal bool IsLocalServer => !InProcess && string.IsNullOrEmpty(Endpoint);
 }

@@ -16,6 +16,9 @@ internal static class RunnerProtocol
     public static JsonSerializerOptions Json { get; } = new(AIJsonUtilities.DefaultOptions)
     {
         PreferredObjectCreationHandling = JsonObjectCreationHandling.Populate,
+
+        // One message per line.
+        WriteIndented = false,
     };
 
     /// <summary>A request: the conversation and its options; or a readiness probe.</summary>

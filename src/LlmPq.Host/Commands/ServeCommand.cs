@@ -1,5 +1,5 @@
 using System.CommandLine;
-using LlmPq.Engine;
+using LlmPq.Chat;
 using LlmPq.Host.Serving;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -47,7 +47,7 @@ internal static class ServeCommand
                         o.TokenBudget = parse.GetValue(budget);
                         o.Threads = parse.GetValue(threads);
                     });
-                    services.AddSingleton<IServerReadiness>(sp => new EngineReadiness(sp.GetRequiredService<LlmPqEngine>()));
+                    services.AddSingleton<IServerReadiness>(sp => new ClientReadiness(sp.GetRequiredService<LlmPqChatClient>()));
                 },
                 ct).ConfigureAwait(false);
             return 0;
@@ -55,8 +55,8 @@ internal static class ServeCommand
         return command;
     }
 
-    private sealed class EngineReadiness(LlmPqEngine engine) : IServerReadiness
+    private sealed class ClientReadiness(LlmPqChatClient client) : IServerReadiness
     {
-        public bool IsReady => engine.IsReady;
+        public bool IsReady => client.IsReady;
     }
 }

@@ -69,7 +69,7 @@ public sealed class PipelineEquivalenceTests
         Assert.Throws<ArgumentException>(() => LayerPlacement.Check([Stage(null, 0), Stage("127.0.0.1:1", 8)], 8));
     }
 
-    private static LlmPqStageOptions Stage(string? endpoint, int layers) => new() { Endpoint = endpoint, Layers = layers };
+    private static LlmPqStageOptions Stage(string? endpoint, int layers) => new() { Endpoint = endpoint, InProcess = endpoint is null, Layers = layers };
 
     private static async Task<IReadOnlyList<string>> AnswersAsync(LlmPqStageOptions[] stages)
     {
