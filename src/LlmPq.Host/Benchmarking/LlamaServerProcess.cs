@@ -39,7 +39,7 @@ internal sealed class LlamaServerProcess : IAsyncDisposable
             psi.ArgumentList.Add(a);
         }
 
-        var process = Process.Start(psi) ?? throw new InvalidOperationException("llama-server did not start.");
+        var process = Process.Start(psi) ?? throw new IOException("llama-server did not start.");
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
@@ -51,7 +51,7 @@ internal sealed class LlamaServerProcess : IAsyncDisposable
         {
             if (process.HasExited)
             {
-                throw new InvalidOperationException($"llama-server exited with code {process.ExitCode} at start.");
+                throw new IOException($"llama-server exited with code {process.ExitCode} at start.");
             }
 
             try

@@ -3,104 +3,208 @@ using Microsoft.Extensions.AI;
 
 namespace LlmPq.Host.Benchmarking;
 
-/// <summary>What one request saw: when it started, when each piece of text arrived, and how many tokens it got.</summary>
-internal sealed record RequestTiming(TimeSpan Start, IReadOnlyList<TimeSpan> Pieces, long OutputTokens, string? Error)
+/// <summary>How a request ended.</summary>
+internal enum RequestOutcome
 {
-    /// <summary>Gets the time to the first piece of text, when there was one.</summary>
-    public TimeSpan? TimeToFirstToken => Pieces.Count > 0 ? Pieces[0] - Start : null;
+    /// <summary>The answer streamed to its end.</summary>
+    Completed,
+
+    /// <summary>The target refused it or failed while answering.</summary>
+    Failed,
+
+    /// <summary>The run stopped (time limit or Ctrl+C) before the answer ended.</summary>
+    Cancelled,
+}
+
+/// <summary>A request ready to send: its place in the workload and its prompt text.</summary>
+internal sealed record BenchPrompt(BenchRequest Request, string Text);
+
+/// <summary>
+/// What one request saw, in time from the start of the run: when it was due to arrive, when each piece of text
+/// came, when the first answer came (text, or the end of an answer without text), and when the stream ended or was cut off.
+/// </summary>
+internal sealed record RequestTiming(
+    TimeSpan Arrival,
+    IReadOnlyList<TimeSpan> Pieces,
+    TimeSpan? FirstResponse,
+    TimeSpan End,
+    long PromptTokens,
+    long OutputTokens,
+    RequestOutcome Outcome,
+    string? Error)
+{
+    /// <summary>Gets the time from arrival to the first answer, when there was one.</summary>
+    public TimeSpan? TimeToFirstToken => FirstResponse - Arrival;
 
     /// <summary>Gets the gaps between consecutive pieces (time between tokens).</summary>
     public IEnumerable<TimeSpan> Gaps => Pieces.Skip(1).Zip(Pieces, (b, a) => b - a);
 }
 
-/// <summary>The summary of a run against one target.</summary>
-internal sealed record LoadResult(
-    string Target,
-    int Completed,
-    int Failed,
-    double WallSeconds,
-    double ThroughputTokensPerSecond,
-    double TtftP50Ms,
-    double TtftP99Ms,
-    double TbtP50Ms,
-    double TbtP99Ms,
-    double TbtMaxMs)
+/// <summary>What a run did: every sent request's timing, the requests not sent before it stopped, and its length.</summary>
+internal sealed record LoadRun(IReadOnlyList<RequestTiming> Timings, int NotSent, TimeSpan Wall);
+
+/// <summary>Live counts of a run, for a progress display; updated from many threads.</summary>
+internal sealed class LoadCounters
 {
-    public static LoadResult From(string target, IReadOnlyList<RequestTiming> timings, TimeSpan wall)
-    {
-        var ok = timings.Where(t => t.Error is null).ToList();
-        double[] ttft = [.. ok.Where(t => t.TimeToFirstToken is not null).Select(t => t.TimeToFirstToken!.Value.TotalMilliseconds)];
-        double[] tbt = [.. ok.SelectMany(t => t.Gaps).Select(g => g.TotalMilliseconds)];
-        return new LoadResult(
-            target,
-            ok.Count,
-            timings.Count - ok.Count,
-            wall.TotalSeconds,
-            ok.Sum(t => t.OutputTokens) / wall.TotalSeconds,
-            Percentile(ttft, 50),
-            Percentile(ttft, 99),
-            Percentile(tbt, 50),
-            Percentile(tbt, 99),
-            tbt.Length > 0 ? tbt.Max() : 0);
-    }
+    private int _sent;
+    private int _completed;
+    private int _failed;
+    private int _cancelled;
+    private long _outputTokens;
 
-    /// <summary>The nearest-rank percentile; 0 for no samples.</summary>
-    public static double Percentile(IReadOnlyList<double> values, double p)
+    public int Sent => Volatile.Read(ref _sent);
+
+    public int Completed => Volatile.Read(ref _completed);
+
+    public int Failed => Volatile.Read(ref _failed);
+
+    public int Cancelled => Volatile.Read(ref _cancelled);
+
+    /// <summary>Gets the pieces of text received so far (about one per token).</summary>
+    public long OutputTokens => Interlocked.Read(ref _outputTokens);
+
+    public void OnSent() => Interlocked.Increment(ref _sent);
+
+    public void OnPiece() => Interlocked.Increment(ref _outputTokens);
+
+    public void OnEnded(RequestOutcome outcome)
     {
-        if (values.Count == 0)
+        switch (outcome)
         {
-            return 0;
+            case RequestOutcome.Completed:
+                Interlocked.Increment(ref _completed);
+                break;
+            case RequestOutcome.Failed:
+                Interlocked.Increment(ref _failed);
+                break;
+            default:
+                Interlocked.Increment(ref _cancelled);
+                break;
         }
-
-        double[] sorted = [.. values.Order()];
-        int rank = (int)Math.Ceiling(p / 100 * sorted.Length);
-        return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
     }
 }
 
-/// <summary>Sends requests to an <see cref="IChatClient"/> and records what each one saw.</summary>
+/// <summary>Sends requests to an <see cref="IChatClient"/> at their arrival times (open loop) and records what each one saw.</summary>
 internal static class LoadGenerator
 {
-    /// <summary>Sends every prompt at once (closed loop, <paramref name="prompts"/>.Count concurrent requests) and waits for all.</summary>
-    public static async Task<(IReadOnlyList<RequestTiming> Timings, TimeSpan Wall)> RunConcurrentAsync(
-        IChatClient client, IReadOnlyList<string> prompts, ChatOptions options, IProgress<int>? progress, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends each request (<paramref name="options"/> with the request's output limit) when it is due, without waiting for earlier ones, and waits for all. At
+    /// <paramref name="timeLimit"/> or cancellation, requests in flight are cut off (counted as cancelled, with what
+    /// they received) and later ones are not sent; the run still returns. Latencies count from the due time, so a
+    /// late send is charged to the run, not hidden.
+    /// </summary>
+    public static async Task<LoadRun> RunAsync(
+        IChatClient client, IReadOnlyList<BenchPrompt> prompts, ChatOptions options, LoadCounters? counters, TimeSpan? timeLimit, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(options);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (timeLimit is { } limit)
+        {
+            stop.CancelAfter(limit);
+        }
+
         var clock = Stopwatch.StartNew();
-        int done = 0;
-        RequestTiming[] timings = await Task.WhenAll(prompts.Select(async prompt =>
+        var sent = new List<Task<RequestTiming>>(prompts.Count);
+        foreach (BenchPrompt prompt in prompts.OrderBy(p => p.Request.Arrival))
         {
-            RequestTiming timing = await SendAsync(client, prompt, options, clock, cancellationToken).ConfigureAwait(false);
-            progress?.Report(Interlocked.Increment(ref done));
-            return timing;
-        })).ConfigureAwait(false);
-        return (timings, clock.Elapsed);
-    }
-
-    private static async Task<RequestTiming> SendAsync(IChatClient client, string prompt, ChatOptions options, Stopwatch clock, CancellationToken cancellationToken)
-    {
-        TimeSpan start = clock.Elapsed;
-        var pieces = new List<TimeSpan>();
-        long tokens = 0;
-        try
-        {
-            await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync([new ChatMessage(ChatRole.User, prompt)], options, cancellationToken).ConfigureAwait(false))
+            TimeSpan wait = prompt.Request.Arrival - clock.Elapsed;
+            if (wait > TimeSpan.Zero)
             {
-                if (!string.IsNullOrEmpty(update.Text))
+                try
                 {
-                    pieces.Add(clock.Elapsed);
+                    await Task.Delay(wait, stop.Token).ConfigureAwait(false);
                 }
-
-                foreach (UsageContent usage in update.Contents.OfType<UsageContent>())
+                catch (OperationCanceledException)
                 {
-                    tokens = usage.Details.OutputTokenCount ?? tokens;
+                    break;
                 }
             }
 
-            return new RequestTiming(start, pieces, tokens, null);
+            if (stop.IsCancellationRequested)
+            {
+                break;
+            }
+
+            counters?.OnSent();
+
+            // Off this loop: preparing a request (a template, tokenizing) must not delay the next arrival.
+            sent.Add(Task.Run(() => SendAsync(client, prompt, options, clock, counters, stop.Token), CancellationToken.None));
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+
+        RequestTiming[] timings = await Task.WhenAll(sent).ConfigureAwait(false);
+        return new LoadRun(timings, prompts.Count - sent.Count, clock.Elapsed);
+    }
+
+    /// <summary>Sends every prompt at once (closed loop, <paramref name="prompts"/>.Count concurrent requests, <paramref name="options"/> must set the output limit) and waits for all.</summary>
+    public static Task<LoadRun> RunConcurrentAsync(IChatClient client, IReadOnlyList<string> prompts, ChatOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(options);
+        int output = options.MaxOutputTokens ?? throw new ArgumentException("The options must set MaxOutputTokens.", nameof(options));
+        return RunAsync(client, [.. prompts.Select((p, i) => new BenchPrompt(new BenchRequest(i, TimeSpan.Zero, 0, output), p))], options, null, null, cancellationToken);
+    }
+
+    private static async Task<RequestTiming> SendAsync(IChatClient client, BenchPrompt prompt, ChatOptions baseOptions, Stopwatch clock, LoadCounters? counters, CancellationToken cancellationToken)
+    {
+        BenchRequest request = prompt.Request;
+        ChatOptions options = baseOptions.Clone();
+        options.MaxOutputTokens = request.OutputTokens;
+        var pieces = new List<TimeSpan>();
+        TimeSpan? first = null;
+        UsageDetails? usage = null;
+        RequestOutcome outcome = RequestOutcome.Completed;
+        string? error = null;
+        try
         {
-            return new RequestTiming(start, pieces, tokens, ex.Message);
+            await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync([new ChatMessage(ChatRole.User, prompt.Text)], options, cancellationToken).ConfigureAwait(false))
+            {
+                TimeSpan now = clock.Elapsed;
+                bool text = !string.IsNullOrEmpty(update.Text);
+                if (text)
+                {
+                    pieces.Add(now);
+                    counters?.OnPiece();
+                }
+
+                if (first is null && (text || update.FinishReason is not null))
+                {
+                    first = now;
+                }
+
+                usage = update.Contents.OfType<UsageContent>().LastOrDefault()?.Details ?? usage;
+            }
+        }
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
+        {
+            // Whatever the client threw once the run stopped (cancellation, an aborted connection) is the stop.
+            outcome = RequestOutcome.Cancelled;
+        }
+        catch (Exception ex)
+        {
+            // The inner messages say why ("An error occurred while sending the request" alone does not).
+            outcome = RequestOutcome.Failed;
+            error = string.Join(": ", Chain(ex).Select(e => e.Message).Distinct());
+        }
+
+        counters?.OnEnded(outcome);
+        return new RequestTiming(
+            request.Arrival,
+            pieces,
+            first,
+            clock.Elapsed,
+            usage?.InputTokenCount ?? request.PromptTokens,
+            usage?.OutputTokenCount ?? pieces.Count,
+            outcome,
+            error);
+    }
+
+    private static IEnumerable<Exception> Chain(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            yield return ex;
         }
     }
 }

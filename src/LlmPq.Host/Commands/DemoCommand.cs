@@ -46,8 +46,7 @@ internal static class DemoCommand
 
             Console.WriteLine("\n         (random weights: the words are nonsense, the tokens, batching and timing are real)\n");
             string[] prompts = [.. Enumerable.Range(0, parse.GetValue(requests)).Select(i => $"Chat {i}: what is the best way to serve a model on mixed GPUs?")];
-            (IReadOnlyList<RequestTiming> timings, TimeSpan wall) = await LoadGenerator.RunConcurrentAsync(client, prompts, chatOptions, null, ct).ConfigureAwait(false);
-            LoadResult r = LoadResult.From("llmpq", timings, wall);
+            LoadResult r = LoadResult.From(await LoadGenerator.RunConcurrentAsync(client, prompts, chatOptions, ct).ConfigureAwait(false));
             Console.WriteLine(string.Create(c, $"serving  {r.Completed} concurrent streaming chats in {r.WallSeconds:F2} s, {r.Failed} failed"));
             Console.WriteLine(string.Create(c, $"         throughput {r.ThroughputTokensPerSecond:F0} tokens/s"));
             Console.WriteLine(string.Create(c, $"         TTFT p50 {r.TtftP50Ms:F1} ms, p99 {r.TtftP99Ms:F1} ms"));
