@@ -70,6 +70,13 @@ public sealed class LlmPqOptions
     public IList<Pipeline.LlmPqStageOptions> Stages { get; } = [];
 
     /// <summary>
+    /// Gets or sets a value indicating whether llama.cpp pipelines the micro-batches (<see cref="MicroBatchSize"/>) of
+    /// one iteration across <see cref="Stages"/>, so several stages compute at once (true, the default); false runs
+    /// them one stage after another. It only acts with two or more stage servers.
+    /// </summary>
+    public bool PipelineParallelism { get; set; } = true;
+
+    /// <summary>
     /// Gets or sets the <c>llmpq</c> program that runs the engine of a pipeline in a process of its own (a path to
     /// <c>llmpq</c> or <c>llmpq.dll</c>); null looks for <c>llmpq.dll</c> beside the application, then <c>llmpq</c> on
     /// <c>PATH</c>. Only used when <see cref="Stages"/> run as separate processes.

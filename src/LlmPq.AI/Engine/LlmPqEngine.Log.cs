@@ -13,6 +13,9 @@ public sealed partial class LlmPqEngine
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Layers placed as planned: {Stages}")]
     private static partial void LogPlaced(ILogger logger, string stages);
 
+    [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "llama.cpp pipeline parallelism across the stages: {Enabled} (micro-batch {MicroBatch} of {Batch} tokens)")]
+    private static partial void LogPipelineParallelism(ILogger logger, bool enabled, uint microBatch, uint batch);
+
     [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Could not load {ModelPath}")]
     private static partial void LogLoadFailed(ILogger logger, Exception exception, string modelPath);
 

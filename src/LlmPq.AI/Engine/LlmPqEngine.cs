@@ -125,6 +125,9 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         }
     }
 
+    /// <summary>Gets a value indicating whether llama.cpp pipelines micro-batches across the stages (known once loaded).</summary>
+    internal bool PipelineParallel { get; private set; }
+
     /// <summary>Queues a request. Throws <see cref="LlmPqRequestException"/> for a prompt the context cannot hold.</summary>
     internal EngineStream Submit(EngineRequest request, CancellationToken cancellationToken)
     {
@@ -209,7 +212,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             LlamaBackend.EnsureInitialized(_loggerFactory);
             if (_options.Stages.Count > 0)
             {
-                (_model, Placement placement) = LayerPlacement.Load(_options.ModelPath, [.. _options.Stages]);
+                (_model, Placement placement) = LayerPlacement.Load(_options.ModelPath, [.. _options.Stages], _options.PipelineParallelism);
                 string layout = string.Join(", ", _options.Stages.Select((s, i) => $"{placement.Devices[i]} {s.Endpoint ?? "in-process"}: {s.Layers} layers"));
                 LogPlaced(_logger, layout);
             }
@@ -223,7 +226,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
             // Past its training context a model degrades; keep conversations within it.
             int perSequence = _model.TrainingContextLength > 0 ? Math.Min(_options.ContextLength, _model.TrainingContextLength) : _options.ContextLength;
-            context = new LlamaContext(_model, new LlamaContextOptions
+            var contextOptions = new LlamaContextOptions
             {
                 ContextLength = (uint)(shared ? _options.KvCacheTokens : (long)perSequence * _options.MaxSequences),
                 SharedKvCache = shared,
@@ -231,7 +234,24 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
                 MicroBatchSize = (uint)(_options.MicroBatchSize > 0 ? _options.MicroBatchSize : batchCapacity),
                 SequenceCount = (uint)_options.MaxSequences,
                 Threads = _options.Threads,
-            });
+            };
+
+            // llama.cpp decides on pipeline parallelism itself and only says so in its log.
+            bool pipelined = false;
+            using (LlamaBackend.ObserveLog(text =>
+            {
+                pipelined |= text.Contains("pipeline parallelism enabled", StringComparison.Ordinal);
+                return false;
+            }))
+            {
+                context = new LlamaContext(_model, contextOptions);
+            }
+
+            PipelineParallel = pipelined;
+            if (_options.Stages.Count > 0)
+            {
+                LogPipelineParallelism(_logger, pipelined, contextOptions.MicroBatchSize, contextOptions.BatchSize);
+            }
             batch = new TokenBatch(batchCapacity);
             _context = context;
             KvCapacity = (int)context.ContextLength;

@@ -26,6 +26,7 @@ internal static unsafe partial class GgmlBackendNative
     [LibraryImport(GgmlNative.Library)] public static partial void ggml_backend_dev_memory(IntPtr device, nuint* free, nuint* total);
     [LibraryImport(GgmlNative.Library)] public static partial GgmlBackendDeviceType ggml_backend_dev_type(IntPtr device);
     [LibraryImport(GgmlNative.Library)] public static partial nuint ggml_backend_reg_dev_count(IntPtr reg);
+    [LibraryImport(GgmlNative.Library)] public static partial IntPtr ggml_backend_cpu_buffer_type();
     [LibraryImport(GgmlNative.Library)] public static partial IntPtr ggml_backend_reg_dev_get(IntPtr reg, nuint index);
     [LibraryImport(GgmlNative.Library, StringMarshalling = StringMarshalling.Utf8)]
     public static partial IntPtr ggml_backend_reg_get_proc_address(IntPtr reg, string name);

@@ -21,6 +21,13 @@ internal sealed record LlamaModelLoadOptions
 
     /// <summary>Gets a value indicating whether only the vocabulary is loaded (no weights).</summary>
     public bool VocabularyOnly { get; init; }
+
+    /// <summary>
+    /// Gets a value indicating whether llama.cpp may pipeline micro-batches across several devices (its default). It
+    /// has no switch for it; it turns it off for a model with tensor-buffer overrides, so false passes one that
+    /// matches no tensor.
+    /// </summary>
+    public bool PipelineParallelism { get; init; } = true;
 }
 
 /// <summary>A loaded llama.cpp model and its vocabulary. Thread-safe for reads; contexts are created from it.</summary>
@@ -114,28 +121,44 @@ internal sealed unsafe class LlamaModel : IDisposable
             split[i] = options.TensorSplit[i];
         }
 
+        IntPtr noTensor = options.PipelineParallelism ? IntPtr.Zero : Marshal.StringToCoTaskMemUTF8("^llmpq-matches-no-tensor$");
+        LlamaModelTensorBuftOverride[] overrides =
+            [new() { Pattern = noTensor, Buft = options.PipelineParallelism ? IntPtr.Zero : GgmlBackendNative.ggml_backend_cpu_buffer_type() }, default];
         using LlamaBackend.ErrorCapture errors = LlamaBackend.CaptureErrors();
-        fixed (IntPtr* devicePtr = devices)
-        fixed (float* splitPtr = split)
+        try
         {
-            if (options.Devices.Count > 0)
+            fixed (IntPtr* devicePtr = devices)
+            fixed (float* splitPtr = split)
+            fixed (LlamaModelTensorBuftOverride* overridePtr = overrides)
             {
-                p.Devices = (IntPtr)devicePtr;
-            }
+                if (!options.PipelineParallelism)
+                {
+                    p.TensorBuftOverrides = (IntPtr)overridePtr;
+                }
 
-            if (options.TensorSplit.Count > 0)
-            {
-                p.TensorSplit = (IntPtr)splitPtr;
-            }
+                if (options.Devices.Count > 0)
+                {
+                    p.Devices = (IntPtr)devicePtr;
+                }
 
-            LlamaModelHandle handle = LlamaNative.llama_model_load_from_file(full, p);
-            if (handle.IsInvalid)
-            {
-                handle.Dispose();
-                throw new LlamaException($"llama.cpp could not load the model '{full}': {errors.Summary}");
-            }
+                if (options.TensorSplit.Count > 0)
+                {
+                    p.TensorSplit = (IntPtr)splitPtr;
+                }
 
-            return new LlamaModel(handle, full);
+                LlamaModelHandle handle = LlamaNative.llama_model_load_from_file(full, p);
+                if (handle.IsInvalid)
+                {
+                    handle.Dispose();
+                    throw new LlamaException($"llama.cpp could not load the model '{full}': {errors.Summary}");
+                }
+
+                return new LlamaModel(handle, full);
+            }
+        }
+        finally
+        {
+            Marshal.FreeCoTaskMem(noTensor);
         }
     }
 

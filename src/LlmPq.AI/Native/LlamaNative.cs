@@ -220,6 +220,14 @@ internal struct LlamaModelQuantizeParams
     public nuint MaxBufSize;
 }
 
+/// <summary><c>struct llama_model_tensor_buft_override</c>: a tensor-name regex and the buffer type its tensors go to.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct LlamaModelTensorBuftOverride
+{
+    public IntPtr Pattern;
+    public IntPtr Buft;
+}
+
 /// <summary><c>struct llama_model_tensor_override</c>: a tensor-name regex and the type it gets.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct LlamaModelTensorOverride

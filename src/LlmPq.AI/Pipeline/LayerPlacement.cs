@@ -25,7 +25,7 @@ internal static partial class LayerPlacement
     /// <summary>Loads <paramref name="path"/> across <paramref name="stages"/>.</summary>
     /// <exception cref="ArgumentException">The stages do not cover the model's layers, or an in-process stage is not the first.</exception>
     /// <exception cref="LlamaException">A stage server cannot be reached, or llama.cpp placed a layer elsewhere.</exception>
-    public static (LlamaModel Model, Placement Placement) Load(string path, IReadOnlyList<LlmPqStageOptions> stages)
+    public static (LlamaModel Model, Placement Placement) Load(string path, IReadOnlyList<LlmPqStageOptions> stages, bool pipelineParallelism = true)
     {
         int layers = LayerCount(path);
         Check(stages, layers);
@@ -58,6 +58,7 @@ internal static partial class LayerPlacement
             SplitMode = LlamaSplitMode.Layer,
             GpuLayers = layers + 1 - local,
             TensorSplit = Split(stages, firstLocal),
+            PipelineParallelism = pipelineParallelism,
         };
 
         var assigned = new string?[layers + 1];

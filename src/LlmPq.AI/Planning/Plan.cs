@@ -9,7 +9,8 @@ namespace LlmPq.Planning;
 /// <param name="MemoryBytes">The device's memory.</param>
 /// <param name="Host">The host it sits on.</param>
 /// <param name="Endpoint">The stage server's <c>host:port</c>, when the cluster file gives one.</param>
-public sealed record PlanDevice(string Kind, string Name, long MemoryBytes, string Host, string? Endpoint);
+/// <param name="Threads">A CPU stage's threads, when the cluster file gives them; 0 otherwise.</param>
+public sealed record PlanDevice(string Kind, string Name, long MemoryBytes, string Host, string? Endpoint, int Threads = 0);
 
 /// <summary>One pipeline stage: a device, a contiguous layer range, and a type per layer.</summary>
 /// <param name="Device">The device.</param>

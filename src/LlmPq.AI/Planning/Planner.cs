@@ -215,7 +215,7 @@ public static class Planner
             {
                 DeviceSpec device = cluster.Devices[s.Device];
                 return new StagePlan(
-                    new PlanDevice(device.Kind, device.Name, device.MemoryBytes, device.Host, device.Endpoint),
+                    new PlanDevice(device.Kind, device.Name, device.MemoryBytes, device.Host, device.Endpoint, device.Threads ?? 0),
                     s.LayerStart,
                     s.LayerEnd,
                     [.. s.Types.Select(t => Types[t])],

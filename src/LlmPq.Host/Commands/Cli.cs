@@ -35,6 +35,9 @@ internal static class Cli
         }
     }
 
+    /// <summary>Gets this program's own assembly, which a pipeline starts again as its runner (<c>llmpq runner</c>).</summary>
+    public static string RunnerPath => typeof(Cli).Assembly.Location;
+
     /// <summary>Gets the shape of the default generated model of <c>demo</c> and <c>bench</c>: 8 layers, 256 wide.</summary>
     public static TinyLlamaModelOptions DefaultModelShape { get; } = new() { Layers = 8, EmbeddingLength = 256 };
 

@@ -1,40 +1,59 @@
 using System.CommandLine;
 using System.Globalization;
 using LlmPq.Chat;
-using LlmPq.Engine;
 using LlmPq.Gguf;
 using LlmPq.Host.Benchmarking;
+using LlmPq.Pipeline;
+using LlmPq.Planning;
 using Microsoft.Extensions.AI;
 
 namespace LlmPq.Host.Commands;
 
 /// <summary>
-/// <c>llmpq demo</c>: the main job on the embedded default. Today: a generated model served by the
-/// continuous-batching engine, several concurrent streaming chats through <see cref="LlmPqChatClient"/>, and the
-/// serving statistics. The planner, the quantizer and the multi-stage pipeline join it as they land.
+/// <c>llmpq demo</c>: the whole way on the embedded default. A generated model, a heterogeneous cluster of three CPU
+/// stages on this machine, the plan, the model quantized by it, the stage servers and the engine's runner process
+/// started, several concurrent streaming chats through <see cref="LlmPqChatClient"/>, and the serving statistics.
 /// </summary>
 internal static class DemoCommand
 {
+    // Three stages of different sizes on one machine; docs/clusters/local-cpu-3stage.json is the same cluster.
+    private const string Cluster = """
+        { "devices": [ { "kind": "CPU", "name": "s0", "memoryGiB": 1,    "threads": 2 },
+                       { "kind": "CPU", "name": "s1", "memoryGiB": 0.5,  "threads": 1 },
+                       { "kind": "CPU", "name": "s2", "memoryGiB": 0.25, "threads": 1 } ] }
+        """;
+
     public static Command Create()
     {
         var requests = new Option<int>("--requests") { Description = "Concurrent chats.", DefaultValueFactory = _ => 6 };
         var tokens = new Option<int>("--output-tokens") { Description = "Tokens per answer.", DefaultValueFactory = _ => 48 };
-        var command = new Command("demo", "Generate a tiny model, serve it, and stream several concurrent chats through LlmPqChatClient.") { requests, tokens };
+        var command = new Command("demo", "Plan a generated model on a local heterogeneous cluster, quantize it, serve it on a pipeline of stage processes, and stream concurrent chats.")
+        {
+            requests, tokens,
+        };
         command.SetAction((parse, ct) => Cli.RunAsync(async () =>
         {
             var c = CultureInfo.InvariantCulture;
-            string model = Cli.DefaultModel();
+            string source = Cli.DefaultModel();
             TinyLlamaModelOptions shape = Cli.DefaultModelShape;
-            Console.WriteLine(string.Create(c, $"model    {model}: llama, {shape.Layers} layers × {shape.EmbeddingLength} wide, random weights, real 32000-token tokenizer"));
-
-            var options = new LlmPqOptions { ModelPath = model, ContextLength = 1024, MaxSequences = 4, TokenBudget = 128 };
-            using var loggers = Cli.CreateLoggerFactory(parse);
-            await using var engine = new LlmPqEngine(options, loggers);
-            await engine.StartAsync(ct).ConfigureAwait(false);
-            using var client = new LlmPqChatClient(engine, options);
-            Console.WriteLine(string.Create(c, $"engine   1 stage (in-process CPU), {options.MaxSequences} sequences, token budget {options.TokenBudget}, {engine.ContextLength} tokens per conversation"));
-            Console.WriteLine("pending  planner, quantizer and multi-stage pipeline (the next steps of the project)");
+            Console.WriteLine(string.Create(c, $"model    {source}: llama, {shape.Layers} layers × {shape.EmbeddingLength} wide, F16, random weights, real 32000-token tokenizer"));
+            Console.WriteLine(string.Create(c, $"cluster  3 CPU stages on this machine: s0 1 GiB 2 threads, s1 0.5 GiB 1 thread, s2 0.25 GiB 1 thread"));
             Console.WriteLine();
+
+            using var loggers = Cli.CreateLoggerFactory(parse);
+            int parallel = parse.GetValue(requests);
+            var workload = new Workload(parallel, 128, parse.GetValue(tokens));
+            (Plan plan, string model) = await PlannedModel.PlanAndQuantizeAsync(source, ClusterSpec.Parse(Cluster), workload, loggers, ct).ConfigureAwait(false);
+            PlanTable.Print(Console.Out, plan);
+            Console.WriteLine();
+            Console.WriteLine(string.Create(c, $"quantized {model} by the plan ({new FileInfo(model).Length / (double)(1 << 20):F1} MiB)"));
+
+            var options = new LlmPqOptions { ModelPath = model, ContextLength = 512, RunnerPath = Cli.RunnerPath };
+            PlanStages.Apply(options, plan);
+            await using var pipeline = new LlmPqPipeline(options, loggers);
+            await pipeline.StartAsync(ct).ConfigureAwait(false);
+            using var client = new LlmPqChatClient(pipeline, options);
+            PrintLayout(pipeline, plan);
 
             // One chat streamed to the screen, then many at once for the statistics.
             var chatOptions = new ChatOptions { Temperature = 0.7f, Seed = 7, MaxOutputTokens = parse.GetValue(tokens) };
@@ -44,15 +63,34 @@ internal static class DemoCommand
                 Console.Write(update.Text);
             }
 
-            Console.WriteLine("\n         (random weights: the words are nonsense, the tokens, batching and timing are real)\n");
-            string[] prompts = [.. Enumerable.Range(0, parse.GetValue(requests)).Select(i => $"Chat {i}: what is the best way to serve a model on mixed GPUs?")];
+            Console.WriteLine("\n         (random weights: the words are nonsense, the tokens, batching, pipeline and timing are real)\n");
+            string[] prompts = [.. Enumerable.Range(0, parallel).Select(i => $"Chat {i}: what is the best way to serve a model on mixed GPUs?")];
             LoadResult r = LoadResult.From(await LoadGenerator.RunConcurrentAsync(client, prompts, chatOptions, ct).ConfigureAwait(false));
             Console.WriteLine(string.Create(c, $"serving  {r.Completed} concurrent streaming chats in {r.WallSeconds:F2} s, {r.Failed} failed"));
             Console.WriteLine(string.Create(c, $"         throughput {r.ThroughputTokensPerSecond:F0} tokens/s"));
             Console.WriteLine(string.Create(c, $"         TTFT p50 {r.TtftP50Ms:F1} ms, p99 {r.TtftP99Ms:F1} ms"));
             Console.WriteLine(string.Create(c, $"         TBT  p50 {r.TbtP50Ms:F2} ms, p99 {r.TbtP99Ms:F2} ms, max {r.TbtMaxMs:F2} ms"));
+            await pipeline.StopAsync(ct).ConfigureAwait(false);
+            Console.WriteLine("stopped  the runner and every stage server");
             return r.Failed == 0 ? 0 : 1;
         }));
         return command;
+    }
+
+    private static void PrintLayout(LlmPqPipeline pipeline, Plan plan)
+    {
+        var c = CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(c, $"pipeline engine in runner process {pipeline.RunnerProcessId}; stages:"));
+        IReadOnlyList<StageStatus> stages = pipeline.Stages;
+        for (int i = 0; i < plan.Stages.Count; i++)
+        {
+            StagePlan s = plan.Stages[i];
+            StageStatus status = stages[i];
+            string types = string.Join(" ", s.LayerTypes.GroupBy(t => t).Select(g => $"{GgmlTypes.Name(g.Key)}×{g.Count()}"));
+            Console.WriteLine(string.Create(c, $"         {i}: {s.Device.Name} ggml-rpc-server pid {status.ProcessId} on {status.Endpoint}, {s.Device.Threads} thread(s), layers {s.LayerStart}-{s.LayerEnd - 1} ({types}){(i == plan.Stages.Count - 1 ? " + output" : string.Empty)}"));
+        }
+
+        Console.WriteLine(string.Create(c, $"         n_batch {plan.TokenBudget}, n_ubatch {Math.Max(plan.DecodeMicroBatch, plan.TokenBudget / plan.Stages.Count)}, {plan.Workload.BatchSize} sequences"));
+        Console.WriteLine();
     }
 }

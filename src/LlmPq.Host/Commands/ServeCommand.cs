@@ -1,5 +1,7 @@
 using System.CommandLine;
 using LlmPq.Chat;
+using LlmPq.Pipeline;
+using LlmPq.Planning;
 using LlmPq.Host.Serving;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -19,13 +21,41 @@ internal static class ServeCommand
         var parallel = new Option<int>("--parallel") { Description = "Conversations decoded together.", DefaultValueFactory = _ => 8 };
         var budget = new Option<int>("--token-budget") { Description = "Tokens per iteration (decodes first, then prompt chunks).", DefaultValueFactory = _ => 256 };
         var threads = new Option<int>("--threads", "-t") { Description = "CPU threads (0: all cores).", DefaultValueFactory = _ => 0 };
-        var command = new Command("serve", "Serve a model over the OpenAI chat API (POST /v1/chat/completions, GET /v1/models, GET /health).")
+        var plan = new Option<FileInfo?>("--plan") { Description = "Serve as a pipeline: the stages, token budget and micro-batch of this plan (from 'llmpq plan --out'; quantize the model by it first)." };
+        var cluster = new Option<FileInfo?>("--cluster") { Description = "Serve as a pipeline on this cluster: plan it now, quantize the model by the plan, serve that." };
+        var command = new Command("serve", "Serve a model over the OpenAI chat API (POST /v1/chat/completions, GET /v1/models, GET /health), in-process or as a pipeline of stages.")
         {
-            model, host, port, apiKey, ctx, parallel, budget, threads,
+            model, host, port, apiKey, ctx, parallel, budget, threads, plan, cluster,
         };
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(plan) is not null && r.GetValue(cluster) is not null)
+            {
+                r.AddError("Give --plan or --cluster, not both.");
+            }
+        });
 
         command.SetAction((parse, ct) => Cli.RunAsync(async () =>
         {
+            string modelPath = parse.GetValue(model)!.FullName;
+            Plan? planned = null;
+            if (parse.GetValue(plan) is { } planFile)
+            {
+                (planned, string? warning) = PlannedModel.Load(modelPath, planFile.FullName);
+                if (warning is not null)
+                {
+                    Console.Error.WriteLine($"llmpq: warning: {warning}");
+                }
+            }
+            else if (parse.GetValue(cluster) is { } clusterFile)
+            {
+                using var loggers = Cli.CreateLoggerFactory(parse);
+                int ctxTokens = parse.GetValue(ctx);
+                (planned, modelPath) = await PlannedModel.PlanAndQuantizeAsync(
+                    modelPath, ClusterSpec.Load(clusterFile.FullName), new Workload(parse.GetValue(parallel), Math.Max(1, ctxTokens / 2), Math.Max(1, ctxTokens / 2)), loggers, ct).ConfigureAwait(false);
+                PlanTable.Print(Console.Error, planned);
+            }
+
             var server = new OpenAIServerOptions { Address = parse.GetValue(host)!, Port = parse.GetValue(port), ApiKey = parse.GetValue(apiKey) };
             bool verbose = parse.GetValue(Cli.Verbose);
             Console.Error.WriteLine($"llmpq: serving {parse.GetValue(model)!.Name} on http://{server.Address}:{server.Port}/v1 (Ctrl+C stops)");
@@ -41,11 +71,16 @@ internal static class ServeCommand
                         .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
                     services.AddLlmPqChatClient(o =>
                     {
-                        o.ModelPath = parse.GetValue(model)!.FullName;
+                        o.ModelPath = modelPath;
                         o.ContextLength = parse.GetValue(ctx);
                         o.MaxSequences = parse.GetValue(parallel);
                         o.TokenBudget = parse.GetValue(budget);
                         o.Threads = parse.GetValue(threads);
+                        o.RunnerPath = Cli.RunnerPath;
+                        if (planned is not null)
+                        {
+                            PlanStages.Apply(o, planned);
+                        }
                     });
                     services.AddSingleton<IServerReadiness>(sp => new ClientReadiness(sp.GetRequiredService<LlmPqChatClient>()));
                 },

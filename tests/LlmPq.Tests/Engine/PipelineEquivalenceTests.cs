@@ -47,6 +47,34 @@ public sealed class PipelineEquivalenceTests
     }
 
     [Fact]
+    public async Task Pipeline_parallelism_can_be_turned_off_and_changes_no_answer()
+    {
+        List<Process> servers = [StartServer(), StartServer()];
+        try
+        {
+            string[] ep = [.. servers.Select(s => (string)s.StartInfo.Environment["LLMPQ_TEST_ENDPOINT"]!)];
+            var answers = new Dictionary<bool, IReadOnlyList<string>>();
+            foreach (bool pipelined in new[] { true, false })
+            {
+                var options = new LlmPqOptions { ModelPath = TestModels.Small, ContextLength = 256, MaxSequences = 3, TokenBudget = 64, MicroBatchSize = 16, Threads = 2, PipelineParallelism = pipelined };
+                options.Stages.Add(Stage(ep[0], 2));
+                options.Stages.Add(Stage(ep[1], 2));
+                await using var engine = new LlmPqEngine(options);
+                await engine.StartAsync();
+                Assert.Equal(pipelined, engine.PipelineParallel);
+                using var client = new LlmPqChatClient(engine, options);
+                answers[pipelined] = [.. (await Task.WhenAll(s_prompts.Select(p => client.GetResponseAsync(p, s_greedy)))).Select(r => r.Text)];
+            }
+
+            Assert.Equal(answers[true], answers[false]);
+        }
+        finally
+        {
+            servers.ForEach(s => s.Kill(entireProcessTree: true));
+        }
+    }
+
+    [Fact]
     public async Task Stages_that_do_not_cover_the_model_fail_the_start_clearly()
     {
         var options = new LlmPqOptions { ModelPath = TestModels.Small, ContextLength = 256, MaxSequences = 2, TokenBudget = 64, Threads = 2 };
