@@ -6,6 +6,7 @@ using LlmPq.Chat;
 using LlmPq.Engine;
 using LlmPq.Host.Benchmarking;
 using LlmPq.Native;
+using LlmPq.Pipeline;
 using LlmPq.Scheduling;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
@@ -51,10 +52,13 @@ internal static class BenchCommand
         var apiKey = new Option<string?>("--api-key") { Description = "Bearer key sent to URL targets." };
         var output = new Option<DirectoryInfo?>("--out", "-o") { Description = "Results folder (default: ./bench-results/<timestamp>)." };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON (one object per target and policy) instead of the table." };
+        var stages = new Option<int[]>("--stages") { Description = "Run the in-process target on pipelines of these many stages (1: the engine alone; N: N local stage servers, layers split evenly, the engine in a runner process); repeat or separate with commas.", DefaultValueFactory = _ => [1], CustomParser = ParseStages };
+        var pipelineParallel = new Option<string>("--pipeline-parallel") { Description = "llama.cpp's pipeline parallelism on pipelines of 2 or more stages: on, off, or both.", DefaultValueFactory = _ => "on" };
+        pipelineParallel.AcceptOnlyFromAmong("on", "off", "both");
         var command = new Command("bench", "Load-test targets with Poisson, burst or trace arrivals: TTFT, TBT, end-to-end latency, scheduling delay, throughput, and capacity under SLOs.")
         {
             model, target, policy, requests, qps, promptTokens, outputTokens, trace, seed, warmup, timeLimit, capacity, tbtSlo, delaySlo, precision, probes,
-            parallel, budget, ctx, threads, modelName, apiKey, output, json,
+            parallel, budget, ctx, threads, modelName, apiKey, output, json, stages, pipelineParallel,
         };
 
         command.SetAction((parse, ct) => Cli.RunAsync(async () =>
@@ -141,14 +145,28 @@ internal static class BenchCommand
                     {
                         foreach (SchedulingPolicy p in policies)
                         {
-                            await MeasureOrFailAsync(InProcess, PolicyName(p), async () =>
+                            foreach ((int count, bool pipelined) in Layouts(parse.GetValue(stages)!, parse.GetValue(pipelineParallel)!))
                             {
-                                options.SchedulingPolicy = p;
-                                await using var engine = new LlmPqEngine(options, loggers);
-                                await engine.StartAsync(ct).ConfigureAwait(false);
-                                using var client = new LlmPqChatClient(engine, options);
-                                return await MeasureAsync(client, InProcess, PolicyName(p), prompts, offered, run, ct).ConfigureAwait(false);
-                            }).ConfigureAwait(false);
+                                string label = count == 1 ? InProcess : string.Create(CultureInfo.InvariantCulture, $"{count} stages{(pipelined ? string.Empty : ", no pp")}");
+                                await MeasureOrFailAsync(label, PolicyName(p), async () =>
+                                {
+                                    options.SchedulingPolicy = p;
+                                    options.PipelineParallelism = pipelined;
+                                    SplitEvenly(options, modelPath, count);
+                                    if (count == 1)
+                                    {
+                                        await using var engine = new LlmPqEngine(options, loggers);
+                                        await engine.StartAsync(ct).ConfigureAwait(false);
+                                        using var client = new LlmPqChatClient(engine, options);
+                                        return await MeasureAsync(client, label, PolicyName(p), prompts, offered, run, ct).ConfigureAwait(false);
+                                    }
+
+                                    await using var pipeline = new LlmPqPipeline(options, loggers);
+                                    await pipeline.StartAsync(ct).ConfigureAwait(false);
+                                    using var piped = new LlmPqChatClient(pipeline, options);
+                                    return await MeasureAsync(piped, label, PolicyName(p), prompts, offered, run, ct).ConfigureAwait(false);
+                                }).ConfigureAwait(false);
+                            }
                         }
                     }
                     else if (t == LlamaServer)
@@ -192,6 +210,52 @@ internal static class BenchCommand
             return ct.IsCancellationRequested ? 130 : results.Any(r => r.Failed > 0) ? 1 : 0;
         }));
         return command;
+    }
+
+    /// <summary>The stage counts and pipeline-parallelism settings to run; one stage has no pipeline to parallelize.</summary>
+    private static IEnumerable<(int Stages, bool Pipelined)> Layouts(int[] counts, string pipelineParallel) =>
+        counts.Distinct().SelectMany(n => n == 1 ? [(1, true)]
+            : pipelineParallel == "both" ? [(n, true), (n, false)]
+            : new[] { (n, pipelineParallel == "on") });
+
+    /// <summary>Splits the model's layers evenly over <paramref name="count"/> local stage servers (none for one stage); each server gets the engine's threads.</summary>
+    private static void SplitEvenly(LlmPqOptions options, string modelPath, int count)
+    {
+        options.Stages.Clear();
+        if (count == 1)
+        {
+            return;
+        }
+
+        int layers = Planning.ModelSpec.FromGguf(Gguf.GgufReader.Read(modelPath)).LayerCount;
+        if (count > layers)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"--stages {count} is more than the model's {layers} layers."));
+        }
+
+        for (int i = 0; i < count; i++)
+        {
+            options.Stages.Add(new LlmPqStageOptions { Layers = (layers * (i + 1) / count) - (layers * i / count), Threads = options.Threads, Device = "CPU" });
+        }
+
+        options.RunnerPath = Cli.RunnerPath;
+    }
+
+    private static int[] ParseStages(ArgumentResult result)
+    {
+        var counts = new List<int>();
+        foreach (string part in result.Tokens.SelectMany(t => t.Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+        {
+            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < 1)
+            {
+                result.AddError($"--stages takes stage counts of 1 or more ('{part}' is not one).");
+                return [];
+            }
+
+            counts.Add(n);
+        }
+
+        return [.. counts];
     }
 
     /// <summary>Warms a target up, measures its idle TTFT, then runs the workload once or searches its capacity.</summary>
