@@ -109,17 +109,18 @@ internal static class LoadGenerator
         var sent = new List<Task<RequestTiming>>(prompts.Count);
         foreach (BenchPrompt prompt in prompts.OrderBy(p => p.Request.Arrival))
         {
-            TimeSpan wait = prompt.Request.Arrival - clock.Elapsed;
-            if (wait > TimeSpan.Zero)
+            // Timers have millisecond granularity and may fire a little early: wait again until the request is due.
+            TimeSpan wait;
+            try
             {
-                try
+                while ((wait = prompt.Request.Arrival - clock.Elapsed) > TimeSpan.Zero)
                 {
                     await Task.Delay(wait, stop.Token).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
+            }
+            catch (OperationCanceledException)
+            {
+                break;
             }
 
             if (stop.IsCancellationRequested)
