@@ -1,10 +1,9 @@
-using System.Diagnostics;
-using System.Globalization;
 using LlmPq.Chat;
 using LlmPq.Engine;
 using LlmPq.Native;
 using LlmPq.Pipeline;
 using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace LlmPq.Tests.Engine;
 
@@ -18,10 +17,10 @@ public sealed class PipelineEquivalenceTests
     [Fact]
     public async Task Greedy_answers_are_identical_on_one_two_and_three_stages()
     {
-        List<Process> servers = [.. Enumerable.Range(0, 3).Select(_ => StartServer())];
+        var servers = new List<ChildProcess>();
         try
         {
-            string[] ep = [.. servers.Select(s => (string)s.StartInfo.Environment["LLMPQ_TEST_ENDPOINT"]!)];
+            string[] ep = await StartServersAsync(servers, 3);
             IReadOnlyList<string> reference = await AnswersAsync([]);
             (string Name, LlmPqStageOptions[] Stages)[] layouts =
             [
@@ -42,17 +41,20 @@ public sealed class PipelineEquivalenceTests
         }
         finally
         {
-            servers.ForEach(s => s.Kill(entireProcessTree: true));
+            foreach (ChildProcess server in servers)
+            {
+                await server.DisposeAsync();
+            }
         }
     }
 
     [Fact]
     public async Task Pipeline_parallelism_can_be_turned_off_and_changes_no_answer()
     {
-        List<Process> servers = [StartServer(), StartServer()];
+        var servers = new List<ChildProcess>();
         try
         {
-            string[] ep = [.. servers.Select(s => (string)s.StartInfo.Environment["LLMPQ_TEST_ENDPOINT"]!)];
+            string[] ep = await StartServersAsync(servers, 2);
             var answers = new Dictionary<bool, IReadOnlyList<string>>();
             foreach (bool pipelined in new[] { true, false })
             {
@@ -70,7 +72,10 @@ public sealed class PipelineEquivalenceTests
         }
         finally
         {
-            servers.ForEach(s => s.Kill(entireProcessTree: true));
+            foreach (ChildProcess server in servers)
+            {
+                await server.DisposeAsync();
+            }
         }
     }
 
@@ -114,33 +119,24 @@ public sealed class PipelineEquivalenceTests
         return [.. responses.Select(r => r.Text)];
     }
 
-    private static Process StartServer()
+    private static async Task<(ChildProcess Server, string Endpoint)> StartServerAsync()
     {
         int port = Loopback.FreePort();
-        var psi = new ProcessStartInfo(NativeLibraryLoader.ToolPath("ggml-rpc-server")) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { "-H", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-t", "1" })
+        ChildProcess server = await ChildProcess.StartAsync(
+            NativeLibraryLoader.ToolPath("ggml-rpc-server"), LocalStageOptions.ServerArguments(device: null, threads: 1, "127.0.0.1", port), NullLogger.Instance);
+        await server.WaitForPortAsync("127.0.0.1", port, TimeSpan.FromSeconds(30), CancellationToken.None);
+        return (server, $"127.0.0.1:{port}");
+    }
+
+    private static async Task<string[]> StartServersAsync(List<ChildProcess> servers, int count)
+    {
+        var endpoints = new string[count];
+        for (int i = 0; i < count; i++)
         {
-            psi.ArgumentList.Add(a);
+            (ChildProcess server, endpoints[i]) = await StartServerAsync();
+            servers.Add(server);
         }
 
-        psi.Environment["LLMPQ_TEST_ENDPOINT"] = $"127.0.0.1:{port}";
-        Process p = Process.Start(psi)!;
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        for (int i = 0; i < 100; i++)
-        {
-            try
-            {
-                using var tcp = new System.Net.Sockets.TcpClient("127.0.0.1", port);
-                return p;
-            }
-            catch (System.Net.Sockets.SocketException)
-            {
-                Thread.Sleep(100);
-            }
-        }
-
-        p.Kill();
-        throw new InvalidOperationException("ggml-rpc-server did not start");
+        return endpoints;
     }
 }
