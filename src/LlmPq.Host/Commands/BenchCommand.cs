@@ -30,7 +30,7 @@ internal static class BenchCommand
     {
         var model = new Option<FileInfo?>("--model", "-m") { Description = "GGUF model of the in-process and llama-server targets, and the tokenizer of the prompts (default: a generated 8-layer, 256-wide model)." };
         var target = new Option<string[]>("--target") { Description = "in-process, llama-server (started from the native build), or an OpenAI-compatible http(s) URL; repeat or separate with commas to compare.", DefaultValueFactory = _ => [InProcess] };
-        var policy = new Option<string[]>("--policy") { Description = $"In-process scheduling policy: {string.Join(", ", Enum.GetValues<SchedulingPolicy>().Select(PolicyName))}, or all; repeat or separate with commas to compare.", DefaultValueFactory = _ => [PolicyName(SchedulingPolicy.Sarathi)] };
+        var policy = new Option<string[]>("--policy") { Description = $"In-process scheduling policy: {string.Join(", ", Enum.GetValues<SchedulingPolicy>().Select(Cli.PolicyName))}, or all; repeat or separate with commas to compare.", DefaultValueFactory = _ => [Cli.PolicyName(SchedulingPolicy.Sarathi)] };
         var requests = new Option<int>("--requests", "-n") { Description = "Requests per run (with --trace: the first N of it).", DefaultValueFactory = _ => 32 };
         var qps = new Option<double>("--qps") { Description = "Poisson arrival rate in requests per second; 0 sends all at once (with --trace: its own times). With --capacity: the first rate tried (0: the completion rate of one all-at-once run).", DefaultValueFactory = _ => 0 };
         var promptTokens = new Option<LengthDistribution>("--prompt-tokens") { Description = "Prompt length in tokens: N, uniform:MIN:MAX or zipf:MIN:MAX[:EXPONENT].", CustomParser = ParseLength, DefaultValueFactory = _ => new LengthDistribution.Fixed(128) };
@@ -53,12 +53,13 @@ internal static class BenchCommand
         var output = new Option<DirectoryInfo?>("--out", "-o") { Description = "Results folder (default: ./bench-results/<timestamp>)." };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON (one object per target and policy) instead of the table." };
         var stages = new Option<int[]>("--stages") { Description = "Run the in-process target on pipelines of these many stages (1: the engine alone; N: N local stage servers, layers split evenly, the engine in a runner process); repeat or separate with commas.", DefaultValueFactory = _ => [1], CustomParser = ParseStages };
+        var tbtTarget = new Option<double?>("--tbt-target-ms") { Description = "In-process: choose the token budget per iteration to keep time between tokens under this target (--token-budget is then the largest)." };
         var pipelineParallel = new Option<string>("--pipeline-parallel") { Description = "llama.cpp's pipeline parallelism on pipelines of 2 or more stages: on, off, or both.", DefaultValueFactory = _ => "on" };
         pipelineParallel.AcceptOnlyFromAmong("on", "off", "both");
         var command = new Command("bench", "Load-test targets with Poisson, burst or trace arrivals: TTFT, TBT, end-to-end latency, scheduling delay, throughput, and capacity under SLOs.")
         {
             model, target, policy, requests, qps, promptTokens, outputTokens, trace, seed, warmup, timeLimit, capacity, tbtSlo, delaySlo, precision, probes,
-            parallel, budget, ctx, threads, modelName, apiKey, output, json, stages, pipelineParallel,
+            parallel, budget, ctx, threads, modelName, apiKey, output, json, stages, pipelineParallel, tbtTarget,
         };
 
         command.SetAction((parse, ct) => Cli.RunAsync(async () =>
@@ -72,6 +73,7 @@ internal static class BenchCommand
                 TokenBudget = parse.GetValue(budget),
                 ContextLength = parse.GetValue(ctx),
                 Threads = parse.GetValue(threads),
+                TbtTarget = parse.GetValue(tbtTarget) is double ms ? TimeSpan.FromMilliseconds(ms) : null,
             };
             ValidateOptionsResult valid = new LlmPqOptionsValidator().Validate(null, options);
             if (valid.Failed)
@@ -101,7 +103,7 @@ internal static class BenchCommand
             }
 
             List<string> targets = ParseTargets(parse.GetValue(target)!);
-            List<SchedulingPolicy> policies = ParsePolicies(parse.GetValue(policy)!);
+            List<SchedulingPolicy> policies = Cli.ParsePolicies(parse.GetValue(policy)!);
             (IReadOnlyList<BenchRequest> workload, string description, double? offered) = BuildWorkload(parse, trace, requests, qps, promptTokens, outputTokens, run);
             if (targets.Any(t => t is InProcess or LlamaServer) && workload.Max(r => r.PromptTokens + r.OutputTokens) is var longest && longest > options.ContextLength)
             {
@@ -148,7 +150,7 @@ internal static class BenchCommand
                             foreach ((int count, bool pipelined) in Layouts(parse.GetValue(stages)!, parse.GetValue(pipelineParallel)!))
                             {
                                 string label = count == 1 ? InProcess : string.Create(CultureInfo.InvariantCulture, $"{count} stages{(pipelined ? string.Empty : ", no pp")}");
-                                await MeasureOrFailAsync(label, PolicyName(p), async () =>
+                                await MeasureOrFailAsync(label, Cli.PolicyName(p), async () =>
                                 {
                                     options.SchedulingPolicy = p;
                                     options.PipelineParallelism = pipelined;
@@ -158,13 +160,13 @@ internal static class BenchCommand
                                         await using var engine = new LlmPqEngine(options, loggers);
                                         await engine.StartAsync(ct).ConfigureAwait(false);
                                         using var client = new LlmPqChatClient(engine, options);
-                                        return await MeasureAsync(client, label, PolicyName(p), prompts, offered, run, ct).ConfigureAwait(false);
+                                        return await MeasureAsync(client, label, Cli.PolicyName(p), prompts, offered, run, ct).ConfigureAwait(false);
                                     }
 
                                     await using var pipeline = new LlmPqPipeline(options, loggers);
                                     await pipeline.StartAsync(ct).ConfigureAwait(false);
                                     using var piped = new LlmPqChatClient(pipeline, options);
-                                    return await MeasureAsync(piped, label, PolicyName(p), prompts, offered, run, ct).ConfigureAwait(false);
+                                    return await MeasureAsync(piped, label, Cli.PolicyName(p), prompts, offered, run, ct).ConfigureAwait(false);
                                 }).ConfigureAwait(false);
                             }
                         }
@@ -392,24 +394,6 @@ internal static class BenchCommand
 
         return targets.Count > 0 ? targets : [InProcess];
     }
-
-    private static List<SchedulingPolicy> ParsePolicies(string[] values)
-    {
-        var policies = new List<SchedulingPolicy>();
-        foreach (string v in values.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
-        {
-            policies.AddRange(
-                v.Equals("all", StringComparison.OrdinalIgnoreCase) ? Enum.GetValues<SchedulingPolicy>()
-                : Enum.GetValues<SchedulingPolicy>().Where(p => v.Equals(PolicyName(p), StringComparison.OrdinalIgnoreCase) || v.Equals(p.ToString(), StringComparison.OrdinalIgnoreCase)) is var match && match.Any() ? match
-                : throw new ArgumentException($"--policy '{v}' is none of {string.Join(", ", Enum.GetValues<SchedulingPolicy>().Select(PolicyName))}, all."));
-        }
-
-        return policies.Count > 0 ? [.. policies.Distinct()] : [SchedulingPolicy.Sarathi];
-    }
-
-    /// <summary>The policy's name on the command line: PrefillFirst is prefill-first.</summary>
-    private static string PolicyName(SchedulingPolicy policy) =>
-        string.Concat(policy.ToString().Select((ch, i) => char.IsUpper(ch) && i > 0 ? "-" + char.ToLowerInvariant(ch) : char.ToLowerInvariant(ch).ToString()));
 
     /// <summary>The base address the client adds <c>v1/chat/completions</c> to: the URL without a trailing /v1.</summary>
     private static Uri ApiBase(string url)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using LlmPq.Gguf;
 using LlmPq.Native;
+using LlmPq.Scheduling;
 using Microsoft.Extensions.Logging;
 
 namespace LlmPq.Host.Commands;
@@ -76,4 +77,23 @@ internal static class Cli
             .SetMinimumLevel(parse.GetValue(Verbose) ? LogLevel.Trace : LogLevel.Warning)
             .AddSimpleConsole(o => o.SingleLine = true)
             .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
+
+    /// <summary>Reads scheduling policies from the command line (names or <c>all</c>, repeated or comma-separated).</summary>
+    public static List<SchedulingPolicy> ParsePolicies(string[] values)
+    {
+        var policies = new List<SchedulingPolicy>();
+        foreach (string v in values.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+        {
+            policies.AddRange(
+                v.Equals("all", StringComparison.OrdinalIgnoreCase) ? Enum.GetValues<SchedulingPolicy>()
+                : Enum.GetValues<SchedulingPolicy>().Where(p => v.Equals(PolicyName(p), StringComparison.OrdinalIgnoreCase) || v.Equals(p.ToString(), StringComparison.OrdinalIgnoreCase)) is var match && match.Any() ? match
+                : throw new ArgumentException($"--policy '{v}' is none of {string.Join(", ", Enum.GetValues<SchedulingPolicy>().Select(PolicyName))}, all."));
+        }
+
+        return policies.Count > 0 ? [.. policies.Distinct()] : [SchedulingPolicy.Sarathi];
+    }
+
+    /// <summary>The policy's name on the command line: PrefillFirst is prefill-first.</summary>
+    public static string PolicyName(SchedulingPolicy policy) =>
+        string.Concat(policy.ToString().Select((ch, i) => char.IsUpper(ch) && i > 0 ? "-" + char.ToLowerInvariant(ch) : char.ToLowerInvariant(ch).ToString()));
 }

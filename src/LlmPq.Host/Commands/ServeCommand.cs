@@ -2,6 +2,7 @@ using System.CommandLine;
 using LlmPq.Chat;
 using LlmPq.Pipeline;
 using LlmPq.Planning;
+using LlmPq.Scheduling;
 using LlmPq.Host.Serving;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -23,9 +24,11 @@ internal static class ServeCommand
         var threads = new Option<int>("--threads", "-t") { Description = "CPU threads (0: all cores).", DefaultValueFactory = _ => 0 };
         var plan = new Option<FileInfo?>("--plan") { Description = "Serve as a pipeline: the stages, token budget and micro-batch of this plan (from 'llmpq plan --out'; quantize the model by it first)." };
         var cluster = new Option<FileInfo?>("--cluster") { Description = "Serve as a pipeline on this cluster: plan it now, quantize the model by the plan, serve that." };
+        var policy = new Option<string>("--policy") { Description = $"Scheduling policy: {string.Join(", ", Enum.GetValues<SchedulingPolicy>().Select(Cli.PolicyName))}.", DefaultValueFactory = _ => Cli.PolicyName(SchedulingPolicy.Sarathi) };
+        var tbtTarget = new Option<double?>("--tbt-target-ms") { Description = "Choose the token budget per iteration to keep time between tokens under this target (the --token-budget is then the largest)." };
         var command = new Command("serve", "Serve a model over the OpenAI chat API (POST /v1/chat/completions, GET /v1/models, GET /health), in-process or as a pipeline of stages.")
         {
-            model, host, port, apiKey, ctx, parallel, budget, threads, plan, cluster,
+            model, host, port, apiKey, ctx, parallel, budget, threads, plan, cluster, policy, tbtTarget,
         };
         command.Validators.Add(r =>
         {
@@ -77,6 +80,8 @@ internal static class ServeCommand
                         o.TokenBudget = parse.GetValue(budget);
                         o.Threads = parse.GetValue(threads);
                         o.RunnerPath = Cli.RunnerPath;
+                        o.SchedulingPolicy = Cli.ParsePolicies([parse.GetValue(policy)!]).Single();
+                        o.TbtTarget = parse.GetValue(tbtTarget) is double ms ? TimeSpan.FromMilliseconds(ms) : null;
                         if (planned is not null)
                         {
                             PlanStages.Apply(o, planned);

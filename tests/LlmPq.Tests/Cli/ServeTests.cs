@@ -50,6 +50,25 @@ public sealed class ServeTests
         Assert.Contains("context_length_exceeded", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Serve_with_a_cluster_plans_quantizes_and_serves_a_pipeline()
+    {
+        int port = Loopback.FreePort();
+        string cluster = TestModels.TempPath("cluster.json");
+        await File.WriteAllTextAsync(cluster, """{"devices":[{"kind":"CPU","name":"a","memoryGiB":1,"threads":1},{"kind":"CPU","name":"b","memoryGiB":1,"threads":1}]}""");
+        string[] arguments = [Path.Combine(AppContext.BaseDirectory, "llmpq.dll"), "serve", "--model", TestModels.Small, "--cluster", cluster, "--port", port.ToString(CultureInfo.InvariantCulture), "--ctx", "256", "--parallel", "2", "--policy", "prefill-first"];
+        await using ChildProcess server = await ChildProcess.StartAsync("dotnet", arguments, NullLogger.Instance);
+        var baseUri = new Uri($"http://127.0.0.1:{port}/");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        await server.WaitUntilAsync(ct => IsHealthy(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(120), CancellationToken.None);
+
+        using var client = new OpenAIHttpChatClient(http, baseUri, Path.GetFileNameWithoutExtension(TestModels.Small) + ".planned");
+        ChatResponse response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, "Hello pipeline")], new ChatOptions { Temperature = 0, MaxOutputTokens = 8 });
+
+        Assert.NotEmpty(response.Text);
+        Assert.Contains("stage", server.LastOutput, StringComparison.Ordinal);
+    }
+
     private static async Task<bool> IsHealthy(HttpClient http, Uri baseUri, CancellationToken cancellationToken)
     {
         try
