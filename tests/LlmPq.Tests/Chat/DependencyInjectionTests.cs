@@ -57,6 +57,32 @@ public sealed class DependencyInjectionTests
     }
 
     [Fact]
+    public async Task Configured_local_stages_make_the_host_serve_through_an_isolated_pipeline()
+    {
+        HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["LlmPq:ModelPath"] = TestModels.Small,
+            ["LlmPq:ContextLength"] = "256",
+            ["LlmPq:Stages:0:Layers"] = "3",
+            ["LlmPq:Stages:0:Threads"] = "1",
+            ["LlmPq:Stages:1:Layers"] = "1",
+            ["LlmPq:Stages:1:Threads"] = "1",
+        });
+        builder.Services.AddLlmPqChatClient(builder.Configuration.GetSection(LlmPqOptions.SectionName));
+        using IHost host = builder.Build();
+        await host.StartAsync();
+
+        IChatClient chat = host.Services.GetRequiredService<IChatClient>();
+        ChatResponse response = await chat.GetResponseAsync("Hello stages", new ChatOptions { Temperature = 0, MaxOutputTokens = 6 });
+
+        Assert.NotEmpty(response.Text);
+        Assert.NotNull(chat.GetService<LlmPq.Pipeline.LlmPqPipeline>());
+        Assert.Throws<InvalidOperationException>(() => host.Services.GetRequiredService<LlmPqEngine>());
+        await host.StopAsync();
+    }
+
+    [Fact]
     public async Task Keyed_clients_get_their_own_engines()
     {
         HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
