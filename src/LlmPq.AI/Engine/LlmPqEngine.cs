@@ -12,8 +12,9 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace LlmPq.Engine;
 
 /// <summary>
-/// The continuous-batching engine: one llama.cpp context with many sequences, owned by one loop thread that runs
-/// Sarathi-Serve's stall-free iterations (all decodes, then prompt chunks, then new requests, within a token budget).
+/// The continuous-batching engine: one llama.cpp context with many sequences, owned by one loop thread whose
+/// iterations follow the configured <see cref="Scheduling.SchedulingPolicy"/> (Sarathi-Serve's stall-free batching by
+/// default) within a token budget; the model in this process or across pipeline stages (<see cref="LlmPqOptions.Stages"/>).
 /// Thread-safe: requests may be submitted from any thread.
 /// </summary>
 public sealed partial class LlmPqEngine : IAsyncDisposable
