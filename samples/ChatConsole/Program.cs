@@ -3,6 +3,12 @@
 //
 //   dotnet run --project samples/ChatConsole                         # a generated tiny model (random weights)
 //   dotnet run --project samples/ChatConsole -- --LlmPq:ModelPath=/path/to/model.gguf
+//
+// The same chat on a pipeline of two local stage servers, the engine in a runner process of its own (kill a
+// ggml-rpc-server while it answers: the reply fails, the stage and runner come back, the chat goes on):
+//
+//   dotnet build src/LlmPq.Host && dotnet run --project samples/ChatConsole -- \
+//     --LlmPq:Stages:0:Layers=2 --LlmPq:Stages:1:Layers=2 --LlmPq:RunnerPath=src/LlmPq.Host/bin/Debug/net10.0/llmpq.dll
 using LlmPq;
 using LlmPq.Gguf;
 using Microsoft.Extensions.AI;
@@ -73,6 +79,11 @@ while (!exit)
         catch (OperationCanceledException)
         {
             Console.Write(" [cancelled]");
+        }
+        catch (LlmPq.Chat.LlmPqUnavailableException ex)
+        {
+            // A pipeline stage failed mid-answer (or the engine is restarting): say so, and keep the chat.
+            Console.Write($" [{ex.Message}]");
         }
     }
 
