@@ -11,7 +11,12 @@ namespace LlmPq.Host.Benchmarking;
 /// A streaming-only <see cref="IChatClient"/> for any OpenAI-compatible endpoint (llama-server, <c>llmpq serve</c>),
 /// so the load generator drives every target through the same interface.
 /// </summary>
-internal sealed class OpenAIHttpChatClient(HttpClient http, Uri baseUri, string model, string? apiKey = null) : IChatClient
+/// <param name="http">The HTTP client.</param>
+/// <param name="baseUri">The server's address, without <c>/v1</c>.</param>
+/// <param name="model">The model name sent.</param>
+/// <param name="apiKey">A bearer key, if the server wants one.</param>
+/// <param name="extra">Server-specific fields added to every request body (for llama-server: no prompt cache).</param>
+internal sealed class OpenAIHttpChatClient(HttpClient http, Uri baseUri, string model, string? apiKey = null, IReadOnlyDictionary<string, JsonNode?>? extra = null) : IChatClient
 {
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
         await GetStreamingResponseAsync(messages, options, cancellationToken).ToChatResponseAsync(cancellationToken).ConfigureAwait(false);
@@ -28,6 +33,11 @@ internal sealed class OpenAIHttpChatClient(HttpClient http, Uri baseUri, string 
             ["stream_options"] = new JsonObject { ["include_usage"] = true },
             ["messages"] = new JsonArray([.. messages.Select(m => (JsonNode)new JsonObject { ["role"] = m.Role.Value, ["content"] = m.Text })]),
         };
+        foreach ((string key, JsonNode? value) in extra ?? new Dictionary<string, JsonNode?>())
+        {
+            body[key] = value?.DeepClone();
+        }
+
         if (options?.MaxOutputTokens is int max)
         {
             body["max_tokens"] = max;
