@@ -1,12 +1,13 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using LlmPq.Evaluation;
 using LlmPq.Gguf;
 using LlmPq.Host.Commands;
 using LlmPq.Native;
+using LlmPq.Pipeline;
 using LlmPq.Quantization;
 using LlmPq.Tests.Quantization;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace LlmPq.Tests.Evaluation;
 
@@ -52,16 +53,13 @@ public sealed partial class QualityEvaluatorTests
     {
         string text = TestModels.TempPath("text.txt");
         await File.WriteAllTextAsync(text, EvaluationText.Default);
-        var psi = new ProcessStartInfo(NativeLibraryLoader.ToolPath("llama-perplexity")) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { "-m", TestModels.Small, "-f", text, "-c", "128", "-b", "128", "--chunks", "3", "-t", "2" })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using Process p = Process.Start(psi)!;
-        Task<string> stdout = p.StandardOutput.ReadToEndAsync();
-        string log = await p.StandardError.ReadToEndAsync() + await stdout;
-        await p.WaitForExitAsync();
+        await using ChildProcess perplexity = await ChildProcess.StartAsync(
+            NativeLibraryLoader.ToolPath("llama-perplexity"),
+            ["-m", TestModels.Small, "-f", text, "-c", "128", "-b", "128", "--chunks", "3", "-t", "2"],
+            NullLogger.Instance,
+            keepStandardOutput: true);
+        string stdout = await perplexity.WaitForSuccessAsync(CancellationToken.None);
+        string log = perplexity.LastOutput + stdout;
         Match final = FinalEstimate().Match(log);
         Assert.True(final.Success, log);
         double anchor = double.Parse(final.Groups[1].Value, CultureInfo.InvariantCulture);
