@@ -31,7 +31,8 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
     private readonly Meter _meter;
     private readonly Counter<long> _runnerRestarts;
     private readonly CancellationTokenSource _stopping = new();
-    private TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Replaced (by the watch loop only) when the runner is lost; readers take the current one.
+    private volatile TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile string _lostReason = "it has not started";
     private Task _watch = Task.CompletedTask;
     private int _started;
