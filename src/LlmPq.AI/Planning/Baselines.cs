@@ -10,55 +10,56 @@ namespace LlmPq.Planning;
 internal static class Baselines
 {
     /// <summary>
-    /// Plans every baseline; one that does not fit is reported with a note instead. <paramref name="problems"/> holds
-    /// one problem per prefill micro-batch, smallest first: llama.cpp's default, PipeEdge and AdaBits take the largest
+    /// Plans every baseline; one that does not fit is reported with a note instead. <paramref name="problem"/> holds one
+    /// configuration per prefill micro-batch, smallest first: llama.cpp's default, PipeEdge and AdaBits take the largest
     /// (ξp = ξd, as LLM-PQ runs them); Uniform takes its best.
     /// </summary>
-    public static IReadOnlyList<BaselinePlan> All(IReadOnlyList<(Planner.ProblemBuilder Builder, PlanningProblem Problem)> problems, CancellationToken cancellationToken)
+    public static IReadOnlyList<BaselinePlan> All(Planner.ProblemBuilder builder, PlanningProblem problem, CancellationToken cancellationToken)
     {
-        (Planner.ProblemBuilder builder, PlanningProblem problem) = problems[^1];
-        BaselinePlan uniform = problems.Select(p => Uniform(p.Builder, p.Problem))
+        int last = problem.Configurations.Count - 1;
+        BaselinePlan uniform = Enumerable.Range(0, problem.Configurations.Count).Select(c => Uniform(builder, problem, c))
             .OrderByDescending(b => b.Predicted?.ThroughputTokensPerSecond ?? -1)
             .First();
         return
         [
-            LlamaCppDefault(builder, problem),
+            LlamaCppDefault(builder, problem, last),
             uniform,
-            PipeEdge(builder, problem),
-            AdaBits(builder, problem, cancellationToken),
+            PipeEdge(builder, problem, last),
+            AdaBits(builder, problem, last, cancellationToken),
         ];
     }
 
     /// <summary>llama.cpp's default: the richest uniform type that fits, layers split in proportion to device memory, devices as listed.</summary>
-    private static BaselinePlan LlamaCppDefault(Planner.ProblemBuilder builder, PlanningProblem problem)
+    private static BaselinePlan LlamaCppDefault(Planner.ProblemBuilder builder, PlanningProblem problem, int config)
     {
-        double total = problem.Devices.Sum(d => (double)Math.Max(d.MemoryBytes, 1));
-        int[] counts = Apportion(problem.LayerCount, [.. problem.Devices.Select(d => Math.Max(d.MemoryBytes, 1) / total)]);
+        long[] memory = [.. problem.Devices.Select(d => Math.Max(Memory(problem, config, d), 1))];
+        double total = memory.Sum(m => (double)m);
+        int[] counts = Apportion(problem.LayerCount, [.. memory.Select(m => m / total)]);
 
-        return FirstThatFits(builder, problem, "llama.cpp default", type => Evaluate(problem, 0, Split(counts, type)), "memory-proportional split, richest uniform type that fits");
+        return FirstThatFits(builder, problem, "llama.cpp default", type => Evaluate(problem, config, Split(counts, type)), "memory-proportional split, richest uniform type that fits");
     }
 
     /// <summary>Uniform: the richest uniform type that fits, an even split, devices as listed.</summary>
-    private static BaselinePlan Uniform(Planner.ProblemBuilder builder, PlanningProblem problem)
+    private static BaselinePlan Uniform(Planner.ProblemBuilder builder, PlanningProblem problem, int config)
     {
         int[] counts = Apportion(problem.LayerCount, [.. Enumerable.Repeat(1.0 / problem.Devices.Count, problem.Devices.Count)]);
-        return FirstThatFits(builder, problem, "Uniform", type => Evaluate(problem, 0, Split(counts, type)), "even split, richest uniform type that fits");
+        return FirstThatFits(builder, problem, "Uniform", type => Evaluate(problem, config, Split(counts, type)), "even split, richest uniform type that fits");
     }
 
     /// <summary>PipeEdge: the richest uniform type that fits, the split minimizing the decode bottleneck, devices as listed, ξp = ξd.</summary>
-    private static BaselinePlan PipeEdge(Planner.ProblemBuilder builder, PlanningProblem problem)
+    private static BaselinePlan PipeEdge(Planner.ProblemBuilder builder, PlanningProblem problem, int config)
     {
-        return FirstThatFits(builder, problem, "PipeEdge", type => DecodeBalancedSplit(problem, 0, type) is { } counts ? Evaluate(problem, 0, Split(counts, type)) : null, "decode-balanced split, richest uniform type that fits");
+        return FirstThatFits(builder, problem, "PipeEdge", type => DecodeBalancedSplit(problem, config, type) is { } counts ? Evaluate(problem, config, Split(counts, type)) : null, "decode-balanced split, richest uniform type that fits");
     }
 
     /// <summary>AdaBits: the least Σω under memory alone (latency only breaks ties), solved by the same exact optimizer.</summary>
-    private static BaselinePlan AdaBits(Planner.ProblemBuilder builder, PlanningProblem problem, CancellationToken cancellationToken)
+    private static BaselinePlan AdaBits(Planner.ProblemBuilder builder, PlanningProblem problem, int config, CancellationToken cancellationToken)
     {
         double omegaScale = problem.Omega.SelectMany(r => r).Where(v => v is > 0).Select(v => v!.Value).DefaultIfEmpty(1).Min();
         try
         {
             // θ large enough that a step of the smallest ω outweighs any latency: quality first, latency as a tie-break.
-            PlanningSolution s = PlanOptimizer.Solve(problem with { Theta = 1e9 / omegaScale, MaxOmega = null }, cancellationToken);
+            PlanningSolution s = PlanOptimizer.Solve(problem with { Configurations = [problem.Configurations[config]], Theta = 1e9 / omegaScale, MaxOmega = null }, cancellationToken);
             return new BaselinePlan("AdaBits", builder.Predicted(s), s.Omega, builder.Stages(s), "least Σω under memory");
         }
         catch (PlanningException ex)
@@ -80,6 +81,9 @@ internal static class Baselines
 
         return new BaselinePlan(name, null, double.NaN, [], $"{note}: nothing fits");
     }
+
+    // What a device holds for layers under a configuration.
+    private static long Memory(PlanningProblem problem, int config, PlanningDevice device) => device.MemoryBytes - problem.Configurations[config].ReservedBytes;
 
     /// <summary>Splits <paramref name="layers"/> in proportion to <paramref name="shares"/>, every device at least one layer (largest remainders).</summary>
     private static int[] Apportion(int layers, IReadOnlyList<double> shares)
@@ -145,7 +149,7 @@ internal static class Baselines
 
                     int count = i - start;
                     long bytes = (count * k.Layer[type].Bytes) + (j == 1 ? k.FirstStage.Bytes : 0) + (last ? k.LastStage.Bytes : 0);
-                    if (bytes > problem.Devices[j - 1].MemoryBytes)
+                    if (bytes > Memory(problem, config, problem.Devices[j - 1]))
                     {
                         continue;
                     }
@@ -199,7 +203,7 @@ internal static class Baselines
             }
 
             long bytes = (count * k.Layer[type].Bytes) + (first ? k.FirstStage.Bytes : 0) + (last ? k.LastStage.Bytes : 0);
-            if (bytes > problem.Devices[device].MemoryBytes)
+            if (bytes > Memory(problem, config, problem.Devices[device]))
             {
                 return null;
             }

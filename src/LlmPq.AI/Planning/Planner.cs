@@ -12,10 +12,10 @@ namespace LlmPq.Planning;
 /// </summary>
 /// <remarks>
 /// Micro-batches follow LLM-PQ: the decode micro-batch is ξd = ⌈B/N⌉ sequences (N devices) and the prefill
-/// micro-batch ξp ranges over the divisors of ξd. Layer costs are evaluated on layer 0 (the optimizer needs layers of
-/// one shape); prefill at context s, decode at the mid-generation context s + μn/2, as LLM-PQ queries its tables.
-/// Every stage loses its runtime reserve and the largest compute buffer of any configuration before layers are placed,
-/// so a plan fits whatever configuration is chosen.
+/// micro-batch ξp ranges over the divisors of ξd, one configuration of a single problem each. Layer costs are
+/// evaluated on layer 0 (the optimizer needs layers of one shape); prefill at context s, decode at the mid-generation
+/// context s + μn/2, as LLM-PQ queries its tables. Every stage loses its runtime reserve, and under each configuration
+/// the compute buffer of its micro-batches, before layers are placed.
 /// </remarks>
 public static class Planner
 {
@@ -42,38 +42,14 @@ public static class Planner
         }
 
         var stopwatch = System.Diagnostics.Stopwatch.StartNew();
-        PlanningException? lastFailure = null;
-        (ProblemBuilder Builder, PlanningProblem Problem, PlanningSolution Solution)? best = null;
-        var problems = new List<(ProblemBuilder Builder, PlanningProblem Problem)>();
 
-        // One problem per prefill micro-batch: its compute buffers, and so the memory left for layers, depend on it.
-        foreach (int prefillMicroBatch in ProblemBuilder.PrefillMicroBatches(cluster, workload))
-        {
-            var builder = new ProblemBuilder(model, cluster, workload, quality, indicator, costModel ?? new ProfiledCostModel(), prefillMicroBatch);
-            PlanningProblem problem = builder.Build();
-            problems.Add((builder, problem));
-            try
-            {
-                PlanningSolution solution = PlanOptimizer.Solve(problem, cancellationToken);
-                if (best is null || solution.Objective < best.Value.Solution.Objective)
-                {
-                    best = (builder, problem, solution);
-                }
-            }
-            catch (PlanningException ex)
-            {
-                lastFailure = ex;
-            }
-        }
-
-        if (best is not { } found)
-        {
-            throw lastFailure ?? new PlanningException("No micro-batch configuration could be planned.");
-        }
-
+        // One configuration per prefill micro-batch, solved together: they share the search's incumbent and bounds.
+        var builder = new ProblemBuilder(model, cluster, workload, quality, indicator, costModel ?? new ProfiledCostModel());
+        PlanningProblem problem = builder.Build();
+        PlanningSolution solution = PlanOptimizer.Solve(problem, cancellationToken);
         double solveMilliseconds = stopwatch.Elapsed.TotalMilliseconds;
-        IReadOnlyList<BaselinePlan> baselines = Baselines.All(problems, cancellationToken);
-        return found.Builder.ToPlan(found.Solution, baselines) with { SolveMilliseconds = solveMilliseconds };
+        IReadOnlyList<BaselinePlan> baselines = Baselines.All(builder, problem, cancellationToken);
+        return builder.ToPlan(solution, baselines) with { SolveMilliseconds = solveMilliseconds };
     }
 
     /// <summary>A fingerprint of a model's shape: layer count and every matrix's name and shape.</summary>
@@ -94,7 +70,7 @@ public static class Planner
     }
 
     /// <summary>Everything needed to fill the problem and to read a solution back into a plan.</summary>
-    internal sealed class ProblemBuilder(ModelSpec model, ClusterSpec cluster, Workload workload, QualityTarget quality, QualityIndicatorTable indicator, ICostModel cost, int prefillMicroBatch)
+    internal sealed class ProblemBuilder(ModelSpec model, ClusterSpec cluster, Workload workload, QualityTarget quality, QualityIndicatorTable indicator, ICostModel cost)
     {
         private readonly MemoryModel _memory = new(model, workload);
 
@@ -115,9 +91,12 @@ public static class Planner
             return Enumerable.Range(1, xiD).Where(d => xiD % d == 0);
         }
 
-        /// <summary>Gets the bytes every device loses before layers are placed: its reserve and the compute buffer of the micro-batch.</summary>
-        public long Overhead(DeviceSpec device, bool holdsOutput) =>
-            MemoryModel.ReserveBytes(device) + _memory.ComputeBufferBytes(Math.Max(PrefillTokens(prefillMicroBatch), DecodeMicroBatch(cluster, workload)), holdsOutput);
+        /// <summary>Gets the bytes every device loses before layers are placed: its reserve and the compute buffer of the micro-batches.</summary>
+        public long Overhead(DeviceSpec device, bool holdsOutput, int prefillMicroBatch) =>
+            MemoryModel.ReserveBytes(device) + ComputeBuffer(holdsOutput, prefillMicroBatch);
+
+        private long ComputeBuffer(bool holdsOutput, int prefillMicroBatch) =>
+            _memory.ComputeBufferBytes(Math.Max(PrefillTokens(prefillMicroBatch), DecodeMicroBatch(cluster, workload)), holdsOutput);
 
         public int PrefillTokens(int sequences) => sequences * workload.PromptTokens;
 
@@ -131,39 +110,51 @@ public static class Planner
             int xiD = DecodeMicroBatch(cluster, workload);
             LayerSpec layer = model.Layers[0];
             long decodeContext = workload.PromptTokens + (workload.ExpectedGeneratedTokens / 2);
-            var costs = new Dictionary<string, KindCosts>();
-            foreach (DeviceSpec device in cluster.Devices.DistinctBy(CostKey))
+            IReadOnlyList<DeviceSpec> kinds = [.. cluster.Devices.DistinctBy(CostKey)];
+
+            // Bytes and decode times do not depend on the prefill micro-batch: work them out once.
+            var decode = kinds.ToDictionary(CostKey, d => (
+                Layer: Types.Select(t => (Bytes: _memory.LayerBytes(layer, t), Seconds: cost.DecodeSeconds(d, layer, t, xiD, decodeContext))).ToArray(),
+                Output: cost.DecodeSeconds(d, model.Output, OutputType, xiD, 0)));
+            long outputBytes = model.Output.WeightBytes(OutputType);
+            var decodeSends = Sends(model.ActivationBytes(xiD));
+            var configurations = new List<PlanningConfiguration>();
+            foreach (int prefillMicroBatch in PrefillMicroBatches(cluster, workload))
             {
-                costs[CostKey(device)] = new KindCosts
+                int tokens = PrefillTokens(prefillMicroBatch);
+                var costs = new Dictionary<string, KindCosts>();
+                foreach (DeviceSpec device in kinds)
                 {
-                    Layer = [.. Types.Select(t => new StageCost(
-                        _memory.LayerBytes(layer, t),
-                        cost.PrefillSeconds(device, layer, t, PrefillTokens(prefillMicroBatch), workload.PromptTokens),
-                        cost.DecodeSeconds(device, layer, t, xiD, decodeContext)))],
+                    var (layerDecode, outputDecode) = decode[CostKey(device)];
+                    costs[CostKey(device)] = new KindCosts
+                    {
+                        Layer = [.. Types.Select((t, i) => new StageCost(layerDecode[i].Bytes, cost.PrefillSeconds(device, layer, t, tokens, workload.PromptTokens), layerDecode[i].Seconds))],
 
-                    // Only the last token of each sequence produces logits; the output buffer exceeds other stages' by this.
-                    LastStage = new StageCost(
-                        model.Output.WeightBytes(OutputType) - Overhead(device, holdsOutput: false) + Overhead(device, holdsOutput: true),
-                        cost.PrefillSeconds(device, model.Output, OutputType, prefillMicroBatch, 0),
-                        cost.DecodeSeconds(device, model.Output, OutputType, xiD, 0)),
-                };
+                        // Only the last token of each sequence produces logits; the output buffer exceeds other stages' by this.
+                        LastStage = new StageCost(
+                            outputBytes - ComputeBuffer(holdsOutput: false, prefillMicroBatch) + ComputeBuffer(holdsOutput: true, prefillMicroBatch),
+                            cost.PrefillSeconds(device, model.Output, OutputType, prefillMicroBatch, 0),
+                            outputDecode),
+                    };
+                }
+
+                configurations.Add(new PlanningConfiguration
+                {
+                    PrefillMicroBatch = prefillMicroBatch,
+                    DecodeMicroBatch = xiD,
+                    ReservedBytes = ComputeBuffer(holdsOutput: false, prefillMicroBatch),
+                    Costs = costs,
+                    PrefillSendSeconds = Sends(model.ActivationBytes(tokens)),
+                    DecodeSendSeconds = decodeSends,
+                });
             }
-
-            var configuration = new PlanningConfiguration
-            {
-                PrefillMicroBatch = prefillMicroBatch,
-                DecodeMicroBatch = xiD,
-                Costs = costs,
-                PrefillSendSeconds = Sends(model.ActivationBytes(PrefillTokens(prefillMicroBatch))),
-                DecodeSendSeconds = Sends(model.ActivationBytes(xiD)),
-            };
 
             return new PlanningProblem
             {
                 TypeNames = [.. Types.Select(GgmlTypes.Name)],
                 Omega = [.. Enumerable.Range(0, model.LayerCount).Select(l => (IReadOnlyList<double?>)[.. Types.Select(t => indicator.Get(l, t))])],
-                Devices = [.. cluster.Devices.Select(d => new PlanningDevice(d.Name, CostKey(d), d.Host, Math.Max(0, d.MemoryBytes - Overhead(d, holdsOutput: false))))], // a budget below the overhead holds no layer
-                Configurations = [configuration],
+                Devices = [.. cluster.Devices.Select(d => new PlanningDevice(d.Name, CostKey(d), d.Host, Math.Max(0, d.MemoryBytes - MemoryModel.ReserveBytes(d))))], // a budget below the reserve holds no layer
+                Configurations = configurations,
                 BatchSize = workload.BatchSize,
                 GeneratedTokens = workload.ExpectedGeneratedTokens,
                 Theta = quality.Theta,
@@ -219,7 +210,7 @@ public static class Planner
                     s.LayerStart,
                     s.LayerEnd,
                     [.. s.Types.Select(t => Types[t])],
-                    s.MemoryBytes + Overhead(device, holdsOutput: false), // the last stage's extra output buffer is in its bytes
+                    s.MemoryBytes + Overhead(device, holdsOutput: false, solution.PrefillMicroBatch), // the last stage's extra output buffer is in its bytes
                     s.PrefillSeconds,
                     s.DecodeSeconds);
             }),

@@ -43,6 +43,27 @@ public sealed class PlannerTests
     }
 
     [Fact]
+    public void Every_prefill_micro_batch_is_a_configuration_and_the_best_is_kept()
+    {
+        // ξd = ⌈8 / 2⌉ = 4, so ξp ∈ {1, 2, 4}; each reserves its own compute buffer.
+        ModelSpec model = ModelSpec.Preset("mistral-7b");
+        ClusterSpec cluster = ClusterSpec.Parse("""{ "devices": [ { "kind": "RTX-3090", "count": 1, "host": "a" }, { "kind": "T4", "count": 1, "host": "a" } ] }""");
+        var workload = new Workload(8, 256, 32);
+        QualityIndicatorTable indicator = QualityIndicator.Fallback([.. model.Layers.Select(l => l.Parameters)]);
+        var builder = new Planner.ProblemBuilder(model, cluster, workload, QualityTarget.Default, indicator, new ProfiledCostModel());
+        PlanningProblem problem = builder.Build();
+        Assert.Equal([1, 2, 4], problem.Configurations.Select(c => c.PrefillMicroBatch));
+        Assert.True(problem.Configurations[0].ReservedBytes < problem.Configurations[2].ReservedBytes);
+
+        PlanningSolution[] alone = [.. problem.Configurations.Select(c => PlanOptimizer.Solve(problem with { Configurations = [c] }))];
+        PlanningSolution best = alone.MinBy(s => s.Objective)!;
+        Plan plan = Planner.Create(model, cluster, workload, QualityTarget.Default, indicator);
+        Assert.Equal(best.PrefillMicroBatch, plan.PrefillMicroBatch);
+        Assert.Equal(best.LatencySeconds + (plan.Theta * best.Omega), plan.Predicted.LatencySeconds + (plan.Theta * plan.Indicator), 1e-9);
+        Assert.All(plan.Stages, s => Assert.True(s.MemoryBytes <= s.Device.MemoryBytes, $"{s.Device.Name}: {s.MemoryBytes} > {s.Device.MemoryBytes}"));
+    }
+
+    [Fact]
     public void The_plan_round_trips_through_json_and_bad_plans_are_refused()
     {
         ModelSpec model = ModelSpec.Preset("mistral-7b");

@@ -59,6 +59,12 @@ internal sealed class CapSearch
     private readonly double[] _prefix;
     private readonly BoundedLabel[]?[] _fronts;
 
+    // Per class and shared range (see StageOptions.Range), at class × layers + range: whether any option is within the
+    // caps, and the values and choices per next class, as the last fill worked them out.
+    private readonly bool[] _fillActive;
+    private readonly double[] _fillValue;
+    private readonly int[] _fillChoice;
+
     public CapSearch(SolverModel model, ConfigModel config, StageOptions[] options, bool bounded)
     {
         _model = model;
@@ -71,13 +77,20 @@ internal sealed class CapSearch
         int states = (model.LayerCount + 1) * model.MultisetCount * model.ClassCount;
         _prefix = bounded ? new double[states] : [];
         _fronts = bounded ? new BoundedLabel[]?[states] : [];
+        int ranges = model.ClassCount * model.LayerCount;
+        _fillActive = new bool[ranges];
+        _fillValue = new double[ranges * (model.ClassCount + 1)];
+        _fillChoice = new int[ranges * (model.ClassCount + 1)];
     }
 
     /// <summary>Finds the best plan of this configuration if it beats <paramref name="incumbent"/>.</summary>
     /// <param name="minMaxPrefill">A lower bound on any plan's prefill bottleneck.</param>
     /// <param name="minMaxDecode">A lower bound on any plan's decode bottleneck.</param>
     /// <param name="incumbent">The best objective known; lowered when a better plan is found.</param>
-    /// <param name="boxes">How many boxes to search at most: fewer than needed gives a good plan, not the best.</param>
+    /// <param name="boxes">
+    /// How many boxes to search at most: fewer than needed gives a good plan, not the best. Such a search under the
+    /// quality bound takes only the plans its Lagrangian bounds meet, without the exact search of narrow boxes.
+    /// </param>
     /// <param name="cancellationToken">Cancels the search.</param>
     /// <returns>The best plan if it beats the incumbent, else null.</returns>
     public Candidate? Run(double minMaxPrefill, double minMaxDecode, ref double incumbent, int boxes, CancellationToken cancellationToken)
@@ -86,6 +99,7 @@ internal sealed class CapSearch
         double b = _config.DecodeWeight;
         double minQ = _model.Theta * _model.MinOmega;
         Candidate? best = null;
+        bool complete = boxes == int.MaxValue;
         var queue = new PriorityQueue<Box, double>();
 
         // Halves of a box share its upper corner, so the same caps come back (with the bar they were searched under).
@@ -144,7 +158,7 @@ internal sealed class CapSearch
             // Under the quality bound the exact search keeps every plan with Q below the bar, which a wide box leaves
             // high: bound wide boxes by their halves first.
             double width = (a * (box.PrefillHigh - box.PrefillLow)) + (b * (box.DecodeHigh - box.DecodeLow));
-            if (_bounded && double.IsFinite(width) && width > LabelWidth * incumbent)
+            if (_bounded && (!complete || (double.IsFinite(width) && width > LabelWidth * incumbent)))
             {
                 Split(box with { Bound = bound }, incumbent);
                 continue;
@@ -326,92 +340,138 @@ internal sealed class CapSearch
     /// <summary>Sets every stage's value to its best option's, each option valued by the penalty plus μ·W.</summary>
     private void Fill(in Penalty penalty, double multiplier)
     {
+        var caps = penalty;
+        if (!_model.UniformLayers)
+        {
+            Parallel.For(0, _model.LayerCount, start => FillStart(start, caps, multiplier));
+            return;
+        }
+
+        // Starts share the ranges of their ends but the last: work those out once each, then copy them to every start.
         int classes = _model.ClassCount;
+        int layers = _model.LayerCount;
+        int width = classes + 1;
+        Parallel.For(0, classes * layers, key =>
+        {
+            int k = key / layers;
+            int length = (key % layers) + 1;
+            var options = _options[(_config.First[k] != default ? classes : 0) + k];
+            int e = options.Start + length;
+            _fillActive[key] = e <= options.End && options.Range(e) >= 0 && FillEnd(options, k, e, _fillValue, _fillChoice, key * width, caps, multiplier);
+        });
+
+        for (int start = 0; start < layers; start++)
+        {
+            FillStart(start, caps, multiplier);
+        }
+    }
+
+    private void FillStart(int start, in Penalty penalty, double multiplier)
+    {
+        int classes = _model.ClassCount;
+        int layers = _model.LayerCount;
+        int width = classes + 1;
         double[] stage = _chain.Stage;
         int[] chosen = _chain.Option;
-        for (int start = 0; start < _model.LayerCount; start++)
+        for (int k = 0; k < classes; k++)
         {
-            for (int k = 0; k < classes; k++)
+            var options = _options[(start * classes) + k];
+            int active = start;
+            for (int e = start + 1; e <= options.End; e++)
             {
-                var options = _options[(start * classes) + k];
-                int active = start;
-                for (int e = start + 1; e <= options.End; e++)
+                int i = e - start - 1;
+                if (options.MinPrefillFrom[i] > penalty.CapPrefill || options.MinDecodeFrom[i] > penalty.CapDecode)
                 {
-                    int i = e - start - 1;
-                    if (options.MinPrefillFrom[i] > penalty.CapPrefill || options.MinDecodeFrom[i] > penalty.CapDecode)
+                    break;
+                }
+
+                int row = _chain.Index(start, k, e, -1);
+                int range = options.Range(e);
+                if (range < 0)
+                {
+                    active = FillEnd(options, k, e, stage, chosen, row, penalty, multiplier) ? e : active;
+                    continue;
+                }
+
+                int key = (k * layers) + range;
+                Array.Copy(_fillValue, key * width, stage, row, width);
+                Array.Copy(_fillChoice, key * width, chosen, row, width);
+                active = _fillActive[key] ? e : active;
+            }
+
+            _chain.SetActiveEnd(start, k, active);
+        }
+    }
+
+    // Sets the values of the stages from options.Start to end on class k (one per next class); whether any option is
+    // within the caps.
+    private bool FillEnd(StageOptions options, int k, int e, double[] stage, int[] chosen, int row, in Penalty penalty, double multiplier)
+    {
+        int classes = _model.ClassCount;
+        int i = e - options.Start - 1;
+        stage.AsSpan(row, classes + 1).Fill(double.PositiveInfinity);
+        if (options.MinPrefill[i] > penalty.CapPrefill || options.MinDecode[i] > penalty.CapDecode)
+        {
+            return false;
+        }
+
+        int stop = options.Stop(e);
+        int first = options.First(e);
+
+        // Options are sorted by V, and a value is never below V: scan from the first within the caps until V alone
+        // reaches the best value.
+        while (first < stop && (options.Prefill[first] > penalty.CapPrefill || options.Decode[first] > penalty.CapDecode))
+        {
+            first++;
+        }
+
+        if (first == stop)
+        {
+            return false;
+        }
+
+        int hiddenBest = -1;
+        double hiddenValue = double.PositiveInfinity;
+        for (int next = e == _model.LayerCount ? -1 : 0; next < (e == _model.LayerCount ? 0 : classes); next++)
+        {
+            double sendPrefill = next < 0 ? 0 : _config.SendPrefill[(k * classes) + next];
+            double sendDecode = next < 0 ? 0 : _config.SendDecode[(k * classes) + next];
+            if (sendPrefill > penalty.CapPrefill || sendDecode > penalty.CapDecode)
+            {
+                continue;
+            }
+
+            // Sends no longer than any option's times change no value: the best without sends stands.
+            bool hidden = sendPrefill <= options.MinPrefill[i] && sendDecode <= options.MinDecode[i];
+            int best = -1;
+            double value = double.PositiveInfinity;
+            if (hidden && hiddenBest >= 0)
+            {
+                (best, value) = (hiddenBest, hiddenValue);
+            }
+            else
+            {
+                for (int o = first; o < stop && options.Value[o] < value; o++)
+                {
+                    double v = penalty.Value(options, o, sendPrefill, sendDecode) + (multiplier * options.Omega[o]);
+                    if (v < value)
                     {
-                        break;
-                    }
-
-                    int row = _chain.Index(start, k, e, -1);
-                    stage.AsSpan(row, classes + 1).Fill(double.PositiveInfinity);
-                    if (options.MinPrefill[i] > penalty.CapPrefill || options.MinDecode[i] > penalty.CapDecode)
-                    {
-                        continue;
-                    }
-
-                    int stop = options.Stop(e);
-                    int first = options.First(e);
-
-                    // Options are sorted by V, and a value is never below V: scan from the first within the caps
-                    // until V alone reaches the best value.
-                    while (first < stop && (options.Prefill[first] > penalty.CapPrefill || options.Decode[first] > penalty.CapDecode))
-                    {
-                        first++;
-                    }
-
-                    if (first == stop)
-                    {
-                        continue;
-                    }
-
-                    active = e;
-                    int hiddenBest = -1;
-                    double hiddenValue = double.PositiveInfinity;
-                    for (int next = e == _model.LayerCount ? -1 : 0; next < (e == _model.LayerCount ? 0 : classes); next++)
-                    {
-                        double sendPrefill = next < 0 ? 0 : _config.SendPrefill[(k * classes) + next];
-                        double sendDecode = next < 0 ? 0 : _config.SendDecode[(k * classes) + next];
-                        if (sendPrefill > penalty.CapPrefill || sendDecode > penalty.CapDecode)
-                        {
-                            continue;
-                        }
-
-                        // Sends no longer than any option's times change no value: the best without sends stands.
-                        bool hidden = sendPrefill <= options.MinPrefill[i] && sendDecode <= options.MinDecode[i];
-                        int best = -1;
-                        double value = double.PositiveInfinity;
-                        if (hidden && hiddenBest >= 0)
-                        {
-                            (best, value) = (hiddenBest, hiddenValue);
-                        }
-                        else
-                        {
-                            for (int o = first; o < stop && options.Value[o] < value; o++)
-                            {
-                                double v = penalty.Value(options, o, sendPrefill, sendDecode) + (multiplier * options.Omega[o]);
-                                if (v < value)
-                                {
-                                    best = o;
-                                    value = v;
-                                }
-                            }
-
-                            if (hidden)
-                            {
-                                (hiddenBest, hiddenValue) = (best, value);
-                            }
-                        }
-
-                        stage[row + next + 1] = value;
-                        chosen[row + next + 1] = best;
+                        best = o;
+                        value = v;
                     }
                 }
 
-                _chain.SetActiveEnd(start, k, active);
+                if (hidden)
+                {
+                    (hiddenBest, hiddenValue) = (best, value);
+                }
             }
+
+            stage[row + next + 1] = value;
+            chosen[row + next + 1] = best;
         }
 
+        return true;
     }
 
     /// <summary>
@@ -461,6 +521,7 @@ internal sealed class CapSearch
         }
 
         Array.Clear(_fronts);
+        var shared = new List<(double Omega, double Value, int Option)>?[]?[classes * layers];
         var candidates = new List<BoundedLabel>();
         for (int start = layers - 1; start >= 0; start--)
         {
@@ -468,7 +529,7 @@ internal sealed class CapSearch
             for (int k = 0; k < classes; k++)
             {
                 var options = _options[(start * classes) + k];
-                var values = Values(options, k, penalty);
+                var values = Values(options, k, penalty, shared);
                 foreach (int set in _model.Containing[k])
                 {
                     int stages = _model.StageCountOf[set];
@@ -580,17 +641,32 @@ internal sealed class CapSearch
 
     // Per end and per next class (index next + 1, 0 for none), the Pareto front of (W, value) of the options within
     // the caps, by value; null where none is within them.
-    private List<(double Omega, double Value, int Option)>?[][] Values(StageOptions options, int cls, in Penalty penalty)
+    // Rows of ranges other starts share are kept in shared, per class and range, and reused.
+    private List<(double Omega, double Value, int Option)>?[][] Values(StageOptions options, int cls, in Penalty penalty, List<(double Omega, double Value, int Option)>?[]?[] shared)
     {
         int classes = _model.ClassCount;
         var values = new List<(double Omega, double Value, int Option)>?[options.End - options.Start][];
         for (int end = options.Start + 1; end <= options.End; end++)
         {
             int i = end - options.Start - 1;
-            var row = values[i] = new List<(double, double, int)>?[classes + 1];
             if (options.MinPrefillFrom[i] > penalty.CapPrefill || options.MinDecodeFrom[i] > penalty.CapDecode)
             {
+                values[i] = new List<(double, double, int)>?[classes + 1];
                 break;
+            }
+
+            int range = options.Range(end);
+            int key = (cls * _model.LayerCount) + range;
+            if (range >= 0 && shared[key] is { } known)
+            {
+                values[i] = known;
+                continue;
+            }
+
+            var row = values[i] = new List<(double, double, int)>?[classes + 1];
+            if (range >= 0)
+            {
+                shared[key] = row;
             }
 
             if (options.MinPrefill[i] > penalty.CapPrefill || options.MinDecode[i] > penalty.CapDecode)

@@ -110,6 +110,12 @@ public sealed record PlanningConfiguration
     /// <summary>Gets ξd, the sequences of one decode micro-batch.</summary>
     public required int DecodeMicroBatch { get; init; }
 
+    /// <summary>
+    /// Gets the bytes every device sets aside under this configuration before layers are placed (buffers that grow
+    /// with the micro-batches, for one): a device holds layers in its <see cref="PlanningDevice.MemoryBytes"/> less these.
+    /// </summary>
+    public long ReservedBytes { get; init; }
+
     /// <summary>Gets the costs of each device kind under this configuration, keyed by <see cref="PlanningDevice.Kind"/>.</summary>
     public required IReadOnlyDictionary<string, KindCosts> Costs { get; init; }
 

@@ -39,6 +39,8 @@ internal sealed class SolverModel
             MinOmegaPrefix[l + 1] = MinOmegaPrefix[l] + min;
         }
 
+        UniformLayers = Enumerable.Range(1, LayerCount - 1).All(l => Omega.AsSpan(l * TypeCount, TypeCount).SequenceEqual(Omega.AsSpan(0, TypeCount)));
+
         // Devices i and j are interchangeable when swapping them maps the problem onto itself: same kind and memory,
         // and every send to, from and between them unchanged. Swaps that do so compose, so the relation is transitive.
         var classOf = new int[problem.Devices.Count];
@@ -116,6 +118,9 @@ internal sealed class SolverModel
     /// <summary>Gets the types each layer can take.</summary>
     public int[][] Allowed { get; }
 
+    /// <summary>Gets whether every layer has the same ω (and so the same types): stages of one length are then alike wherever they start.</summary>
+    public bool UniformLayers { get; }
+
     /// <summary>Gets Σ_{l &lt; a} min_t ω[l, t] for a = 0..L.</summary>
     public double[] MinOmegaPrefix { get; }
 
@@ -124,7 +129,7 @@ internal sealed class SolverModel
     /// <summary>Gets the devices of each class, ascending.</summary>
     public int[][] Members { get; }
 
-    /// <summary>Gets each class's memory in bytes.</summary>
+    /// <summary>Gets each class's memory in bytes, before a configuration's reserve.</summary>
     public long[] Memory { get; }
 
     /// <summary>Gets the place value of each class in a multiset's number (mixed radix, digit k in 0..count_k).</summary>
@@ -231,6 +236,7 @@ internal sealed class SolverModel
             var configuration = configurations[c];
             Check(configuration is not null && configuration.PrefillMicroBatch >= 1 && configuration.DecodeMicroBatch >= 1, $"Configuration {c} needs micro-batch sizes ≥ 1.");
             Check(configuration!.Costs is not null, $"Configuration {c} has no costs.");
+            Check(configuration.ReservedBytes >= 0, $"Configuration {c} needs reserved bytes ≥ 0.");
             foreach (string kind in devices.Select(d => d.Kind).Distinct())
             {
                 Check(configuration.Costs!.TryGetValue(kind, out var costs) && costs is not null, $"Configuration {c} has no costs for device kind '{kind}'.");
@@ -285,6 +291,7 @@ internal sealed class ConfigModel
         Decode = new double[classes * types];
         First = new StageCost[classes];
         Last = new StageCost[classes];
+        Memory = [.. model.Memory.Select(m => m - configuration.ReservedBytes)];
         PrefillImplied = new bool[classes];
         DecodeImplied = new bool[classes];
         MinPrefill = double.PositiveInfinity;
@@ -335,6 +342,9 @@ internal sealed class ConfigModel
 
     /// <summary>Gets the weight of the decode bottleneck (<see cref="PlanningProblem.DecodeBottleneckWeight"/>).</summary>
     public double DecodeWeight { get; }
+
+    /// <summary>Gets each class's memory for layers under this configuration (negative where even the reserve does not fit).</summary>
+    public long[] Memory { get; }
 
     /// <summary>Gets one layer's bytes at [class × types + type].</summary>
     public long[] Bytes { get; }

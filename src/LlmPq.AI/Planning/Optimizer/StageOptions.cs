@@ -1,3 +1,6 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace LlmPq.Planning.Optimizer;
 
 /// <summary>
@@ -5,44 +8,55 @@ namespace LlmPq.Planning.Optimizer;
 /// layer, the stage's compute times (P, D, fixed first/last-stage costs included), its Σω (W) and V = P + D + θW, for
 /// every non-dominated type assignment that fits the device, sorted by V.
 /// </summary>
+/// <remarks>
+/// The options of an end are a range of arrays that may be shared: where every layer has the same ω, the stages of one
+/// length have the same options whatever their first layer (the last stage aside), and all starts of a class view one
+/// set of arrays. Such ranges carry a <see cref="Range"/> number, so that work on them can be done once.
+/// </remarks>
 internal sealed class StageOptions
 {
-    private readonly int[] _offsets;
+    private readonly int[] _first;
+    private readonly int[] _stop;
+    private readonly int[] _range;
     private readonly int[]? _parent;
     private readonly byte[]? _type;
 
-    public StageOptions(int start, int end, int[] offsets, double[] prefill, double[] decode, double[] omega, double[] value, int[] label, int[]? parent, byte[]? type)
+    /// <summary>Initializes a new instance of the <see cref="StageOptions"/> class.</summary>
+    /// <param name="start">The first layer.</param>
+    /// <param name="end">The last end explored.</param>
+    /// <param name="first">Per end (at end − start − 1), the first option.</param>
+    /// <param name="stop">Per end, one past the last option.</param>
+    /// <param name="range">Per end, the number of a range shared with other starts of the class, or −1.</param>
+    /// <param name="minPrefill">Per end, the least prefill of its options (+∞ when none).</param>
+    /// <param name="minDecode">Per end, the least decode of its options.</param>
+    /// <param name="data">The options' figures.</param>
+    /// <param name="parent">The assignment tree's parents (null when every option is uniform and its label is its type).</param>
+    /// <param name="type">The assignment tree's types.</param>
+    public StageOptions(int start, int end, int[] first, int[] stop, int[] range, double[] minPrefill, double[] minDecode, OptionData data, int[]? parent, byte[]? type)
     {
         Start = start;
         End = end;
-        _offsets = offsets;
-        Prefill = prefill;
-        Decode = decode;
-        Omega = omega;
-        Value = value;
-        Label = label;
+        _first = first;
+        _stop = stop;
+        _range = range;
         _parent = parent;
         _type = type;
+        Prefill = data.Prefill;
+        Decode = data.Decode;
+        Omega = data.Omega;
+        Value = data.Value;
+        Label = data.Label;
+        MinPrefill = minPrefill;
+        MinDecode = minDecode;
 
-        // Per end: the least times of its options, and the least from there on, so a search under caps can skip
-        // ends and stop early.
+        // Per end, the least from there on, so a search under caps can stop early.
         int ends = end - start;
-        MinPrefill = new double[ends + 1];
-        MinDecode = new double[ends + 1];
         MinPrefillFrom = new double[ends + 1];
         MinDecodeFrom = new double[ends + 1];
-        MinPrefill.AsSpan().Fill(double.PositiveInfinity);
-        MinDecode.AsSpan().Fill(double.PositiveInfinity);
         MinPrefillFrom[ends] = double.PositiveInfinity;
         MinDecodeFrom[ends] = double.PositiveInfinity;
         for (int i = ends - 1; i >= 0; i--)
         {
-            for (int o = offsets[i]; o < offsets[i + 1]; o++)
-            {
-                MinPrefill[i] = Math.Min(MinPrefill[i], prefill[o]);
-                MinDecode[i] = Math.Min(MinDecode[i], decode[o]);
-            }
-
             MinPrefillFrom[i] = Math.Min(MinPrefillFrom[i + 1], MinPrefill[i]);
             MinDecodeFrom[i] = Math.Min(MinDecodeFrom[i + 1], MinDecode[i]);
         }
@@ -79,12 +93,17 @@ internal sealed class StageOptions
     /// <summary>Gets the first option of the stages that end at <paramref name="end"/>.</summary>
     /// <param name="end">An end in (Start, End].</param>
     /// <returns>The index of the first option.</returns>
-    public int First(int end) => _offsets[end - Start - 1];
+    public int First(int end) => _first[end - Start - 1];
 
     /// <summary>Gets one past the last option of the stages that end at <paramref name="end"/>.</summary>
     /// <param name="end">An end in (Start, End].</param>
     /// <returns>The index after the last option.</returns>
-    public int Stop(int end) => _offsets[end - Start];
+    public int Stop(int end) => _stop[end - Start - 1];
+
+    /// <summary>Gets the number of the range of options of <paramref name="end"/> if other starts of the class share it, else −1.</summary>
+    /// <param name="end">An end in (Start, End].</param>
+    /// <returns>A number in [0, layers), the same for every start that shares the range.</returns>
+    public int Range(int end) => _range[end - Start - 1];
 
     /// <summary>Gets the type of every layer of an option's stage.</summary>
     /// <param name="option">The option's index.</param>
@@ -107,6 +126,9 @@ internal sealed class StageOptions
         return types;
     }
 }
+
+/// <summary>The figures of a set of options, indexed by option.</summary>
+internal sealed record OptionData(double[] Prefill, double[] Decode, double[] Omega, double[] Value, int[] Label);
 
 /// <summary>Bounds that let the builder drop assignments no plan better than the incumbent can use.</summary>
 /// <param name="Incumbent">The objective of the best plan known, or +∞.</param>
@@ -134,7 +156,9 @@ internal readonly record struct BuildLimits(double Incumbent, double MaxPrefill,
 /// Where a class's prefill (or decode) seconds are a nondecreasing affine function of a layer's bytes, the time is
 /// implied by the memory among assignments of the same layers and is left out of the comparison (the roofline's
 /// memory-bound decode, for one): the front is then a staircase in (memory, the other time) by cost, kept in
-/// O(log n) per candidate; with both times free, a <see cref="DominanceIndex"/> answers in O(log² n).
+/// O(log n) per candidate; with both times free, a vectorized scan of the candidates kept so far answers for the
+/// fronts of most layers, and a <see cref="DominanceIndex"/> (O(log² n)) for large ones. A stage's memory no longer
+/// matters once it ends, so of the options of one end only those not dominated in (prefill, decode, cost) are kept.
 /// </para>
 /// <para>
 /// Pruning, also exact: a partial assignment goes when its memory exceeds the device, when its times exceed what any
@@ -155,14 +179,22 @@ internal sealed class StageOptionBuilder
     private readonly List<double> _omega = [];
     private readonly List<double> _value = [];
     private readonly List<int> _label = [];
-    private readonly List<int> _offsets = [];
+    private readonly List<EndRange> _ends = [];
     private readonly int[] _heads;
+    private readonly double[] _headKey;
+    private readonly long[] _headBytes;
     private readonly long[] _shiftBytes;
     private readonly double[] _shiftPrefill;
     private readonly double[] _shiftDecode;
     private readonly double[] _shiftOmega;
     private readonly double[] _shiftValue;
+    // Steps with at most this many candidates filter them by a scan of the kept ones instead of the index.
+    private const int LinearLimit = 8192;
+
     private readonly DominanceIndex _index = new();
+    private long[] _keptBytes = [];
+    private double[] _keptPrefill = [];
+    private double[] _keptDecode = [];
     private Label[] _candidates = new Label[64];
     private byte[] _candidateTypes = new byte[64];
     private long[] _ranks = new long[64];
@@ -176,6 +208,8 @@ internal sealed class StageOptionBuilder
         _model = model;
         _config = config;
         _heads = new int[model.TypeCount];
+        _headKey = new double[model.TypeCount];
+        _headBytes = new long[model.TypeCount];
         _shiftBytes = new long[model.TypeCount];
         _shiftPrefill = new double[model.TypeCount];
         _shiftDecode = new double[model.TypeCount];
@@ -193,10 +227,78 @@ internal sealed class StageOptionBuilder
         _parent.Clear();
         _type.Clear();
         ClearOptions();
+        int end = Grow(start, cls, limits, shared: null);
+        int[] none = new int[end - start];
+        Array.Fill(none, -1);
+        return Finish(start, end, [.. _ends], none, Data(), [.. _parent], [.. _type]);
+    }
+
+    /// <summary>
+    /// Builds the options of every start on class <paramref name="cls"/> at once, for a model whose layers all have the
+    /// same ω (<see cref="SolverModel.UniformLayers"/>): the fronts of a length are then the same from every start, so
+    /// one program over lengths serves all starts, which view its ranges. Only the last stage (with the last-stage
+    /// extras) and, when it has first-stage costs, the stage from layer 0 differ by start.
+    /// </summary>
+    /// <param name="cls">The class of devices.</param>
+    /// <param name="limits">The pruning bounds.</param>
+    /// <param name="options">Where the options of start a go, at a × classes + cls.</param>
+    public void BuildShared(int cls, in BuildLimits limits, StageOptions[] options)
+    {
+        int layers = _model.LayerCount;
+        int classes = _model.ClassCount;
+        bool firstApart = _config.First[cls] != default;
+        if (firstApart)
+        {
+            options[cls] = Build(0, cls, limits);
+        }
+
+        _parent.Clear();
+        _type.Clear();
+        ClearOptions();
+        var last = new EndRange[layers];
+        int lengths = Grow(0, cls, limits, last);
+        var data = Data();
+        int[] parent = [.. _parent];
+        byte[] type = [.. _type];
+        for (int a = firstApart ? 1 : 0; a < layers; a++)
+        {
+            int ends = Math.Min(lengths, layers - a);
+            var ranges = new EndRange[ends];
+            int[] shared = new int[ends];
+            for (int i = 0; i < ends; i++)
+            {
+                bool final = a + i + 1 == layers;
+                ranges[i] = final ? last[a] : _ends[i];
+                shared[i] = final ? -1 : i;
+            }
+
+            options[(a * classes) + cls] = Finish(a, a + ends, ranges, shared, data, parent, type);
+        }
+    }
+
+    private static StageOptions Finish(int start, int end, EndRange[] ranges, int[] shared, OptionData data, int[]? parent, byte[]? type) => new(
+        start,
+        end,
+        [.. ranges.Select(r => r.First)],
+        [.. ranges.Select(r => r.Stop)],
+        shared,
+        [.. ranges.Select(r => r.MinPrefill)],
+        [.. ranges.Select(r => r.MinDecode)],
+        data,
+        parent,
+        type);
+
+    private OptionData Data() => new([.. _prefill], [.. _decode], [.. _omega], [.. _value], [.. _label]);
+
+    // The front program from layer start, one layer at a time, emitting each end's options. Shared (last given): from
+    // layer 0 for every length, the options of a length in _ends (without last-stage extras) and, in last[a], those of
+    // the last stage from layer a. Returns the last end explored.
+    private int Grow(int start, int cls, in BuildLimits limits, EndRange[]? shared)
+    {
         int layers = _model.LayerCount;
         int types = _model.TypeCount;
-        long memory = _model.Memory[cls];
-        var first = start == 0 ? _config.First[cls] : default;
+        long memory = _config.Memory[cls];
+        var first = start == 0 && shared is null ? _config.First[cls] : default;
         var last = _config.Last[cls];
         bool prefillExplicit = !_config.PrefillImplied[cls];
         bool decodeExplicit = !_config.DecodeImplied[cls];
@@ -221,6 +323,7 @@ internal sealed class StageOptionBuilder
                 _shiftOmega[t] = omega;
                 _shiftValue[t] = _config.Prefill[i] + _config.Decode[i] + (_model.Theta * omega);
                 _heads[t] = 0;
+                Head(t, frontCount, limits.Bounded);
             }
 
             int rest = layers - (l + 1 - start);
@@ -232,21 +335,16 @@ internal sealed class StageOptionBuilder
             while (true)
             {
                 int best = -1;
-                double bestKey = 0;
+                double bestKey = double.PositiveInfinity;
                 long bestBytes = 0;
                 foreach (int t in allowed)
                 {
-                    int h = _heads[t];
-                    if (h < frontCount)
+                    double key = _headKey[t];
+                    if (key < bestKey || (key == bestKey && _headBytes[t] < bestBytes))
                     {
-                        double key = limits.Bounded ? _front[h].Omega + _shiftOmega[t] : _front[h].Value + _shiftValue[t];
-                        long bytes = _front[h].Bytes + _shiftBytes[t];
-                        if (best < 0 || key < bestKey || (key == bestKey && bytes < bestBytes))
-                        {
-                            best = t;
-                            bestKey = key;
-                            bestBytes = bytes;
-                        }
+                        best = t;
+                        bestKey = key;
+                        bestBytes = _headBytes[t];
                     }
                 }
 
@@ -256,6 +354,7 @@ internal sealed class StageOptionBuilder
                 }
 
                 ref readonly Label from = ref _front[_heads[best]++];
+                Head(best, frontCount, limits.Bounded);
                 var candidate = new Label(
                     bestBytes,
                     from.Prefill + _shiftPrefill[best],
@@ -291,11 +390,21 @@ internal sealed class StageOptionBuilder
             (_front, _next) = (_next, _front);
             frontCount = nextCount;
             end = l + 1;
-            Emit(start, end, frontCount, last, memory, limits);
+            if (shared is null)
+            {
+                _ends.Add(Emit(start, end, frontCount, last, memory, limits, prefillExplicit && decodeExplicit));
+                continue;
+            }
+
+            if (end < layers)
+            {
+                _ends.Add(Emit(0, end, frontCount, last, memory, limits, prefillExplicit && decodeExplicit));
+            }
+
+            shared[layers - end] = Emit(layers - end, layers, frontCount, last, memory, limits, prefillExplicit && decodeExplicit);
         }
 
-        _offsets.Add(_prefill.Count);
-        return new StageOptions(start, end, [.. _offsets], [.. _prefill], [.. _decode], [.. _omega], [.. _value], [.. _label], [.. _parent], [.. _type]);
+        return end;
     }
 
     /// <summary>Builds the options of uniform stages (every layer at one type): a quick incumbent's search space.</summary>
@@ -308,7 +417,7 @@ internal sealed class StageOptionBuilder
         ClearOptions();
         int layers = _model.LayerCount;
         int types = _model.TypeCount;
-        long memory = _model.Memory[cls];
+        long memory = _config.Memory[cls];
         var first = start == 0 ? _config.First[cls] : default;
         var last = _config.Last[cls];
         var omega = new double[types];
@@ -349,12 +458,28 @@ internal sealed class StageOptionBuilder
             }
 
             SortByValue(from);
-            _offsets.Add(from);
+            _ends.Add(Range(from));
             end = e;
         }
 
-        _offsets.Add(_prefill.Count);
-        return new StageOptions(start, end, [.. _offsets], [.. _prefill], [.. _decode], [.. _omega], [.. _value], [.. _label], null, null);
+        int[] none = new int[end - start];
+        Array.Fill(none, -1);
+        return Finish(start, end, [.. _ends], none, Data(), null, null);
+    }
+
+    // The key (cost, or Σω under the bound) and bytes of the next candidate from type t's copy of the front; +∞ when none.
+    private void Head(int t, int frontCount, bool bounded)
+    {
+        int h = _heads[t];
+        if (h >= frontCount)
+        {
+            _headKey[t] = double.PositiveInfinity;
+            return;
+        }
+
+        ref readonly Label label = ref _front[h];
+        _headKey[t] = bounded ? label.Omega + _shiftOmega[t] : label.Value + _shiftValue[t];
+        _headBytes[t] = label.Bytes + _shiftBytes[t];
     }
 
     // Keeps the candidates (in cost order) that no earlier kept one dominates, as the next front; their labels in the
@@ -365,7 +490,15 @@ internal sealed class StageOptionBuilder
         int stairs = 0;
         int distinct = 0;
         long minBytes = long.MaxValue;
-        if (prefillExplicit && decodeExplicit)
+        bool linear = prefillExplicit && decodeExplicit && count <= LinearLimit;
+        if (linear && _keptBytes.Length < count)
+        {
+            _keptBytes = new long[count];
+            _keptPrefill = new double[count];
+            _keptDecode = new double[count];
+        }
+
+        if (prefillExplicit && decodeExplicit && !linear)
         {
             if (_ranks.Length < count)
             {
@@ -393,7 +526,17 @@ internal sealed class StageOptionBuilder
         {
             ref readonly Label candidate = ref _candidates[i];
             bool dominated;
-            if (prefillExplicit && decodeExplicit)
+            if (linear)
+            {
+                dominated = DominatedLinear(kept, candidate.Bytes, candidate.Prefill, candidate.Decode);
+                if (!dominated)
+                {
+                    _keptBytes[kept] = candidate.Bytes;
+                    _keptPrefill[kept] = candidate.Prefill;
+                    _keptDecode[kept] = candidate.Decode;
+                }
+            }
+            else if (prefillExplicit && decodeExplicit)
             {
                 int rank = Array.BinarySearch(_ranks, 0, distinct, candidate.Bytes) + 1;
                 dominated = _index.Dominated(rank, candidate.Prefill, candidate.Decode);
@@ -423,6 +566,47 @@ internal sealed class StageOptionBuilder
         return kept;
     }
 
+    // Whether a candidate kept so far in this step has no more bytes, prefill and decode (as the index answers): a scan,
+    // four at a time, from the last kept, which is likelier to be close. For the fronts of most steps it is faster than
+    // the index, which must first rank the bytes.
+    private bool DominatedLinear(int kept, long bytes, double prefill, double decode)
+    {
+        double p = prefill * (1 + Tolerance);
+        double d = decode * (1 + Tolerance);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var b4 = Vector256.Create(bytes);
+            var p4 = Vector256.Create(p);
+            var d4 = Vector256.Create(d);
+            ref long keptBytes = ref MemoryMarshal.GetArrayDataReference(_keptBytes);
+            ref double keptPrefill = ref MemoryMarshal.GetArrayDataReference(_keptPrefill);
+            ref double keptDecode = ref MemoryMarshal.GetArrayDataReference(_keptDecode);
+            for (int j = kept - 4; j >= 0; j -= 4)
+            {
+                var fits = Vector256.LessThanOrEqual(Vector256.LoadUnsafe(ref keptBytes, (nuint)j), b4)
+                    & Vector256.LessThanOrEqual(Vector256.LoadUnsafe(ref keptPrefill, (nuint)j), p4).AsInt64()
+                    & Vector256.LessThanOrEqual(Vector256.LoadUnsafe(ref keptDecode, (nuint)j), d4).AsInt64();
+                if (fits != Vector256<long>.Zero)
+                {
+                    return true;
+                }
+            }
+
+            kept %= 4;
+        }
+
+        for (; i < kept; i++)
+        {
+            if (_keptBytes[i] <= bytes && _keptPrefill[i] <= p && _keptDecode[i] <= d)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     // A bound on the objective of any plan with a stage of these times and these layers' ω (plus the least ω of the
     // others): every other layer costs at least the least time of any layer anywhere, and the bottlenecks are at least
     // this stage and at least the least bottleneck of any plan.
@@ -431,13 +615,15 @@ internal sealed class StageOptionBuilder
         + (_config.PrefillWeight * Math.Max(prefill, limits.MinMaxPrefill))
         + (_config.DecodeWeight * Math.Max(decode, limits.MinMaxDecode));
 
-    private void Emit(int start, int end, int frontCount, StageCost last, long memory, in BuildLimits limits)
+    // thin: whether both times are explicit, the only case where an option can be dominated in times alone (where the
+    // bytes imply a time, less of it means fewer bytes, and the front has no such pair).
+    private EndRange Emit(int start, int end, int frontCount, StageCost last, long memory, in BuildLimits limits, bool thin)
     {
         int from = _prefill.Count;
-        _offsets.Add(from);
         var extra = end == _model.LayerCount ? last : default;
         int rest = _model.LayerCount - (end - start);
         double outsideOmega = _model.MinOmegaPrefix[start] + _model.MinOmegaFrom(end);
+        int stairs = 0;
         for (int i = 0; i < frontCount; i++)
         {
             ref readonly Label label = ref _front[i];
@@ -451,6 +637,13 @@ internal sealed class StageOptionBuilder
                 continue;
             }
 
+            // A stage's bytes no longer matter once it ends: an option with no less prefill and decode than one before
+            // it (no lower in cost, in front order) is never needed. Times are ≥ 0, so their bits sort as they do.
+            if (thin && Staircase(ref stairs, BitConverter.DoubleToInt64Bits(prefill), decode))
+            {
+                continue;
+            }
+
             AddOption(prefill, decode, label.Omega, label.Value + extra.PrefillSeconds + extra.DecodeSeconds, label.Tree);
         }
 
@@ -458,6 +651,22 @@ internal sealed class StageOptionBuilder
         {
             SortByValue(from);
         }
+
+        return Range(from);
+    }
+
+    // The options added since from, with their least times.
+    private EndRange Range(int from)
+    {
+        double prefill = double.PositiveInfinity;
+        double decode = double.PositiveInfinity;
+        for (int o = from; o < _prefill.Count; o++)
+        {
+            prefill = Math.Min(prefill, _prefill[o]);
+            decode = Math.Min(decode, _decode[o]);
+        }
+
+        return new EndRange(from, _prefill.Count, prefill, decode);
     }
 
     private void AddOption(double prefill, double decode, double omega, double value, int label)
@@ -503,7 +712,7 @@ internal sealed class StageOptionBuilder
         _omega.Clear();
         _value.Clear();
         _label.Clear();
-        _offsets.Clear();
+        _ends.Clear();
     }
 
     // Is (bytes, time) dominated by the staircase of accepted (bytes ascending, time descending)? If not, add it.
@@ -562,4 +771,6 @@ internal sealed class StageOptionBuilder
     }
 
     private readonly record struct Label(long Bytes, double Prefill, double Decode, double Omega, double Value, int Tree);
+
+    private readonly record struct EndRange(int First, int Stop, double MinPrefill, double MinDecode);
 }

@@ -45,7 +45,8 @@ internal static class BruteForce
     }
 
     /// <summary>
-    /// Gets the objective of a plan, or null when it breaks a rule: a device short of memory, a device used twice, a
+    /// Gets the objective of a plan, or null when it breaks a rule: a device short of memory (less the configuration's
+    /// reserve), a device used twice, a
     /// device left out when all must be used, layers not covered in order, a type a layer cannot take, Σω over the bound.
     /// </summary>
     public static double? Evaluate(PlanningProblem problem, int configuration, IReadOnlyList<PlannedStage> stages)
@@ -107,7 +108,7 @@ internal static class BruteForce
                 step += costs.LastStage.DecodeSeconds;
             }
 
-            if (bytes > device.MemoryBytes)
+            if (bytes > device.MemoryBytes - config.ReservedBytes)
             {
                 return null;
             }

@@ -48,16 +48,10 @@ public class PlanOptimizerTests
         for (int seed = from; seed < to; seed++)
         {
             var problem = RandomProblems.Create(seed, larger: true);
-            double? best = BruteForce.Best(problem);
-            if (best is null)
+            if (MatchesBruteForce(problem, seed) is { } solution)
             {
-                Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
-                continue;
+                CheckReport(problem, solution);
             }
-
-            var solution = PlanOptimizer.Solve(problem);
-            Assert.True(Math.Abs(best.Value - solution.Objective) <= Tolerance * Math.Max(1, best.Value), $"seed {seed}: {solution.Objective} vs {best}");
-            CheckReport(problem, solution);
         }
     }
 
@@ -68,23 +62,69 @@ public class PlanOptimizerTests
     [InlineData(30, 40)]
     public void Matches_brute_force_under_binding_quality_bounds(int from, int to)
     {
-        // Quality made cheap (small θ) and the bound tight, so that it binds and the bounded search does the work.
+        // The bounded search does the work.
         for (int seed = from; seed < to; seed++)
         {
-            var problem = RandomProblems.Create(seed + 500, larger: seed % 2 == 0, deeper: seed % 2 == 1);
-            double least = problem.Omega.Sum(r => r.Where(w => w is not null).Min()!.Value);
-            double most = problem.Omega.Sum(r => r.Where(w => w is not null).Max()!.Value);
-            problem = problem with { Theta = problem.Theta / 100, MaxOmega = least + ((most - least) * (0.1 + (0.1 * (seed % 3)))) };
-            double? best = BruteForce.Best(problem);
-            if (best is null)
+            MatchesBruteForce(Binding(RandomProblems.Create(seed + 500, larger: seed % 2 == 0, deeper: seed % 2 == 1), 0.1 + (0.1 * (seed % 3))), seed);
+        }
+    }
+
+    [Theory]
+    [InlineData(0, 15)]
+    [InlineData(15, 30)]
+    [InlineData(30, 45)]
+    [InlineData(45, 60)]
+    public void Matches_brute_force_when_layers_are_alike(int from, int to)
+    {
+        // Stages of one length share their options whatever their first layer; configurations reserve memory.
+        for (int seed = from; seed < to; seed++)
+        {
+            var problem = RandomProblems.CreateAlike(seed + 1000, larger: seed % 3 == 1, deeper: seed % 3 == 2);
+            problem = seed % 2 == 0 ? Binding(problem, 0.1 + (0.1 * (seed % 3))) : problem;
+            Assert.True(SolverModel.Create(problem).UniformLayers);
+            if (MatchesBruteForce(problem, seed) is { } solution)
             {
-                Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
+                CheckReport(problem, solution);
+            }
+        }
+    }
+
+    [Fact]
+    public void Configurations_together_match_the_best_of_each_alone()
+    {
+        // Configurations share the incumbent and are passed over on bounds; the answer is still the best of each alone.
+        int checkedProblems = 0;
+        for (int seed = 0; seed < 200 && checkedProblems < 6; seed++)
+        {
+            var problem = RandomProblems.CreateMedium(seed);
+            if (problem.Configurations.Count < 2)
+            {
                 continue;
             }
 
-            var solution = PlanOptimizer.Solve(problem);
-            Assert.True(solution.Omega <= problem.MaxOmega * (1 + Tolerance), $"seed {seed}: Σω {solution.Omega} > {problem.MaxOmega}");
-            Assert.True(Math.Abs(best.Value - solution.Objective) <= Tolerance * Math.Max(1, best.Value), $"seed {seed}: {solution.Objective} vs {best}");
+            var alone = problem.Configurations.Select(c => Objective(problem with { Configurations = [c] })).ToArray();
+            double? together = Objective(problem);
+            Assert.Equal(alone.All(o => o is null), together is null);
+            if (together is double objective)
+            {
+                double best = alone.Where(o => o is not null).Min()!.Value;
+                Assert.True(Math.Abs(best - objective) <= Tolerance * best, $"seed {seed}: {objective} vs {best}");
+                checkedProblems++;
+            }
+        }
+
+        Assert.True(checkedProblems >= 4, $"only {checkedProblems} problems with several feasible configurations");
+
+        static double? Objective(PlanningProblem problem)
+        {
+            try
+            {
+                return PlanOptimizer.Solve(problem).Objective;
+            }
+            catch (PlanningException)
+            {
+                return null;
+            }
         }
     }
 
@@ -101,10 +141,7 @@ public class PlanOptimizerTests
             var problem = RandomProblems.CreateMedium(seed);
             if (seed % 2 == 1)
             {
-                // Cheap quality and a tight bound, so that the bound binds.
-                double least = problem.Omega.Sum(r => r.Where(w => w is not null).Min()!.Value);
-                double most = problem.Omega.Sum(r => r.Where(w => w is not null).Max()!.Value);
-                problem = problem with { Theta = problem.Theta / 100, MaxOmega = least + ((most - least) * 0.2) };
+                problem = Binding(problem, 0.2);
             }
 
             PlanningSolution solution;
@@ -336,6 +373,7 @@ public class PlanOptimizerTests
         Assert.Throws<ArgumentException>(() => PlanOptimizer.Solve(problem with { Omega = [[0.0, 1.0], [0.0]] }));
         Assert.Throws<ArgumentException>(() => PlanOptimizer.Solve(problem with { Devices = [problem.Devices[0] with { Kind = "tpu" }] }));
         Assert.Throws<ArgumentException>(() => PlanOptimizer.Solve(problem with { Theta = double.NaN }));
+        Assert.Throws<ArgumentException>(() => PlanOptimizer.Solve(problem with { Configurations = [problem.Configurations[0] with { ReservedBytes = -1 }] }));
         Assert.Throws<ArgumentException>(() => PlanOptimizer.Solve(problem with
         {
             Configurations = [problem.Configurations[0] with { PrefillSendSeconds = [[0.0, 1.0]] }],
@@ -387,6 +425,31 @@ public class PlanOptimizerTests
             [.. stages.Select((s, k) => k == j ? left : k == j + 1 ? right : s)];
     }
 
+    // Quality made cheap (small θ) and the bound tight (this share of the way from the least Σω to the most), so that
+    // the bound binds.
+    private static PlanningProblem Binding(PlanningProblem problem, double share)
+    {
+        double least = problem.Omega.Sum(r => r.Where(w => w is not null).Min()!.Value);
+        double most = problem.Omega.Sum(r => r.Where(w => w is not null).Max()!.Value);
+        return problem with { Theta = problem.Theta / 100, MaxOmega = least + ((most - least) * share) };
+    }
+
+    // The optimizer's objective is the brute force's and its plan meets the bound; a problem with no plan is refused.
+    private static PlanningSolution? MatchesBruteForce(PlanningProblem problem, int seed)
+    {
+        double? best = BruteForce.Best(problem);
+        if (best is null)
+        {
+            Assert.Throws<PlanningException>(() => PlanOptimizer.Solve(problem));
+            return null;
+        }
+
+        var solution = PlanOptimizer.Solve(problem);
+        Assert.True(Math.Abs(best.Value - solution.Objective) <= Tolerance * Math.Max(1, best.Value), $"seed {seed}: {solution.Objective} vs {best}");
+        Assert.True(solution.Omega <= (problem.MaxOmega ?? double.PositiveInfinity) * (1 + Tolerance), $"seed {seed}: Σω {solution.Omega} > {problem.MaxOmega}");
+        return solution;
+    }
+
     // The reported figures agree with the plan: memory per stage, times per stage, Σω, latency and throughput.
     private static void CheckReport(PlanningProblem problem, PlanningSolution solution)
     {
@@ -402,7 +465,7 @@ public class PlanOptimizerTests
             long bytes = stage.Types.Sum(t => costs.Layer[t].Bytes)
                 + (j == 0 ? costs.FirstStage.Bytes : 0) + (j == solution.Stages.Count - 1 ? costs.LastStage.Bytes : 0);
             Assert.Equal(bytes, stage.MemoryBytes);
-            Assert.True(bytes <= problem.Devices[stage.Device].MemoryBytes);
+            Assert.True(bytes <= problem.Devices[stage.Device].MemoryBytes - config.ReservedBytes);
         }
 
         double prefillWeight = problem.PrefillMicroBatchCount(config) - 1;

@@ -12,6 +12,22 @@ internal static class RandomProblems
     public static PlanningProblem Create(int seed, bool larger = false, bool deeper = false) =>
         Create(new Random(seed), larger, deeper, medium: false);
 
+    /// <summary>
+    /// Makes a problem as <see cref="Create(int, bool, bool)"/> does, then gives every layer the first layer's ω (as
+    /// the fallback indicator does for layers of one shape, so that the search shares stages across starts) and each
+    /// configuration a reserve of up to 1000 bytes (a layer takes 1000 to 10 000).
+    /// </summary>
+    public static PlanningProblem CreateAlike(int seed, bool larger = false, bool deeper = false)
+    {
+        var problem = Create(seed, larger, deeper);
+        var random = new Random(seed + 1);
+        return problem with
+        {
+            Omega = [.. problem.Omega.Select(_ => problem.Omega[0])],
+            Configurations = [.. problem.Configurations.Select(c => c with { ReservedBytes = random.Next(3) == 0 ? 0 : random.Next(0, 1000) })],
+        };
+    }
+
     /// <summary>Makes a problem too large for <see cref="BruteForce"/>: 16–30 layers, 3–5 devices of 2–3 kinds, 4 types.</summary>
     public static PlanningProblem CreateMedium(int seed) => Create(new Random(seed), larger: false, deeper: false, medium: true);
 

@@ -21,6 +21,36 @@ public class StageOptionBuilderTests
     [MemberData(nameof(Seeds))]
     public void Options_cover_every_assignment_and_are_real(int seed)
     {
+        var (problem, costs, bounded) = Create(seed, alike: false);
+        var model = SolverModel.Create(problem);
+        int start = new Random(seed).Next(0, 2);
+        var options = new StageOptionBuilder(model, model.Configurations[0]).Build(start, 0, Limits(bounded));
+        Check(problem, costs, options, bounded);
+    }
+
+    // Where every layer has the same ω, one program serves all starts: each start's options must still cover every
+    // assignment of its stages and be real, including the last stage's and, with first-stage costs, the first's.
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void Shared_options_cover_every_assignment_from_every_start(int seed)
+    {
+        var (problem, costs, bounded) = Create(seed, alike: true);
+        var model = SolverModel.Create(problem);
+        Assert.True(model.UniformLayers);
+        var options = new StageOptions[problem.LayerCount];
+        new StageOptionBuilder(model, model.Configurations[0]).BuildShared(0, Limits(bounded), options);
+        for (int start = 0; start < problem.LayerCount; start++)
+        {
+            Assert.Equal(start, options[start].Start);
+            Check(problem, costs, options[start], bounded);
+        }
+    }
+
+    private static BuildLimits Limits(bool bounded) =>
+        new(double.PositiveInfinity, double.PositiveInfinity, double.PositiveInfinity, 0, 0, bounded);
+
+    private static (PlanningProblem Problem, KindCosts Costs, bool Bounded) Create(int seed, bool alike)
+    {
         var random = new Random(seed);
         int types = random.Next(2, 5);
         int layers = random.Next(3, types == 4 ? 7 : 9);
@@ -49,27 +79,34 @@ public class StageOptionBuilderTests
             FirstStage = new StageCost(random.Next(0, 300), random.NextDouble(), random.NextDouble()),
             LastStage = new StageCost(random.Next(0, 300), random.NextDouble(), random.NextDouble()),
         };
+        IReadOnlyList<double?> Row() => [.. Enumerable.Range(0, types).Select(t => t == 0 || random.Next(6) > 0 ? (double?)random.NextDouble() : null)];
+        var row = Row();
         var problem = new PlanningProblem
         {
             TypeNames = [.. Enumerable.Range(0, types).Select(t => $"t{t}")],
-            Omega = [.. Enumerable.Range(0, layers).Select(_ => (IReadOnlyList<double?>)[.. Enumerable.Range(0, types).Select(t => t == 0 || random.Next(6) > 0 ? (double?)random.NextDouble() : null)])],
+            Omega = [.. Enumerable.Range(0, layers).Select(_ => alike ? row : Row())],
             Devices = [new PlanningDevice("d", "k", "h", random.Next(5, 15) * 100L * layers / 2)],
-            Configurations = [new PlanningConfiguration { PrefillMicroBatch = 1, DecodeMicroBatch = 1, Costs = new Dictionary<string, KindCosts> { ["k"] = costs } }],
+            Configurations = [new PlanningConfiguration
+            {
+                PrefillMicroBatch = 1,
+                DecodeMicroBatch = 1,
+                ReservedBytes = random.Next(2) == 0 ? 0 : random.Next(0, 300),
+                Costs = new Dictionary<string, KindCosts> { ["k"] = alike && random.Next(2) == 0 ? costs with { FirstStage = default } : costs },
+            }],
             BatchSize = 1,
             GeneratedTokens = 1,
             Theta = random.NextDouble(),
         };
-        var model = SolverModel.Create(problem);
-        var config = model.Configurations[0];
-        bool bounded = seed % 3 == 0;
-        int start = random.Next(0, 2);
-        var options = new StageOptionBuilder(model, config).Build(
-            start, 0, new BuildLimits(double.PositiveInfinity, double.PositiveInfinity, double.PositiveInfinity, 0, 0, bounded));
+        return (problem, problem.Configurations[0].Costs["k"], seed % 3 == 0);
+    }
 
-        for (int end = start + 1; end <= layers; end++)
+    private static void Check(PlanningProblem problem, KindCosts costs, StageOptions options, bool bounded)
+    {
+        int start = options.Start;
+        for (int end = start + 1; end <= problem.LayerCount; end++)
         {
             var points = Assignments(problem, costs, start, end).ToList();
-            Assert.True(points.Count == 0 || end <= options.End, $"end {end} is reachable but options stop at {options.End}");
+            Assert.True(points.Count == 0 || end <= options.End, $"start {start}: end {end} is reachable but options stop at {options.End}");
             if (end > options.End)
             {
                 continue;
@@ -97,7 +134,7 @@ public class StageOptionBuilderTests
                         && (!bounded || options.Omega[o] <= point.Omega + 1e-9);
                 }
 
-                Assert.True(covered, $"end {end}: no option covers P {point.Prefill}, D {point.Decode}, W {point.Omega}, V {point.Value}");
+                Assert.True(covered, $"start {start}, end {end}: no option covers P {point.Prefill}, D {point.Decode}, W {point.Omega}, V {point.Value}");
             }
         }
     }
@@ -157,6 +194,6 @@ public class StageOptionBuilderTests
             omega += w;
         }
 
-        return bytes > problem.Devices[0].MemoryBytes ? null : (prefill, decode, omega, prefill + decode + (problem.Theta * omega));
+        return bytes > problem.Devices[0].MemoryBytes - problem.Configurations[0].ReservedBytes ? null : (prefill, decode, omega, prefill + decode + (problem.Theta * omega));
     }
 }
