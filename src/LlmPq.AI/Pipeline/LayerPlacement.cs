@@ -29,6 +29,13 @@ internal static partial class LayerPlacement
     {
         int layers = LayerCount(path);
         Check(stages, layers);
+
+        // ggml aborts the process on a server of another protocol version: check every one first (this is the
+        // engine's own thread, so waiting here blocks nothing else).
+        StageEndpointCheck.CheckAsync(
+            [.. stages.Select((s, i) => (Stage: s, Index: i)).Where(x => !x.Stage.InProcess).Select(x => new StageRequirement(string.Create(CultureInfo.InvariantCulture, $"stage {x.Index}"), x.Stage.Endpoint!, x.Stage.MemoryBytes))],
+            TimeSpan.FromSeconds(10),
+            CancellationToken.None).GetAwaiter().GetResult();
         var devices = new List<BackendDevice>();
         var names = new List<string>();
         foreach (LlmPqStageOptions stage in stages)

@@ -92,6 +92,20 @@ public sealed class PipelineEquivalenceTests
     }
 
     [Fact]
+    public async Task A_stage_server_of_another_version_fails_the_start_instead_of_aborting()
+    {
+        await using var other = new LlmPq.Tests.Pipeline.FakeStageServer(new Version(6, 0, 0), [(1UL << 30, 1UL << 30)]);
+        var options = new LlmPqOptions { ModelPath = TestModels.Small, ContextLength = 256, MaxSequences = 2, TokenBudget = 64, Threads = 2 };
+        options.Stages.Add(Stage(null, 2));
+        options.Stages.Add(Stage(other.Endpoint, 2));
+        await using var engine = new LlmPqEngine(options);
+
+        var error = await Assert.ThrowsAsync<LlamaException>(() => engine.StartAsync());
+
+        Assert.Contains(other.Endpoint, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_split_counts_the_output_layer_on_the_last_stage()
     {
         LlmPqStageOptions[] stages = [Stage(null, 1), Stage("127.0.0.1:1", 2), Stage("127.0.0.1:2", 5)];
