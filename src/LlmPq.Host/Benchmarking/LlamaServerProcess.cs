@@ -1,15 +1,18 @@
-using System.Diagnostics;
 using System.Globalization;
 using LlmPq.Native;
+using LlmPq.Pipeline;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace LlmPq.Host.Benchmarking;
 
-/// <summary>llama-server from LlmPq's own native build, started on loopback as the anchor of a benchmark.</summary>
+/// <summary>llama-server from LlmPq's own native build, started on loopback as the anchor of a benchmark; it dies with this process.</summary>
 internal sealed class LlamaServerProcess : IAsyncDisposable
 {
-    private readonly Process _process;
+    private static readonly TimeSpan s_startTimeout = TimeSpan.FromMinutes(2);
+    private readonly ChildProcess _process;
 
-    private LlamaServerProcess(Process process, Uri baseUri)
+    private LlamaServerProcess(ChildProcess process, Uri baseUri)
     {
         _process = process;
         BaseUri = baseUri;
@@ -19,11 +22,11 @@ internal sealed class LlamaServerProcess : IAsyncDisposable
     public Uri BaseUri { get; }
 
     /// <summary>Starts llama-server with settings comparable to the in-process engine and waits until it is healthy.</summary>
-    public static async Task<LlamaServerProcess> StartAsync(string model, LlmPqOptions comparable, IReadOnlyList<string> extraArguments, CancellationToken cancellationToken)
+    /// <exception cref="IOException">It exited or was not healthy in time; the message quotes its last output.</exception>
+    public static async Task<LlamaServerProcess> StartAsync(string model, LlmPqOptions comparable, IReadOnlyList<string> extraArguments, ILogger? logger, CancellationToken cancellationToken)
     {
         int port = Loopback.FreePort();
         var c = CultureInfo.InvariantCulture;
-        var psi = new ProcessStartInfo(NativeLibraryLoader.ToolPath("llama-server")) { RedirectStandardOutput = true, RedirectStandardError = true };
         string[] args =
         [
             "-m", model, "--host", "127.0.0.1", "--port", port.ToString(c),
@@ -34,56 +37,42 @@ internal sealed class LlamaServerProcess : IAsyncDisposable
             "-t", (comparable.Threads > 0 ? comparable.Threads : Environment.ProcessorCount).ToString(c),
             "--no-kv-unified", "--no-webui",
         ];
-        foreach (string a in args.Concat(extraArguments))
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        var process = Process.Start(psi) ?? throw new IOException("llama-server did not start.");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        ChildProcess process = await ChildProcess.StartAsync(NativeLibraryLoader.ToolPath("llama-server"), [.. args, .. extraArguments], logger ?? NullLogger.Instance).ConfigureAwait(false);
         var server = new LlamaServerProcess(process, new Uri($"http://127.0.0.1:{port}/"));
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromMinutes(2))
+        try
         {
-            if (process.HasExited)
-            {
-                throw new IOException($"llama-server exited with code {process.ExitCode} at start.");
-            }
-
-            try
-            {
-                using HttpResponseMessage health = await http.GetAsync(new Uri(server.BaseUri, "health"), cancellationToken).ConfigureAwait(false);
-                if (health.IsSuccessStatusCode)
-                {
-                    return server;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-            }
-
-            await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+            await process.WaitUntilAsync(ct => IsHealthyAsync(http, server.BaseUri, ct), "answered /health", s_startTimeout, cancellationToken).ConfigureAwait(false);
+            return server;
         }
-
-        await server.DisposeAsync().ConfigureAwait(false);
-        throw new TimeoutException("llama-server did not become healthy within two minutes.");
+        catch (LlamaException ex)
+        {
+            await server.DisposeAsync().ConfigureAwait(false);
+            throw new IOException(ex.Message, ex);
+        }
+        catch
+        {
+            await server.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync().ConfigureAwait(false);
-        }
+    public ValueTask DisposeAsync() => _process.DisposeAsync();
 
-        _process.Dispose();
+    private static async Task<bool> IsHealthyAsync(HttpClient http, Uri baseUri, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using HttpResponseMessage health = await http.GetAsync(new Uri(baseUri, "health"), cancellationToken).ConfigureAwait(false);
+            return health.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 }

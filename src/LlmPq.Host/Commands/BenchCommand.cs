@@ -175,7 +175,7 @@ internal static class BenchCommand
                     {
                         await MeasureOrFailAsync(LlamaServer, null, async () =>
                         {
-                            await using LlamaServerProcess server = await LlamaServerProcess.StartAsync(modelPath, options, [], ct).ConfigureAwait(false);
+                            await using LlamaServerProcess server = await LlamaServerProcess.StartAsync(modelPath, options, [], loggers.CreateLogger("LlmPq.Benchmarking.LlamaServer"), ct).ConfigureAwait(false);
                             // llama-server keeps each slot's last prompt and reuses its prefix; the probes of a capacity
                             // search resend the same prompts, which would skip their prefill. The engine caches nothing.
                             using var client = new OpenAIHttpChatClient(http, server.BaseUri, name, extra: new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["cache_prompt"] = false });
