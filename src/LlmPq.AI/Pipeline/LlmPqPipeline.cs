@@ -50,11 +50,6 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
             throw new ArgumentException("A pipeline needs stages: set LlmPqOptions.Stages (a plan gives them).", nameof(options));
         }
 
-        if (options.Stages.Any(s => s.InProcess))
-        {
-            throw new ArgumentException("A pipeline isolates the engine from its stages, so no stage can run in the engine's process; make the first stage a local server (InProcess = false, no endpoint).", nameof(options));
-        }
-
         _options = options;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<LlmPqPipeline>();
@@ -194,7 +189,7 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
         StageGeneration? generation = _supervisor is null ? null : await _supervisor.WaitUntilHealthyAsync(cancellationToken).ConfigureAwait(false);
         LlmPqOptions resolved = Resolve(generation);
         await StageEndpointCheck.CheckAsync(
-            [.. resolved.Stages.Select((s, i) => new StageRequirement(StageName(i), s.Endpoint!, s.MemoryBytes))],
+            [.. resolved.Stages.Select((s, i) => (Stage: s, Index: i)).Where(x => !x.Stage.InProcess).Select(x => new StageRequirement(StageName(x.Index), x.Stage.Endpoint!, x.Stage.MemoryBytes))],
             s_endpointTimeout,
             cancellationToken).ConfigureAwait(false);
 
@@ -213,7 +208,7 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
         }
 
         RunnerProcessId = runner.Id;
-        string layout = string.Join(", ", resolved.Stages.Select(s => $"{s.Endpoint}: {s.Layers} layers"));
+        string layout = string.Join(", ", resolved.Stages.Select(s => $"{s.Endpoint ?? "in the runner"}: {s.Layers} layers"));
         LogRunnerReady(_logger, runner.Id, generation?.Number ?? 0, layout);
         return (runner, generation?.Lost ?? CancellationToken.None);
     }

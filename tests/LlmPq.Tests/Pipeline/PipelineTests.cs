@@ -24,16 +24,19 @@ public sealed class PipelineTests
             expected = [.. (await Task.WhenAll(prompts.Select(p => client.GetResponseAsync(p, s_greedy)))).Select(r => r.Text)];
         }
 
-        LlmPqOptions options = Options(Local(2), Local(2));
-        await using var pipeline = new LlmPqPipeline(options);
-        await pipeline.StartAsync();
-        using var piped = new LlmPqChatClient(pipeline, options);
-        ChatResponse[] answers = await Task.WhenAll(prompts.Select(p => piped.GetResponseAsync(p, s_greedy)));
+        // Two local servers; and the first stage in the runner's own process, the rest on a server.
+        foreach (LlmPqOptions options in new[] { Options(Local(2), Local(2)), Options(new LlmPqStageOptions { InProcess = true, Layers = 1 }, Local(3)) })
+        {
+            await using var pipeline = new LlmPqPipeline(options);
+            await pipeline.StartAsync();
+            using var piped = new LlmPqChatClient(pipeline, options);
+            ChatResponse[] answers = await Task.WhenAll(prompts.Select(p => piped.GetResponseAsync(p, s_greedy)));
 
-        Assert.Equal(expected, answers.Select(r => r.Text));
-        Assert.All(answers, r => Assert.Equal(ChatFinishReason.Length, r.FinishReason));
-        Assert.Equal(2, pipeline.Stages.Count);
-        Assert.All(pipeline.Stages, s => Assert.Equal(StageState.Up, s.State));
+            Assert.Equal(expected, answers.Select(r => r.Text));
+            Assert.All(answers, r => Assert.Equal(ChatFinishReason.Length, r.FinishReason));
+            Assert.Equal(options.Stages.Count(s => !s.InProcess), pipeline.Stages.Count);
+            Assert.All(pipeline.Stages, s => Assert.Equal(StageState.Up, s.State));
+        }
     }
 
     [Fact]
