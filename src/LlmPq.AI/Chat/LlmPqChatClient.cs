@@ -41,15 +41,7 @@ public sealed partial class LlmPqChatClient : IChatClient
     /// <param name="options">The engine's options (for defaults such as the output limit).</param>
     /// <param name="logger">Where request problems are logged.</param>
     public LlmPqChatClient(LlmPqEngine engine, LlmPqOptions options, ILogger<LlmPqChatClient>? logger = null)
-    {
-        ArgumentNullException.ThrowIfNull(engine);
-        ArgumentNullException.ThrowIfNull(options);
-        _engine = engine;
-        _modelId = engine.ModelId;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _defaultMaxOutputTokens = options.DefaultMaxOutputTokens;
-        _metadata = new ChatClientMetadata("llmpq", new Uri(Path.GetFullPath(options.ModelPath)), engine.ModelId);
-    }
+        : this((engine ?? throw new ArgumentNullException(nameof(engine))).ModelId, options, logger) => _engine = engine;
 
     /// <summary>
     /// Creates a chat client over a pipeline whose engine runs in a process of its own, so that a stage's failure fails
@@ -60,14 +52,15 @@ public sealed partial class LlmPqChatClient : IChatClient
     /// <param name="options">The pipeline's options.</param>
     /// <param name="logger">Where request problems are logged.</param>
     public LlmPqChatClient(LlmPqPipeline pipeline, LlmPqOptions options, ILogger<LlmPqChatClient>? logger = null)
+        : this((pipeline ?? throw new ArgumentNullException(nameof(pipeline))).ModelId, options, logger) => _pipeline = pipeline;
+
+    private LlmPqChatClient(string modelId, LlmPqOptions options, ILogger? logger)
     {
-        ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(options);
-        _pipeline = pipeline;
-        _modelId = pipeline.ModelId;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _modelId = modelId;
+        _logger = logger ?? NullLogger.Instance;
         _defaultMaxOutputTokens = options.DefaultMaxOutputTokens;
-        _metadata = new ChatClientMetadata("llmpq", new Uri(Path.GetFullPath(options.ModelPath)), pipeline.ModelId);
+        _metadata = new ChatClientMetadata("llmpq", new Uri(Path.GetFullPath(options.ModelPath)), modelId);
     }
 
     /// <summary>Gets a value indicating whether the engine or pipeline behind the client serves requests now.</summary>
