@@ -22,6 +22,7 @@ internal sealed class EngineMetrics : IDisposable
     private readonly Counter<long> _preemptions;
     private readonly Histogram<double> _iterationDuration;
     private readonly IterationSpread _spread = new();
+    private readonly Histogram<double> _schedulingDelay;
     private readonly KeyValuePair<string, object?> _model;
 
     public EngineMetrics(IMeterFactory? meterFactory, string modelId, Func<int> queueLength, Func<int> running, Func<int> kvTokens, int kvCapacity, Func<int> tokenBudget)
@@ -33,6 +34,7 @@ internal sealed class EngineMetrics : IDisposable
         _duration = _meter.CreateHistogram<double>("gen_ai.server.request.duration", "s", "Time from arrival to the last token.");
         _tokenUsage = _meter.CreateHistogram<long>("gen_ai.client.token.usage", "{token}", "Input and output tokens per request.");
         _batchTokens = _meter.CreateHistogram<long>("llmpq.engine.batch.tokens", "{token}", "Tokens in one iteration's batch, by phase (prefill or decode).");
+        _schedulingDelay = _meter.CreateHistogram<double>("llmpq.engine.scheduling_delay", "s", "Time from a request's arrival to the first iteration that computes any of its tokens (Sarathi-Serve's scheduling delay).");
         _preemptions = _meter.CreateCounter<long>("llmpq.engine.preemptions", "{sequence}", "Sequences evicted from the KV cache to be recomputed later.");
         _meter.CreateObservableGauge("llmpq.engine.queue.length", queueLength, "{request}", "Requests waiting for a sequence slot.");
         _meter.CreateObservableGauge("llmpq.engine.sequences.running", running, "{sequence}", "Sequences holding a slot.");
@@ -43,6 +45,8 @@ internal sealed class EngineMetrics : IDisposable
         _meter.CreateObservableGauge("llmpq.engine.iteration.spread", ObserveSpread, "1", "Standard deviation over mean of recent iteration times, by kind: uneven iterations idle pipeline stages.");
         _meter.CreateObservableGauge("llmpq.engine.iteration.imbalance", ObserveImbalance, "1", "Average |t1 - t0| / max(t0, t1) of recent consecutive iterations: the share a pipeline stage idles between them.");
     }
+
+    public void Scheduled(TimeSpan sinceArrival) => _schedulingDelay.Record(sinceArrival.TotalSeconds, _model);
 
     public void FirstToken(TimeSpan sinceArrival) => _ttft.Record(sinceArrival.TotalSeconds, _model, Operation);
 

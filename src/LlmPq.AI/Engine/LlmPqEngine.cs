@@ -338,6 +338,12 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             foreach (BatchEntry entry in plan.Entries)
             {
                 SequenceState s = entry.Sequence;
+                if (_active.TryGetValue(s, out Active? owner) && !owner.Scheduled)
+                {
+                    owner.Scheduled = true;
+                    _metrics!.Scheduled(owner.Clock.Elapsed);
+                }
+
                 for (int k = 0; k < entry.Count; k++)
                 {
                     int position = s.Cached + k;
@@ -542,6 +548,9 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         public Stopwatch Clock { get; } = Stopwatch.StartNew();
 
         public TimeSpan? FirstToken { get; set; }
+
+        /// <summary>Gets or sets a value indicating whether an iteration has computed any of its tokens yet.</summary>
+        public bool Scheduled { get; set; }
 
         public CancellationTokenRegistration Cancellation { get; set; }
     }

@@ -281,6 +281,40 @@ public sealed class ChatClientTests
         Assert.Contains("llmpq.engine.kv.tokens", seen);
     }
 
+    [Fact]
+    public async Task Scheduling_delay_is_recorded_once_per_request_and_never_after_its_first_token()
+    {
+        var delays = new List<double>();
+        var ttfts = new List<double>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == EngineMetrics.MeterName && instrument.Name is "llmpq.engine.scheduling_delay" or "gen_ai.server.time_to_first_token")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<double>((i, value, _, _) =>
+        {
+            lock (delays)
+            {
+                (i.Name == "llmpq.engine.scheduling_delay" ? delays : ttfts).Add(value);
+            }
+        });
+        listener.Start();
+
+        // Two slots for five requests: three wait in the queue before their first iteration.
+        await using var engine = await StartAsync(o => o.MaxSequences = 2);
+        var client = new LlmPqChatClient(engine, Options());
+        await Task.WhenAll(Enumerable.Range(0, 5).Select(i => client.GetResponseAsync($"Queue me {i}.", new ChatOptions { Temperature = 0, MaxOutputTokens = 8 })));
+
+        Assert.Equal(5, delays.Count);
+        Assert.Equal(5, ttfts.Count);
+        Assert.True(delays.Order().Zip(ttfts.Order()).All(p => p.First <= p.Second), "a request is scheduled before its first token");
+    }
+
     internal static LlmPqOptions Options(Action<LlmPqOptions>? configure = null)
     {
         var options = new LlmPqOptions { ModelPath = TestModels.Small, ContextLength = 1024, MaxSequences = 4, TokenBudget = 64, Threads = 2 };
