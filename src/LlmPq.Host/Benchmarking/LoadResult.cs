@@ -75,6 +75,9 @@ internal sealed record LoadResult
 
     public double? SchedulingDelayP99Ms { get; init; }
 
+    /// <summary>Gets where the scheduling delay comes from: <c>engine</c> (measured by an in-process engine) or <c>ttft-minus-idle</c> (estimated from outside).</summary>
+    public string? SchedulingDelaySource { get; init; }
+
     /// <summary>Gets the TBT distribution: element k is the k/<see cref="QuantileSteps"/> quantile (empty without samples).</summary>
     public IReadOnlyList<double> TbtQuantilesMs { get; init; } = [];
 
@@ -92,7 +95,7 @@ internal sealed record LoadResult
     public string Label => Policy is null ? Target : $"{Target} ({Policy})";
 
     /// <summary>Summarizes a run; <paramref name="idle"/> is the base of the scheduling delay.</summary>
-    public static LoadResult From(LoadRun run, IReadOnlyList<IdlePoint>? idle = null)
+    public static LoadResult From(LoadRun run, IReadOnlyList<IdlePoint>? idle = null, IReadOnlyList<double>? engineDelaysMs = null)
     {
         ArgumentNullException.ThrowIfNull(run);
         idle ??= [];
@@ -104,7 +107,10 @@ internal sealed record LoadResult
             .Select(t => (t.PromptTokens, Ms: (t.TimeToFirstToken ?? (t.End - t.Arrival)).TotalMilliseconds))
             .ToList();
         double[] ttftSorted = Sorted(ttft.Select(t => t.Ms));
-        double[] delay = Sorted(ttft.Select(t => Math.Max(0, t.Ms - IdleTtftMs(idle, t.PromptTokens))));
+        // The engine's own measurement when the target is in this process and scheduled every answered request (a
+        // request cut off before its first iteration has no measurement); otherwise TTFT less the idle TTFT.
+        bool measured = engineDelaysMs is { Count: > 0 } && engineDelaysMs.Count >= ttft.Count;
+        double[] delay = measured ? Sorted(engineDelaysMs!) : Sorted(ttft.Select(t => Math.Max(0, t.Ms - IdleTtftMs(idle, t.PromptTokens))));
         double[] tbt = Sorted(answered.SelectMany(t => t.Gaps).Select(g => g.TotalMilliseconds));
         double[] e2e = Sorted(completed.Select(t => (t.End - t.Arrival).TotalMilliseconds));
         double wall = run.Wall.TotalSeconds;
@@ -129,6 +135,7 @@ internal sealed record LoadResult
             E2eP99Ms = Quantile(e2e, 99),
             SchedulingDelayP50Ms = Quantile(delay, 50),
             SchedulingDelayP99Ms = Quantile(delay, 99),
+            SchedulingDelaySource = measured ? "engine" : "ttft-minus-idle",
             TbtQuantilesMs = tbt.Length == 0 ? [] : [.. Enumerable.Range(0, QuantileSteps + 1).Select(k => Quantile(tbt, 100.0 * k / QuantileSteps)!.Value)],
             IdleTtft = idle,
             Errors = [.. run.Timings.Where(t => t.Error is not null).Select(t => t.Error!).Distinct().Take(5)],

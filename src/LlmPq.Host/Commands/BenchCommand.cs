@@ -272,7 +272,9 @@ internal static class BenchCommand
         }
 
         IReadOnlyList<IdlePoint> idle = await MeasureIdleAsync(client, prompts, ct).ConfigureAwait(false);
-        LoadResult Summarize(LoadRun r, double? qps) => LoadResult.From(r, idle) with { Target = target, Policy = policy, Qps = qps };
+        using var engineDelays = new EngineSchedulingDelays();
+        engineDelays.Drain();
+        LoadResult Summarize(LoadRun r, double? qps) => LoadResult.From(r, idle, engineDelays.Drain()) with { Target = target, Policy = policy, Qps = qps };
 
         if (!run.Capacity)
         {

@@ -23,6 +23,28 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public void The_engine_s_own_scheduling_delays_are_used_when_they_cover_every_answered_request()
+    {
+        RequestTiming[] timings =
+        [
+            Timing(0, [100, 110], 100, 120, 8, 2, RequestOutcome.Completed),
+            Timing(0, [300, 310], 300, 320, 8, 2, RequestOutcome.Completed),
+        ];
+        IdlePoint[] idle = [new(8, 50)];
+        var run = new LoadRun(timings, 0, TimeSpan.FromSeconds(1));
+
+        LoadResult measured = LoadResult.From(run, idle, [7, 230]);
+        LoadResult partial = LoadResult.From(run, idle, [7]);
+
+        Assert.Equal("engine", measured.SchedulingDelaySource);
+        Assert.Equal(7, measured.SchedulingDelayP50Ms);
+        Assert.Equal(230, measured.SchedulingDelayP99Ms);
+        Assert.Equal("ttft-minus-idle", partial.SchedulingDelaySource);
+        Assert.Equal(50, partial.SchedulingDelayP50Ms);
+        Assert.Equal(250, partial.SchedulingDelayP99Ms);
+    }
+
+    [Fact]
     public void Idle_ttft_is_interpolated_between_points_and_held_beyond_them()
     {
         IdlePoint[] points = [new(30, 150), new(10, 50)];
