@@ -53,7 +53,7 @@ internal static class DemoCommand
             await using var pipeline = new LlmPqPipeline(options, loggers);
             await pipeline.StartAsync(ct).ConfigureAwait(false);
             using var client = new LlmPqChatClient(pipeline, options);
-            PrintLayout(pipeline, plan);
+            PrintLayout(pipeline, plan, options);
 
             // One chat streamed to the screen, then many at once for the statistics.
             var chatOptions = new ChatOptions { Temperature = 0.7f, Seed = 7, MaxOutputTokens = parse.GetValue(tokens) };
@@ -77,7 +77,7 @@ internal static class DemoCommand
         return command;
     }
 
-    private static void PrintLayout(LlmPqPipeline pipeline, Plan plan)
+    private static void PrintLayout(LlmPqPipeline pipeline, Plan plan, LlmPqOptions options)
     {
         var c = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(c, $"pipeline engine in runner process {pipeline.RunnerProcessId}; stages:"));
@@ -86,11 +86,11 @@ internal static class DemoCommand
         {
             StagePlan s = plan.Stages[i];
             StageStatus status = stages[i];
-            string types = string.Join(" ", s.LayerTypes.GroupBy(t => t).Select(g => $"{GgmlTypes.Name(g.Key)}×{g.Count()}"));
+            string types = PlanTable.TypeCounts(s.LayerTypes);
             Console.WriteLine(string.Create(c, $"         {i}: {s.Device.Name} ggml-rpc-server pid {status.ProcessId} on {status.Endpoint}, {s.Device.Threads} thread(s), layers {s.LayerStart}-{s.LayerEnd - 1} ({types}){(i == plan.Stages.Count - 1 ? " + output" : string.Empty)}"));
         }
 
-        Console.WriteLine(string.Create(c, $"         n_batch {plan.TokenBudget}, n_ubatch {Math.Max(plan.DecodeMicroBatch, plan.TokenBudget / plan.Stages.Count)}, {plan.Workload.BatchSize} sequences"));
+        Console.WriteLine(string.Create(c, $"         n_batch {options.TokenBudget}, n_ubatch {options.MicroBatchSize}, {options.MaxSequences} sequences"));
         Console.WriteLine();
     }
 }

@@ -54,7 +54,7 @@ internal static class IndicatorStudyCommand
                     string quantized = Path.Combine(dir, $"plan-{rows.Count}.gguf");
                     QuantizationResult q = await PlanQuantizer.QuantizeAsync(source, plan, quantized, parse.GetValue(threads), loggerFactory: loggers, cancellationToken: ct).ConfigureAwait(false);
                     QualityEvaluation e = await QualityEvaluator.EvaluateAsync(source, quantized, EvaluationText.Default, evaluation, loggerFactory: loggers, cancellationToken: ct).ConfigureAwait(false);
-                    rows.Add(new Row(name, Summary(plan.LayerTypes()), plan.Indicator, e, q));
+                    rows.Add(new Row(name, PlanTable.TypeCounts(plan.LayerTypes().Order()), plan.Indicator, e, q));
                     File.Delete(quantized);
                 }
 
@@ -158,9 +158,6 @@ internal static class IndicatorStudyCommand
 
         return plans;
     }
-
-    private static string Summary(IReadOnlyList<GgmlType> types) =>
-        string.Join(" ", types.GroupBy(t => t).OrderBy(g => g.Key).Select(g => $"{GgmlTypes.Name(g.Key)}×{g.Count()}"));
 
     private static string Report(TinyLlamaModelOptions shape, List<Row> rows, QualityEvaluationOptions evaluation, IEnumerable<string> arguments)
     {

@@ -85,6 +85,10 @@ internal static class PlanCommand
 /// <summary>The readable form of a plan: a row per stage, then the baselines with throughput ratios.</summary>
 internal static class PlanTable
 {
+    /// <summary>Layer types as counts in order of first appearance: <c>f16×2 q4_K×6</c>.</summary>
+    public static string TypeCounts(IEnumerable<GgmlType> types) =>
+        string.Join(" ", types.GroupBy(t => t).Select(g => $"{GgmlTypes.Name(g.Key)}×{g.Count()}"));
+
     public static void Print(TextWriter w, Plan plan)
     {
         var c = CultureInfo.InvariantCulture;
@@ -95,7 +99,7 @@ internal static class PlanTable
         for (int i = 0; i < plan.Stages.Count; i++)
         {
             StagePlan s = plan.Stages[i];
-            string types = string.Join(" ", s.LayerTypes.GroupBy(t => t).Select(g => $"{GgmlTypes.Name(g.Key)}×{g.Count()}"));
+            string types = TypeCounts(s.LayerTypes);
             w.WriteLine(string.Create(c, $"{i,-5} {s.Device.Name + " (" + s.Device.Kind + ")",-18} {s.LayerStart + "-" + (s.LayerEnd - 1),-9} {types,-28} {s.MemoryBytes / GiB,6:F2} / {s.Device.MemoryBytes / GiB,-7:F2} {s.PrefillSeconds * 1000,11:F2} {s.DecodeSeconds * 1000,10:F3}"));
         }
 

@@ -31,7 +31,7 @@ internal static class QuantizeCommand
             Cli.EndStatusLine();
 
             const double MiB = 1 << 20;
-            string types = string.Join(" ", p.LayerTypes().GroupBy(t => t).Select(g => $"{GgmlTypes.Name(g.Key)}×{g.Count()}"));
+            string types = PlanTable.TypeCounts(p.LayerTypes());
             Console.WriteLine(string.Create(c, $"wrote    {r.Path} in {r.Elapsed.TotalSeconds:F1} s: {r.TensorCount} tensors, every type as planned"));
             Console.WriteLine(string.Create(c, $"layers   {types}; embedding {GgmlTypes.Name(p.EmbeddingType)}, output {GgmlTypes.Name(p.OutputType)}"));
             Console.WriteLine(string.Create(c, $"size     file {r.FileBytes / MiB:F2} MiB; tensors {r.TensorBytes / MiB:F2} MiB; planner predicted {r.PredictedWeightBytes / MiB:F2} MiB ({(double)r.TensorBytes / r.PredictedWeightBytes:F4}×)"));
