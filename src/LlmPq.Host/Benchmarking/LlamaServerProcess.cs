@@ -42,7 +42,7 @@ internal sealed class LlamaServerProcess : IAsyncDisposable
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         try
         {
-            await process.WaitUntilAsync(ct => IsHealthyAsync(http, server.BaseUri, ct), "answered /health", s_startTimeout, cancellationToken).ConfigureAwait(false);
+            await process.WaitUntilAsync(ct => OpenAIHttpChatClient.IsHealthyAsync(http, server.BaseUri, ct), "answered /health", s_startTimeout, cancellationToken).ConfigureAwait(false);
             return server;
         }
         catch (LlamaException ex)
@@ -58,21 +58,4 @@ internal sealed class LlamaServerProcess : IAsyncDisposable
     }
 
     public ValueTask DisposeAsync() => _process.DisposeAsync();
-
-    private static async Task<bool> IsHealthyAsync(HttpClient http, Uri baseUri, CancellationToken cancellationToken)
-    {
-        try
-        {
-            using HttpResponseMessage health = await http.GetAsync(new Uri(baseUri, "health"), cancellationToken).ConfigureAwait(false);
-            return health.IsSuccessStatusCode;
-        }
-        catch (HttpRequestException)
-        {
-            return false;
-        }
-        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            return false;
-        }
-    }
 }

@@ -88,6 +88,24 @@ internal sealed class OpenAIHttpChatClient(HttpClient http, Uri baseUri, string 
         }
     }
 
+    /// <summary>Gets whether the server at <paramref name="baseUri"/> answers <c>GET /health</c> with success (llama-server and <c>llmpq serve</c> both do).</summary>
+    public static async Task<bool> IsHealthyAsync(HttpClient http, Uri baseUri, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using HttpResponseMessage health = await http.GetAsync(new Uri(baseUri, "health"), cancellationToken).ConfigureAwait(false);
+            return health.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
     public object? GetService(Type serviceType, object? serviceKey = null) =>
         serviceKey is null && serviceType.IsInstanceOfType(this) ? this : null;
 

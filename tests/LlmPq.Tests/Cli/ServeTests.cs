@@ -21,7 +21,7 @@ public sealed class ServeTests
         await using ChildProcess server = await ChildProcess.StartAsync("dotnet", arguments, NullLogger.Instance);
         var baseUri = new Uri($"http://127.0.0.1:{port}/");
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-        await server.WaitUntilAsync(ct => IsHealthy(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(60), CancellationToken.None);
+        await server.WaitUntilAsync(ct => OpenAIHttpChatClient.IsHealthyAsync(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(60), CancellationToken.None);
 
         string model = Path.GetFileNameWithoutExtension(TestModels.Small);
         using var client = new OpenAIHttpChatClient(http, baseUri, model);
@@ -60,25 +60,12 @@ public sealed class ServeTests
         await using ChildProcess server = await ChildProcess.StartAsync("dotnet", arguments, NullLogger.Instance);
         var baseUri = new Uri($"http://127.0.0.1:{port}/");
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-        await server.WaitUntilAsync(ct => IsHealthy(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(120), CancellationToken.None);
+        await server.WaitUntilAsync(ct => OpenAIHttpChatClient.IsHealthyAsync(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(120), CancellationToken.None);
 
         using var client = new OpenAIHttpChatClient(http, baseUri, Path.GetFileNameWithoutExtension(TestModels.Small) + ".planned");
         ChatResponse response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, "Hello pipeline")], new ChatOptions { Temperature = 0, MaxOutputTokens = 8 });
 
         Assert.NotEmpty(response.Text);
         Assert.Contains("stage", server.LastOutput, StringComparison.Ordinal);
-    }
-
-    private static async Task<bool> IsHealthy(HttpClient http, Uri baseUri, CancellationToken cancellationToken)
-    {
-        try
-        {
-            using HttpResponseMessage health = await http.GetAsync(new Uri(baseUri, "health"), cancellationToken);
-            return health.IsSuccessStatusCode;
-        }
-        catch (HttpRequestException)
-        {
-            return false;
-        }
     }
 }

@@ -2,8 +2,8 @@ using LlmPq.Chat;
 using LlmPq.Engine;
 using LlmPq.Native;
 using LlmPq.Pipeline;
+using LlmPq.Tests.Pipeline;
 using Microsoft.Extensions.AI;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace LlmPq.Tests.Engine;
 
@@ -94,7 +94,7 @@ public sealed class PipelineEquivalenceTests
     [Fact]
     public async Task A_stage_server_of_another_version_fails_the_start_instead_of_aborting()
     {
-        await using var other = new LlmPq.Tests.Pipeline.FakeStageServer(new Version(6, 0, 0), [(1UL << 30, 1UL << 30)]);
+        await using var other = new FakeStageServer(new Version(6, 0, 0), [(1UL << 30, 1UL << 30)]);
         var options = new LlmPqOptions { ModelPath = TestModels.Small, ContextLength = 256, MaxSequences = 2, TokenBudget = 64, Threads = 2 };
         options.Stages.Add(Stage(null, 2));
         options.Stages.Add(Stage(other.Endpoint, 2));
@@ -133,21 +133,12 @@ public sealed class PipelineEquivalenceTests
         return [.. responses.Select(r => r.Text)];
     }
 
-    private static async Task<(ChildProcess Server, string Endpoint)> StartServerAsync()
-    {
-        int port = Loopback.FreePort();
-        ChildProcess server = await ChildProcess.StartAsync(
-            NativeLibraryLoader.ToolPath("ggml-rpc-server"), LocalStageOptions.ServerArguments(device: null, threads: 1, "127.0.0.1", port), NullLogger.Instance);
-        await server.WaitForPortAsync("127.0.0.1", port, TimeSpan.FromSeconds(30), CancellationToken.None);
-        return (server, $"127.0.0.1:{port}");
-    }
-
     private static async Task<string[]> StartServersAsync(List<ChildProcess> servers, int count)
     {
         var endpoints = new string[count];
         for (int i = 0; i < count; i++)
         {
-            (ChildProcess server, endpoints[i]) = await StartServerAsync();
+            (ChildProcess server, endpoints[i]) = await TestStageServer.StartAsync();
             servers.Add(server);
         }
 

@@ -1,6 +1,7 @@
 using LlmPq.Engine;
 using LlmPq.Native;
 using LlmPq.Pipeline;
+using LlmPq.Tests.Pipeline;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -13,11 +14,8 @@ public sealed class RpcTests
     [Fact]
     public async Task A_model_on_an_rpc_stage_generates_what_it_generates_in_process()
     {
-        int port = Loopback.FreePort();
-        string endpoint = $"127.0.0.1:{port}";
-        await using ChildProcess server = await ChildProcess.StartAsync(
-            NativeLibraryLoader.ToolPath("ggml-rpc-server"), LocalStageOptions.ServerArguments(device: null, threads: 1, "127.0.0.1", port), NullLogger.Instance);
-        await server.WaitForPortAsync("127.0.0.1", port, TimeSpan.FromSeconds(30), CancellationToken.None);
+        (ChildProcess server, string endpoint) = await TestStageServer.StartAsync();
+        await using ChildProcess stage = server;
 
         IReadOnlyList<BackendDevice> devices = BackendDevice.AddRpcServer(endpoint);
         BackendDevice remote = Assert.Single(devices);

@@ -86,11 +86,8 @@ public sealed class StageEndpointCheckNativeTests
     [Fact]
     public async Task A_real_server_reports_one_device_and_a_need_above_its_memory_is_refused()
     {
-        int port = Loopback.FreePort();
-        string endpoint = $"127.0.0.1:{port}";
-        await using ChildProcess server = await ChildProcess.StartAsync(
-            NativeLibraryLoader.ToolPath("ggml-rpc-server"), LocalStageOptions.ServerArguments("CPU", 1, "127.0.0.1", port), NullLogger.Instance);
-        await server.WaitForPortAsync("127.0.0.1", port, TimeSpan.FromSeconds(60), CancellationToken.None);
+        (ChildProcess server, string endpoint) = await TestStageServer.StartAsync("CPU", startSeconds: 60);
+        await using ChildProcess stage = server;
 
         StageServerInfo info = await StageEndpointCheck.ProbeAsync(endpoint, TimeSpan.FromSeconds(30), CancellationToken.None);
         Assert.Equal(StageEndpointCheck.ProtocolVersion, info.Protocol);
