@@ -42,31 +42,7 @@ internal sealed class LlmPqOptionsValidator : IValidateOptions<LlmPqOptions>
             failures.Add($"LlmPq:SchedulingPolicy '{options.SchedulingPolicy}' is not one of {string.Join(", ", Enum.GetNames<Scheduling.SchedulingPolicy>())}.");
         }
 
-        for (int i = 0; i < options.Stages.Count; i++)
-        {
-            Pipeline.LlmPqStageOptions stage = options.Stages[i];
-            if (stage.Layers <= 0)
-            {
-                failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:Layers must be positive; it is {stage.Layers}."));
-            }
-
-            if (stage.InProcess && i > 0)
-            {
-                failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:InProcess: only the first stage can run in-process."));
-            }
-
-            if (!string.IsNullOrEmpty(stage.Endpoint) && (stage.InProcess || !IsEndpoint(stage.Endpoint)))
-            {
-                failures.Add(stage.InProcess
-                    ? string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i} is in-process and has an endpoint; give one or the other.")
-                    : string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:Endpoint '{stage.Endpoint}' is not host:port (for example 127.0.0.1:50052)."));
-            }
-
-            if (stage.Threads < 0 || stage.MemoryBytes < 0)
-            {
-                failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}: Threads and MemoryBytes must be 0 (unset) or more."));
-            }
-        }
+        failures.AddRange(Pipeline.LlmPqStageOptions.Problems(options.Stages));
 
         if (options.KvCacheTokens < 0)
         {
@@ -79,12 +55,6 @@ internal sealed class LlmPqOptionsValidator : IValidateOptions<LlmPqOptions>
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-
-        static bool IsEndpoint(string endpoint)
-        {
-            int colon = endpoint.LastIndexOf(':');
-            return colon > 0 && ushort.TryParse(endpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out ushort port) && port > 0;
-        }
 
         void Positive(int value, string option)
         {

@@ -122,18 +122,14 @@ internal static partial class LayerPlacement
             throw new ArgumentException("A pipeline needs at least one stage.", nameof(stages));
         }
 
+        string[] problems = [.. LlmPqStageOptions.Problems(stages)];
+        if (problems.Length > 0)
+        {
+            throw new ArgumentException(string.Join(" ", problems), nameof(stages));
+        }
+
         for (int i = 0; i < stages.Count; i++)
         {
-            if (stages[i].Layers <= 0)
-            {
-                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"Stage {i} runs {stages[i].Layers} layers; every stage needs at least one."), nameof(stages));
-            }
-
-            if (i > 0 && stages[i].InProcess)
-            {
-                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"Stage {i} is in-process; only the first stage can be (llama.cpp keeps its own layers before the offloaded ones). Give it a stage server."), nameof(stages));
-            }
-
             if (!stages[i].InProcess && string.IsNullOrEmpty(stages[i].Endpoint))
             {
                 throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"Stage {i} has no endpoint: the engine loads onto running stage servers only. Give its host:port, or serve through LlmPqPipeline, which starts local stage servers."), nameof(stages));

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace LlmPq.Pipeline;
 
 /// <summary>
@@ -35,4 +37,45 @@ public sealed class LlmPqStageOptions
 
     /// <summary>Gets a value indicating whether LlmPq starts this stage's server.</summary>
     internal bool IsLocalServer => !InProcess && string.IsNullOrEmpty(Endpoint);
+
+    /// <summary>
+    /// Gets what is wrong with <paramref name="stages"/> by themselves (the model is not needed), one message per
+    /// problem naming the stage; the options validator and the engine's loader both ask.
+    /// </summary>
+    internal static IEnumerable<string> Problems(IEnumerable<LlmPqStageOptions> stages)
+    {
+        int i = 0;
+        foreach (LlmPqStageOptions stage in stages)
+        {
+            if (stage.Layers <= 0)
+            {
+                yield return string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:Layers must be positive (every stage runs at least one layer); it is {stage.Layers}.");
+            }
+
+            if (stage.InProcess && i > 0)
+            {
+                yield return string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:InProcess: only the first stage can run in-process (llama.cpp keeps its own layers before the offloaded ones); give it a stage server.");
+            }
+
+            if (!string.IsNullOrEmpty(stage.Endpoint) && (stage.InProcess || !IsEndpoint(stage.Endpoint)))
+            {
+                yield return stage.InProcess
+                    ? string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i} is in-process and has an endpoint; give one or the other.")
+                    : string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}:Endpoint '{stage.Endpoint}' is not host:port (for example 127.0.0.1:50052).");
+            }
+
+            if (stage.Threads < 0 || stage.MemoryBytes < 0)
+            {
+                yield return string.Create(CultureInfo.InvariantCulture, $"LlmPq:Stages:{i}: Threads and MemoryBytes must be 0 (unset) or more.");
+            }
+
+            i++;
+        }
+    }
+
+    private static bool IsEndpoint(string endpoint)
+    {
+        int colon = endpoint.LastIndexOf(':');
+        return colon > 0 && ushort.TryParse(endpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out ushort port) && port > 0;
+    }
 }

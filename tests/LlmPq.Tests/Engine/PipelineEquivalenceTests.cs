@@ -105,6 +105,24 @@ public sealed class PipelineEquivalenceTests
         Assert.Contains(other.Endpoint, error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(1, 0, false, null, "Stages:1:Layers must be positive")]
+    [InlineData(1, 2, true, null, "Stages:1:InProcess: only the first stage")]
+    [InlineData(0, 2, true, "127.0.0.1:5", "Stages:0 is in-process and has an endpoint")]
+    [InlineData(1, 2, false, "localhost", "Stages:1:Endpoint 'localhost' is not host:port")]
+    public void Bad_stages_fail_the_options_validation_by_name(int index, int layers, bool inProcess, string? endpoint, string expected)
+    {
+        var options = new LlmPqOptions { ModelPath = TestModels.Small };
+        options.Stages.Add(Stage(null, 2));
+        options.Stages.Add(Stage("127.0.0.1:1", 2));
+        options.Stages[index] = new LlmPqStageOptions { Layers = layers, InProcess = inProcess, Endpoint = endpoint };
+
+        Microsoft.Extensions.Options.ValidateOptionsResult result = new LlmPqOptionsValidator().Validate(null, options);
+
+        string failure = Assert.Single(result.Failures!);
+        Assert.Contains(expected, failure, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void The_split_counts_the_output_layer_on_the_last_stage()
     {
