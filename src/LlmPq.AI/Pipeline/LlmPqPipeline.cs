@@ -188,6 +188,9 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
     {
         StageGeneration? generation = _supervisor is null ? null : await _supervisor.WaitUntilHealthyAsync(cancellationToken).ConfigureAwait(false);
         LlmPqOptions resolved = Resolve(generation);
+
+        // The runner's loader checks again before ggml touches a server; checking here first keeps a bad server from
+        // costing a runner start each time the watch loop retries, and its message from being wrapped in the runner's.
         await StageEndpointCheck.CheckAsync(
             [.. resolved.Stages.Select((s, i) => (Stage: s, Index: i)).Where(x => !x.Stage.InProcess).Select(x => new StageRequirement(StageName(x.Index), x.Stage.Endpoint!, x.Stage.MemoryBytes))],
             s_endpointTimeout,

@@ -139,6 +139,7 @@ internal static class BenchCommand
                 ct.ThrowIfCancellationRequested();
             }
 
+            var layerCount = new Lazy<int>(() => Planning.ModelSpec.FromGguf(Gguf.GgufReader.Read(modelPath)).LayerCount);
             try
             {
                 foreach (string t in targets)
@@ -154,7 +155,7 @@ internal static class BenchCommand
                                 {
                                     options.SchedulingPolicy = p;
                                     options.PipelineParallelism = pipelined;
-                                    SplitEvenly(options, modelPath, count);
+                                    SplitEvenly(options, layerCount, count);
                                     if (count == 1)
                                     {
                                         await using var engine = new LlmPqEngine(options, loggers);
@@ -223,7 +224,7 @@ internal static class BenchCommand
             : new[] { (n, pipelineParallel == "on") });
 
     /// <summary>Splits the model's layers evenly over <paramref name="count"/> local stage servers (none for one stage); each server gets the engine's threads.</summary>
-    private static void SplitEvenly(LlmPqOptions options, string modelPath, int count)
+    private static void SplitEvenly(LlmPqOptions options, Lazy<int> layerCount, int count)
     {
         options.Stages.Clear();
         if (count == 1)
@@ -231,7 +232,7 @@ internal static class BenchCommand
             return;
         }
 
-        int layers = Planning.ModelSpec.FromGguf(Gguf.GgufReader.Read(modelPath)).LayerCount;
+        int layers = layerCount.Value;
         if (count > layers)
         {
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"--stages {count} is more than the model's {layers} layers."));
