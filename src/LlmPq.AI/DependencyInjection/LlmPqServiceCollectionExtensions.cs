@@ -2,7 +2,7 @@ using System.Diagnostics.Metrics;
 using LlmPq;
 using LlmPq.Chat;
 using LlmPq.Engine;
-using LlmPq.Pipeline;
+using LlmPq.Runner;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;

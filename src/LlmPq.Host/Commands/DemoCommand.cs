@@ -3,8 +3,9 @@ using System.Globalization;
 using LlmPq.Chat;
 using LlmPq.Gguf;
 using LlmPq.Host.Benchmarking;
-using LlmPq.Pipeline;
 using LlmPq.Planning;
+using LlmPq.Runner;
+using LlmPq.Stages;
 using Microsoft.Extensions.AI;
 
 namespace LlmPq.Host.Commands;

@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using System.Text.Json;
 using LlmPq.Chat;
 using LlmPq.Engine;
+using LlmPq.Grammar;
 using Microsoft.Extensions.AI;
 
 namespace LlmPq.Tests.Chat;

@@ -1,5 +1,5 @@
-using LlmPq.Chat;
 using LlmPq.Engine;
+using LlmPq.Runner;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -77,7 +77,7 @@ public sealed class DependencyInjectionTests
         ChatResponse response = await chat.GetResponseAsync("Hello stages", new ChatOptions { Temperature = 0, MaxOutputTokens = 6 });
 
         Assert.NotEmpty(response.Text);
-        Assert.NotNull(chat.GetService<LlmPq.Pipeline.LlmPqPipeline>());
+        Assert.NotNull(chat.GetService<LlmPq.Runner.LlmPqPipeline>());
         Assert.Throws<InvalidOperationException>(() => host.Services.GetRequiredService<LlmPqEngine>());
         await host.StopAsync();
     }
