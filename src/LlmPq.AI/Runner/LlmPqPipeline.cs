@@ -17,7 +17,7 @@ namespace LlmPq.Runner;
 /// that process is the runner, so the application lives on: requests in flight fail at once with
 /// <see cref="LlmPqUnavailableException"/>, the stage and the runner are restarted, and later requests are served.
 /// </summary>
-/// <remarks>Use it through <see cref="LlmPqChatClient(LlmPqPipeline, LlmPqOptions, ILogger{LlmPqChatClient})"/>.</remarks>
+/// <remarks>Use it through <see cref="LlmPqChatClient(LlmPqPipeline)"/>, or let <see cref="LlmPqChatClient.Create"/> make both.</remarks>
 public sealed partial class LlmPqPipeline : IAsyncDisposable
 {
     private static readonly TimeSpan s_runnerStartTimeout = TimeSpan.FromMinutes(5);

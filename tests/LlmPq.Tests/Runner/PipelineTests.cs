@@ -31,7 +31,7 @@ public sealed class PipelineTests
         {
             await using var pipeline = new LlmPqPipeline(options);
             await pipeline.StartAsync();
-            using var piped = new LlmPqChatClient(pipeline, options);
+            using var piped = new LlmPqChatClient(pipeline);
             ChatResponse[] answers = await Task.WhenAll(prompts.Select(p => piped.GetResponseAsync(p, s_greedy)));
 
             Assert.Equal(expected, answers.Select(r => r.Text));
@@ -47,7 +47,7 @@ public sealed class PipelineTests
         LlmPqOptions options = Options(Local(1), Local(2), Local(1));
         await using var pipeline = new LlmPqPipeline(options);
         await pipeline.StartAsync();
-        using var client = new LlmPqChatClient(pipeline, options);
+        using var client = new LlmPqChatClient(pipeline);
         int runner = pipeline.RunnerProcessId!.Value;
         ProcessTable.Entry runnerEntry = ProcessTable.Read(runner)!;
         ProcessTable.Entry stage = ProcessTable.Read(pipeline.Stages[1].ProcessId!.Value)!;
@@ -89,7 +89,7 @@ public sealed class PipelineTests
         await pipeline.DisposeAsync();
 
         Assert.All(processes, p => Assert.True(ProcessTable.WaitUntilGone(p), $"{p.Command} ({p.Pid}) survived"));
-        using var client = new LlmPqChatClient(pipeline, options);
+        using var client = new LlmPqChatClient(pipeline);
         await Assert.ThrowsAsync<LlmPqUnavailableException>(() => client.GetResponseAsync("Hello?", s_greedy));
     }
 

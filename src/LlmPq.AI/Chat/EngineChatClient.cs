@@ -4,72 +4,64 @@ using System.Text.Json;
 using LlmPq.Engine;
 using LlmPq.Grammar;
 using LlmPq.Native;
-using LlmPq.Runner;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace LlmPq.Chat;
 
 /// <summary>
-/// An <see cref="IChatClient"/> over an <see cref="LlmPqEngine"/>. Concurrent calls are safe and are batched
-/// together by the engine. Prompts go through the model's own chat template (ChatML when the model has none).
+/// The in-process backend: turns chat messages into engine requests (the model's chat template, tokens, sampling,
+/// limits) and engine events into updates. Concurrent calls are batched together by the engine.
 /// </summary>
-/// <remarks>
-/// <see cref="ChatOptions"/> mapping: <c>MaxOutputTokens</c>, <c>Temperature</c> (0 samples greedily), <c>TopP</c>,
-/// <c>TopK</c>, <c>Seed</c>, <c>FrequencyPenalty</c>, <c>PresencePenalty</c>, <c>StopSequences</c> (the stop text is
-/// not emitted), <c>ResponseFormat</c> (JSON, or a JSON schema, enforced by a grammar), <c>Instructions</c> (a system
-/// message in front), <c>ModelId</c> (must name the served model). <c>AdditionalProperties</c> take llama.cpp knobs:
-/// <c>min_p</c>, <c>repeat_penalty</c>, <c>repeat_last_n</c>. Unset sampling options take llama.cpp's defaults
-/// (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05). Tools are not used: the model answers in text.
-/// </remarks>
-public sealed partial class LlmPqChatClient : IChatClient
+internal sealed partial class EngineChatClient : IBackendChatClient
 {
     private const float DefaultTemperature = 0.8f;
     private const int DefaultTopK = 40;
     private const float DefaultTopP = 0.95f;
     private const float DefaultMinP = 0.05f;
 
-    private readonly LlmPqEngine? _engine;
-    private readonly LlmPqPipeline? _pipeline;
-    private readonly string _modelId;
+    private readonly LlmPqEngine _engine;
+    private readonly bool _ownsEngine;
     private readonly ILogger _logger;
     private readonly int _defaultMaxOutputTokens;
-    private readonly ChatClientMetadata _metadata;
 
-    /// <summary>Creates a chat client over a started (or starting) engine; the client does not own the engine.</summary>
+    /// <summary>Initializes a new instance of the <see cref="EngineChatClient"/> class.</summary>
     /// <param name="engine">The engine.</param>
     /// <param name="options">The engine's options (for defaults such as the output limit).</param>
     /// <param name="logger">Where request problems are logged.</param>
-    public LlmPqChatClient(LlmPqEngine engine, LlmPqOptions options, ILogger<LlmPqChatClient>? logger = null)
-        : this((engine ?? throw new ArgumentNullException(nameof(engine))).ModelId, options, logger) => _engine = engine;
-
-    /// <summary>
-    /// Creates a chat client over a pipeline whose engine runs in a process of its own, so that a stage's failure fails
-    /// the requests in flight (with <see cref="LlmPqUnavailableException"/>) but never this process; the client does
-    /// not own the pipeline.
-    /// </summary>
-    /// <param name="pipeline">The pipeline.</param>
-    /// <param name="options">The pipeline's options.</param>
-    /// <param name="logger">Where request problems are logged.</param>
-    public LlmPqChatClient(LlmPqPipeline pipeline, LlmPqOptions options, ILogger<LlmPqChatClient>? logger = null)
-        : this((pipeline ?? throw new ArgumentNullException(nameof(pipeline))).ModelId, options, logger) => _pipeline = pipeline;
-
-    private LlmPqChatClient(string modelId, LlmPqOptions options, ILogger? logger)
+    /// <param name="ownsEngine">Whether this client starts, stops and disposes the engine.</param>
+    public EngineChatClient(LlmPqEngine engine, LlmPqOptions options, ILogger logger, bool ownsEngine)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        _modelId = modelId;
-        _logger = logger ?? NullLogger.Instance;
+        _engine = engine;
+        _ownsEngine = ownsEngine;
+        _logger = logger;
         _defaultMaxOutputTokens = options.DefaultMaxOutputTokens;
-        _metadata = new ChatClientMetadata("llmpq", new Uri(Path.GetFullPath(options.ModelPath)), modelId);
     }
 
-    /// <summary>Gets a value indicating whether the engine or pipeline behind the client serves requests now.</summary>
-    internal bool IsReady => _pipeline?.IsReady ?? _engine!.IsReady;
+    /// <inheritdoc/>
+    public string ModelId => _engine.ModelId;
 
     /// <inheritdoc/>
-    public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-        await GetStreamingResponseAsync(messages, options, cancellationToken).ToChatResponseAsync(cancellationToken).ConfigureAwait(false);
+    public bool IsReady => _engine.IsReady;
+
+    /// <inheritdoc/>
+    public Task StartAsync(CancellationToken cancellationToken) => _ownsEngine ? _engine.StartAsync(cancellationToken) : Task.CompletedTask;
+
+    /// <inheritdoc/>
+    public Task StopAsync(CancellationToken cancellationToken) => _ownsEngine ? _engine.StopAsync(cancellationToken) : Task.CompletedTask;
+
+    /// <inheritdoc/>
+    public ValueTask DisposeAsync() => _ownsEngine ? _engine.DisposeAsync() : ValueTask.CompletedTask;
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        // Asynchronous disposal is the owner's (LlmPqChatClient's) job.
+    }
+
+    /// <inheritdoc/>
+    public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+        GetStreamingResponseAsync(messages, options, cancellationToken).ToChatResponseAsync(cancellationToken);
 
     /// <inheritdoc/>
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
@@ -77,22 +69,11 @@ public sealed partial class LlmPqChatClient : IChatClient
         ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(messages);
-        if (_pipeline is not null)
-        {
-            await foreach (ChatResponseUpdate update in _pipeline.StreamAsync(messages, options, cancellationToken).ConfigureAwait(false))
-            {
-                yield return update;
-            }
-
-            yield break;
-        }
-
         EngineRequest request = CreateRequest(messages, options);
         EngineStream stream;
         try
         {
-            stream = _engine!.Submit(request, cancellationToken);
+            stream = _engine.Submit(request, cancellationToken);
         }
         catch (ArgumentException ex)
         {
@@ -109,7 +90,7 @@ public sealed partial class LlmPqChatClient : IChatClient
                 Role = ChatRole.Assistant,
                 ResponseId = responseId,
                 MessageId = messageId,
-                ModelId = _modelId,
+                ModelId = ModelId,
                 CreatedAt = created,
             };
             switch (e)
@@ -133,27 +114,15 @@ public sealed partial class LlmPqChatClient : IChatClient
     }
 
     /// <inheritdoc/>
-    public object? GetService(Type serviceType, object? serviceKey = null)
-    {
-        ArgumentNullException.ThrowIfNull(serviceType);
-        return serviceKey is not null ? null
-            : serviceType == typeof(ChatClientMetadata) ? _metadata
-            : serviceType == typeof(LlmPqEngine) ? _engine
-            : serviceType == typeof(LlmPqPipeline) ? _pipeline
-            : serviceType.IsInstanceOfType(this) ? this
-            : null;
-    }
-
-    /// <inheritdoc/>
-    public void Dispose()
-    {
-        // The engine belongs to whoever created it (the DI container, usually).
-    }
+    public object? GetService(Type serviceType, object? serviceKey = null) =>
+        serviceKey is null && serviceType == typeof(LlmPqEngine) ? _engine
+        : serviceKey is null && serviceType.IsInstanceOfType(this) ? this
+        : null;
 
     /// <summary>Turns messages and options into an engine request: template, tokens, sampling, limits.</summary>
     internal EngineRequest CreateRequest(IEnumerable<ChatMessage> messages, ChatOptions? options)
     {
-        LlmPqEngine engine = _engine ?? throw new InvalidOperationException("A pipeline client builds its requests in the runner.");
+        LlmPqEngine engine = _engine;
         if (options?.ModelId is { Length: > 0 } modelId && !string.Equals(modelId, engine.ModelId, StringComparison.Ordinal))
         {
             throw new LlmPqRequestException("model_not_found", $"The model '{modelId}' is not served here; this LlmPq serves '{engine.ModelId}'.");
