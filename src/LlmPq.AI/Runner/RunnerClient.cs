@@ -32,14 +32,7 @@ internal sealed class RunnerClient(string socketPath, Func<string> lostReason)
     /// <exception cref="LlmPqUnavailableException">The runner cannot be reached or went away mid-answer.</exception>
     public IAsyncEnumerable<ChatResponseUpdate> StreamAsync(IEnumerable<ChatMessage> messages, ChatOptions? options, CancellationToken cancellationToken)
     {
-        // Tools are .NET delegates; they cannot cross the process boundary (and the engine does not call tools).
-        ChatOptions? wire = options?.Clone();
-        if (wire is not null)
-        {
-            wire.Tools = null;
-        }
-
-        return SendAsync(new RunnerProtocol.Request([.. messages], wire), cancellationToken);
+        return SendAsync(RunnerProtocol.Request.For(messages, options), cancellationToken);
     }
 
     private async IAsyncEnumerable<ChatResponseUpdate> SendAsync(RunnerProtocol.Request request, [EnumeratorCancellation] CancellationToken cancellationToken)

@@ -20,8 +20,41 @@ internal static class RunnerProtocol
         WriteIndented = false,
     };
 
-    /// <summary>A request: the conversation and its options; or a readiness probe.</summary>
-    public sealed record Request(IList<ChatMessage>? Messages, ChatOptions? Options, bool Ping = false);
+    /// <summary>
+    /// A request: the conversation, its options and its tools' declarations (a tool's .NET delegate stays with the
+    /// caller; the model only needs its name, description and schema); or a readiness probe.
+    /// </summary>
+    public sealed record Request(IList<ChatMessage>? Messages, ChatOptions? Options, IList<Tool>? Tools = null, bool Ping = false)
+    {
+        /// <summary>Gets the wire form of a call: options without tools, which travel as declarations beside them.</summary>
+        public static Request For(IEnumerable<ChatMessage> messages, ChatOptions? options)
+        {
+            ChatOptions? wire = options?.Clone();
+            if (wire is not null)
+            {
+                wire.Tools = null;
+            }
+
+            List<Tool>? tools = options?.Tools?.OfType<AIFunctionDeclaration>().Select(t => new Tool(t.Name, t.Description, t.JsonSchema)).ToList();
+            return new([.. messages], wire, tools is { Count: > 0 } ? tools : null);
+        }
+
+        /// <summary>Gets the options the runner's client sees: the wire options with the tools declared again.</summary>
+        public ChatOptions? ToOptions()
+        {
+            if (Tools is not { Count: > 0 } tools)
+            {
+                return Options;
+            }
+
+            ChatOptions options = Options ?? new();
+            options.Tools = [.. tools.Select(t => AIFunctionFactory.CreateDeclaration(t.Name, t.Description, t.Schema))];
+            return options;
+        }
+    }
+
+    /// <summary>A tool's declaration: what the template and the grammar need of it.</summary>
+    public sealed record Tool(string Name, string? Description, JsonElement Schema);
 
     /// <summary>One line of the answer: an update, the end, or an error.</summary>
     public sealed record Reply(ChatResponseUpdate? Update = null, bool Done = false, Failure? Error = null);

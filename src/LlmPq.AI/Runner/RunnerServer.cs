@@ -64,7 +64,7 @@ internal static partial class RunnerServer
 
             // The client closing its end is a cancellation: watch for it while the answer streams.
             _ = WatchForCloseAsync(reader, cts);
-            await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync(request.Messages ?? [], request.Options, cts.Token).ConfigureAwait(false))
+            await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync(request.Messages ?? [], request.ToOptions(), cts.Token).ConfigureAwait(false))
             {
                 await WriteAsync(writer, new RunnerProtocol.Reply(update), cts.Token).ConfigureAwait(false);
             }
