@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text.Json;
-using LlmPq.Chat;
 using LlmPq.Native;
 using LlmPq.Stages;
 using Microsoft.Extensions.AI;

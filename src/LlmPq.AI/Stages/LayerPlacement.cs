@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using LlmPq.Gguf;
 using LlmPq.Native;
-using LlmPq.Runner;
 
 namespace LlmPq.Stages;
 

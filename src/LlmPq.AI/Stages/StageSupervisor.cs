@@ -293,19 +293,19 @@ internal sealed partial class StageSupervisor : IHostedService, IAsyncDisposable
         changed.SetResult();
     }
 
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Stage {Stage} is up on {Endpoint} (ggml-rpc-server pid {Pid}, {FreeMiB} MiB free)")]
+    [LoggerMessage(EventId = 111, Level = LogLevel.Information, Message = "Stage {Stage} is up on {Endpoint} (ggml-rpc-server pid {Pid}, {FreeMiB} MiB free)")]
     private static partial void LogUp(ILogger logger, string stage, string endpoint, int pid, ulong freeMiB);
 
-    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Stage generation {Number} is up: {Stages}")]
+    [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Stage generation {Number} is up: {Stages}")]
     private static partial void LogGeneration(ILogger logger, int number, string stages);
 
-    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Stage {Stage} is down; restarting it in {DelaySeconds:0.#} s. {Reason}")]
+    [LoggerMessage(EventId = 113, Level = LogLevel.Warning, Message = "Stage {Stage} is down; restarting it in {DelaySeconds:0.#} s. {Reason}")]
     private static partial void LogRestarting(ILogger logger, string stage, double delaySeconds, string reason);
 
-    [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Stage {Stage} is unhealthy: it failed {Failures} times in a row soon after starting; retrying in {DelaySeconds:0.#} s. {Reason}")]
+    [LoggerMessage(EventId = 114, Level = LogLevel.Error, Message = "Stage {Stage} is unhealthy: it failed {Failures} times in a row soon after starting; retrying in {DelaySeconds:0.#} s. {Reason}")]
     private static partial void LogUnhealthy(ILogger logger, string stage, int failures, double delaySeconds, string reason);
 
-    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Stopped {Count} stage servers")]
+    [LoggerMessage(EventId = 115, Level = LogLevel.Information, Message = "Stopped {Count} stage servers")]
     private static partial void LogStopped(ILogger logger, int count);
 
     // The mutable state of one stage; every field is read and written under _gate, except Port, which only its own

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using LlmPq.Chat;
 using LlmPq.Gguf;
 using LlmPq.Host.Benchmarking;
 using LlmPq.Planning;

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using LlmPq.Chat;
 using LlmPq.Engine;
 using LlmPq.Runner;
 using Microsoft.Extensions.Logging;

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using LlmPq.Chat;
 using LlmPq.Planning;
 using LlmPq.Scheduling;
 using LlmPq.Host.Serving;

@@ -1,5 +1,4 @@
 using LlmPq.Engine;
-using LlmPq.Runner;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

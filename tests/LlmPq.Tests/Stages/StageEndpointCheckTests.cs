@@ -1,7 +1,6 @@
 using System.Text.RegularExpressions;
 using LlmPq.Native;
 using LlmPq.Stages;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace LlmPq.Tests.Stages;
 
