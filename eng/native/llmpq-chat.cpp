@@ -11,6 +11,8 @@
 #include "common.h"
 #include "llama.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -149,11 +151,27 @@ void add_triggers(const llama_vocab * vocab, const common_chat_params & params, 
     out["preserved_token_ids"] = preserved;
 }
 
-// The tokens a non-lazy tool or schema grammar must accept before sampling: the grammar starts at the generation
-// prompt, which the template already put in the prompt (common/sampling.cpp, including its skip of a first token
-// that a tokenizer prefixed with a space).
-common_json grammar_prefill(const llama_vocab * vocab, const std::string & generation_prompt) {
-    common_json out = common_json::array();
+// A token spelling exactly `text`, or LLAMA_TOKEN_NULL. Tokenizing the text would not do: the tokenizer may prefix it
+// with a space again.
+llama_token token_spelling(const llama_vocab * vocab, const std::string & text) {
+    const int32_t n = llama_vocab_n_tokens(vocab);
+    for (llama_token token = 0; token < n; token++) {
+        if (common_token_to_piece(vocab, token, true) == text) {
+            return token;
+        }
+    }
+    return LLAMA_TOKEN_NULL;
+}
+
+// The tokens a non-lazy tool or schema grammar must accept before sampling: its root starts with the generation
+// prompt, which the template already put at the end of the prompt (these tokens only advance the grammar; the model
+// read the prompt's own). common/sampling.cpp tokenizes the generation prompt and drops a first token the tokenizer
+// prefixed with a space. With a SentencePiece vocabulary that adds a space prefix and has no special token for the
+// prompt's opening (the generated tiny models: "<|im_start|>" is no token there) that drops the '<' of "▁<", the
+// grammar then rejects '|', and llama-server answers "Failed to initialize samplers". Here that first token is
+// replaced by one spelling the same text without the space, so the grammar gets the whole generation prompt.
+std::vector<llama_token> grammar_prefill(const llama_vocab * vocab, const std::string & generation_prompt) {
+    std::vector<llama_token> out;
     if (generation_prompt.empty()) {
         return out;
     }
@@ -162,11 +180,53 @@ common_json grammar_prefill(const llama_vocab * vocab, const std::string & gener
         std::string piece = common_token_to_piece(vocab, tokens[i], true);
         if (i == 0 && !piece.empty() && std::isspace((unsigned char) piece[0]) &&
             !std::isspace((unsigned char) generation_prompt[0])) {
+            llama_token unspaced = token_spelling(vocab, piece.substr(1));
+            if (unspaced != LLAMA_TOKEN_NULL) {
+                out.push_back(unspaced);
+            }
             continue;
         }
         out.push_back(tokens[i]);
     }
     return out;
+}
+
+// Builds the grammar sampler as a caller would (lazy with the triggers, or strict and fed the prefill) and returns
+// llama.cpp's complaint, or an empty string when it works. A rejected token throws out of llama_sampler_accept, which
+// must never reach managed code, so the check runs here, where the exception can be caught.
+std::string check_grammar(const llama_vocab * vocab, const common_chat_params & params, const common_json & out) {
+    if (params.grammar.empty()) {
+        return "";
+    }
+    std::vector<std::string>  patterns;
+    std::vector<const char *> pattern_ptrs;
+    std::vector<llama_token>  tokens;
+    for (const auto & p : out.at("trigger_patterns")) {
+        patterns.push_back(p.get<std::string>());
+    }
+    for (const auto & p : patterns) {
+        pattern_ptrs.push_back(p.c_str());
+    }
+    for (const auto & t : out.at("trigger_tokens")) {
+        tokens.push_back(t.get<int>());
+    }
+    llama_sampler * grammar = params.grammar_lazy ?
+        llama_sampler_init_grammar_lazy_patterns(vocab, params.grammar.c_str(), "root", pattern_ptrs.data(),
+                                                 pattern_ptrs.size(), tokens.data(), tokens.size()) :
+        llama_sampler_init_grammar(vocab, params.grammar.c_str(), "root");
+    if (grammar == nullptr) {
+        return "llama.cpp could not parse the grammar (its log says where)";
+    }
+    std::string error;
+    try {
+        for (const auto & token : out.at("grammar_prefill")) {
+            llama_sampler_accept(grammar, token.get<int>());
+        }
+    } catch (const std::exception & e) {
+        error = std::string("the grammar rejects the generation prompt: ") + e.what();
+    }
+    llama_sampler_free(grammar);
+    return error;
 }
 
 common_json apply(const llmpq_chat_templates & handle, const common_json & request) {
@@ -181,8 +241,10 @@ common_json apply(const llmpq_chat_templates & handle, const common_json & reque
     out["grammar"]           = params.grammar;
     out["grammar_lazy"]      = params.grammar_lazy;
     add_triggers(vocab, params, out);
-    out["grammar_prefill"]   = params.grammar.empty() || params.grammar_lazy ? common_json::array() :
-                                                                               grammar_prefill(vocab, params.generation_prompt);
+    out["grammar_prefill"]   = params.grammar.empty() || params.grammar_lazy ?
+                                   std::vector<llama_token>() :
+                                   grammar_prefill(vocab, params.generation_prompt);
+    out["grammar_error"]     = check_grammar(vocab, params, out);
     out["preserved_tokens"]  = params.preserved_tokens;
     out["additional_stops"]  = params.additional_stops;
     out["generation_prompt"] = params.generation_prompt;
