@@ -128,6 +128,12 @@ internal sealed record ChatPrompt
     /// <summary>Gets the tokens a non-lazy grammar must accept before sampling (the generation prompt it starts with).</summary>
     public required IReadOnlyList<int> GrammarPrefill { get; init; }
 
+    /// <summary>
+    /// Gets llama.cpp's complaint when its grammar sampler cannot be built from <see cref="Grammar"/>, the triggers and
+    /// the prefill (the check behind llama-server's "Failed to initialize samplers"), or empty when it can.
+    /// </summary>
+    public required string GrammarError { get; init; }
+
     /// <summary>Gets the texts the tokenizer must keep as single tokens.</summary>
     public required IReadOnlyList<string> PreservedTokens { get; init; }
 
