@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compiles the chat shim (eng/native/llmpq-chat.cpp, a C ABI over llama.cpp's common/chat.h) into
+# Compiles the chat shim (eng/native/llmpq-chat.h/.cpp, a C ABI over llama.cpp's common/chat.h) into
 # PREFIX/libllmpq-chat.so, beside the libllama.so and libllama-common.so it links with rpath $ORIGIN.
 #
 #   build-chat.sh PREFIX WORK
@@ -17,11 +17,12 @@ log() { echo "build-chat: $*" >&2; }
 
 prefix="$1"
 work="$2"
-source_file="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/llmpq-chat.cpp"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$prefix/libllmpq-chat.so"
-copy="$prefix/libllmpq-chat.cpp"
+copy="$prefix/libllmpq-chat.src"   # the header and source it was built from
+source_text="$(cat "$here/llmpq-chat.h" "$here/llmpq-chat.cpp")"
 
-[[ -f "$out" ]] && cmp -s "$source_file" "$copy" && exit 0
+[[ -f "$out" && -f "$copy" ]] && [[ "$(cat "$copy")" == "$source_text" ]] && exit 0
 
 src="$work/src"
 if [[ ! -f "$src/common/chat.h" || ! -e "$prefix/libllama-common.so" ]]; then
@@ -36,12 +37,12 @@ done
 
 (
   flock 8
-  cmp -s "$source_file" "$copy" && [[ -f "$out" ]] && exit 0   # another build finished it while we waited
+  [[ -f "$out" && -f "$copy" ]] && [[ "$(cat "$copy")" == "$source_text" ]] && exit 0   # built while we waited
   "$cxx" -std=c++17 -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror \
-    -isystem "$src/common" -isystem "$src/include" -isystem "$src/ggml/include" \
-    -o "$out.$$" "$source_file" \
+    -I"$here" -isystem "$src/common" -isystem "$src/include" -isystem "$src/ggml/include" \
+    -o "$out.$$" "$here/llmpq-chat.cpp" \
     -L"$prefix" -lllama-common -lllama -Wl,-rpath,'$ORIGIN' -Wl,-rpath-link,"$prefix" -Wl,--no-undefined \
     && mv -f "$out.$$" "$out" \
-    && cp "$source_file" "$copy.$$" && mv -f "$copy.$$" "$copy"
+    && printf '%s' "$source_text" >"$copy.$$" && mv -f "$copy.$$" "$copy"
 ) 8>"$prefix/.lock-chat" || { rm -f "$out.$$"; log "the chat shim did not compile"; exit 1; }
 log "chat shim ready: $out"

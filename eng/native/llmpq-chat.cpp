@@ -1,11 +1,8 @@
-// llmpq-chat: a C ABI over llama.cpp's chat layer (common/chat.h) for LlmPq's C# binding (LlmPqChatNative.cs).
-//
-// Every call takes and returns UTF-8 JSON, so the binding needs no C++ types and stays stable while chat.h changes
-// between llama.cpp versions. Returned strings are freed with llmpq_chat_free. No C++ exception crosses the ABI: a
-// failure comes back as {"error": "<llama.cpp's message>"} (and llmpq_chat_init returns null, with the message in
-// *error when error is not null).
-//
+// llmpq-chat: a C ABI over llama.cpp's chat layer (common/chat.h); the ABI and its JSON shapes are in llmpq-chat.h.
+// JSON keeps the binding free of C++ types and stable while chat.h changes between llama.cpp versions.
 // Built by eng/native/build-chat.sh against the llama.cpp build's libllama-common.so.
+
+#include "llmpq-chat.h"
 
 #include "chat.h"
 #include "common.h"
@@ -18,8 +15,6 @@
 #include <exception>
 #include <string>
 #include <vector>
-
-#define LLMPQ_CHAT_API extern "C" __attribute__((visibility("default")))
 
 namespace {
 
@@ -287,7 +282,7 @@ common_json parse(const std::string & text, bool is_partial, const common_json &
 
 }  // namespace
 
-LLMPQ_CHAT_API void * llmpq_chat_init(const llama_model * model, const char * template_override, char ** error) {
+extern "C" void * llmpq_chat_init(const llama_model * model, const char * template_override, char ** error) {
     try {
         if (model == nullptr) {
             throw std::invalid_argument("llmpq_chat_init: model is null");
@@ -315,11 +310,11 @@ LLMPQ_CHAT_API void * llmpq_chat_init(const llama_model * model, const char * te
     return nullptr;
 }
 
-LLMPQ_CHAT_API void llmpq_chat_release(void * templates) {
+extern "C" void llmpq_chat_release(void * templates) {
     delete static_cast<llmpq_chat_templates *>(templates);
 }
 
-LLMPQ_CHAT_API char * llmpq_chat_apply(void * templates, const char * request_json) {
+extern "C" char * llmpq_chat_apply(void * templates, const char * request_json) {
     try {
         if (templates == nullptr || request_json == nullptr) {
             throw std::invalid_argument("llmpq_chat_apply: templates and request are required");
@@ -332,7 +327,7 @@ LLMPQ_CHAT_API char * llmpq_chat_apply(void * templates, const char * request_js
     }
 }
 
-LLMPQ_CHAT_API char * llmpq_chat_parse(const char * text, int is_partial, const char * syntax_json) {
+extern "C" char * llmpq_chat_parse(const char * text, int is_partial, const char * syntax_json) {
     try {
         if (text == nullptr || syntax_json == nullptr) {
             throw std::invalid_argument("llmpq_chat_parse: text and syntax are required");
@@ -345,6 +340,6 @@ LLMPQ_CHAT_API char * llmpq_chat_parse(const char * text, int is_partial, const 
     }
 }
 
-LLMPQ_CHAT_API void llmpq_chat_free(char * text) {
+extern "C" void llmpq_chat_free(char * text) {
     std::free(text);
 }
