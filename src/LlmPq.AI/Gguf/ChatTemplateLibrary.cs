@@ -72,8 +72,10 @@ public static class ChatTemplateLibrary
 
     /// <summary>
     /// Llama 3.1 style: header-delimited turns, the tools as indented JSON in the system turn, one call per turn as a
-    /// bare <c>{"name": ..., "parameters": ...}</c> object, results in an <c>ipython</c> turn. The BOS token is left to
-    /// the tokenizer (the generated models add it), so it is not doubled.
+    /// bare <c>{"name": ..., "parameters": ...}</c> object, results in an <c>ipython</c> turn. llama.cpp knows the
+    /// family by its instruction ("Respond in the format {"name": function name" ... "Do not use variables."), after
+    /// which its grammar also lets a call come in the OpenAI wrapper the real models sometimes write. The BOS token is
+    /// left to the tokenizer (the generated models add it), so it is not doubled.
     /// </summary>
     public const string Llama31 = """
         {%- if messages and messages[0].role == 'system' -%}
@@ -85,7 +87,7 @@ public static class ChatTemplateLibrary
         {%- endif -%}
         {{- '<|start_header_id|>system<|end_header_id|>\n\n' -}}
         {%- if tools -%}
-            {{- 'Environment: ipython\n\nYou may call the functions below. To call one, answer with JSON only, as {"name": function name, "parameters": dictionary of argument names and values}.\n\n' -}}
+            {{- 'Environment: ipython\n\nYou may call the functions below. To call one, answer with JSON only. Respond in the format {"name": function name, "parameters": dictionary of argument names and values}. Do not use variables.\n\n' -}}
             {%- for tool in tools -%}
                 {{- (tool | tojson(indent=4)) + '\n\n' -}}
             {%- endfor -%}

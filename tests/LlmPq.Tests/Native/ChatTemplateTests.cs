@@ -137,6 +137,29 @@ public sealed class ChatTemplateTests
     }
 
     [Theory]
+    [InlineData(ChatTemplateLibrary.HermesName, "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", "auto")]
+    [InlineData(ChatTemplateLibrary.HermesName, "Qwen-Qwen2.5-7B-Instruct.jinja", "required")]
+    [InlineData(ChatTemplateLibrary.Llama31Name, "meta-llama-Llama-3.1-8B-Instruct.jinja", "auto")]
+    [InlineData(ChatTemplateLibrary.Llama31Name, "meta-llama-Llama-3.1-8B-Instruct.jinja", "required")]
+    public void Our_templates_get_the_tool_format_llama_cpp_derives_for_the_real_family(string ours, string real, string choice)
+    {
+        ChatToolChoice toolChoice = choice == "auto" ? ChatToolChoice.Auto : ChatToolChoice.Required;
+        var request = new ChatTemplateRequest { Messages = [new("user", "Hi")], Tools = s_special, ToolChoice = toolChoice };
+
+        ChatPrompt mine = Apply(ours == ChatTemplateLibrary.HermesName ? s_hermes.Value : s_llama31.Value, request);
+        ChatPrompt theirs = ApplyLlamaCppTemplate(real, request);
+
+        Assert.Equal(theirs.Format, mine.Format);
+        Assert.Equal(theirs.GrammarLazy, mine.GrammarLazy);
+        Assert.Equal(theirs.GrammarTriggers, mine.GrammarTriggers);
+        Assert.Equal(theirs.PreservedTokens, mine.PreservedTokens);
+        Assert.Equal(theirs.AdditionalStops, mine.AdditionalStops);
+        Assert.Equal(WithoutRoot(theirs.Grammar), WithoutRoot(mine.Grammar)); // the root starts with each template's generation prompt
+
+        static string[] WithoutRoot(string grammar) => [.. grammar.Split('\n').Where(l => !l.StartsWith("root ::=", StringComparison.Ordinal))];
+    }
+
+    [Theory]
     [InlineData("<tool_call>\n{\"name\": \"special_function\", \"arguments\": {\"arg1\": 1}}</tool_call>", "")]
     [InlineData("Hello, world!\nWhat's up?<tool_call>\n{\"name\": \"special_function\", \"arguments\": {\"arg1\": 1}}</tool_call>", "Hello, world!\nWhat's up?")]
     public void Hermes_2_pro_examples_parse_into_the_call(string output, string content)
