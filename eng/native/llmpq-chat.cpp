@@ -283,6 +283,9 @@ common_json parse(const std::string & text, bool is_partial, const common_json &
 }  // namespace
 
 extern "C" void * llmpq_chat_init(const llama_model * model, const char * template_override, char ** error) {
+    if (error != nullptr) {
+        *error = nullptr;
+    }
     try {
         if (model == nullptr) {
             throw std::invalid_argument("llmpq_chat_init: model is null");
