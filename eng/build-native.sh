@@ -66,6 +66,7 @@ flavor=cpu; [[ $cuda == 1 ]] && flavor=cuda
 prefix="$cache_root/llama-node-llama-cpp-$NODE_LLAMA_CPP_VERSION-$flavor"
 stamp="$prefix/.complete"
 if [[ -f "$stamp" ]]; then
+  bash "$(dirname "${BASH_SOURCE[0]}")/native/build-chat.sh" "$prefix" "$cache_root/work-$NODE_LLAMA_CPP_VERSION-$flavor"
   echo "$prefix"
   exit 0
 fi
@@ -130,5 +131,6 @@ cp "$src/include/llama.h" "$src"/ggml/include/*.h "$prefix/include/"
 cp "$src/models/ggml-vocab-llama-spm.gguf" "$prefix/"
 echo "$GGML_VERSION" >"$prefix/GGML_VERSION"
 touch "$stamp"
+bash "$(dirname "${BASH_SOURCE[0]}")/native/build-chat.sh" "$prefix" "$cache_root/work-$NODE_LLAMA_CPP_VERSION-$flavor"
 log "llama.cpp ready in $prefix after $(( $(date +%s) - started )) s"
 echo "$prefix"
