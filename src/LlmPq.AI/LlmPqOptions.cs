@@ -14,6 +14,13 @@ public sealed class LlmPqOptions
     /// <summary>Gets or sets the GGUF model file. Required.</summary>
     public string ModelPath { get; set; } = string.Empty;
 
+    /// <summary>
+    /// Gets or sets a Jinja chat template (its text, or the path of a file holding it) used instead of the model's own;
+    /// null (the default) uses the model's, and ChatML when the model has none. llama.cpp's chat layer renders it and
+    /// derives from it the tool-call format, its grammar and its parser.
+    /// </summary>
+    public string? ChatTemplate { get; set; }
+
     /// <summary>Gets or sets the model id reported in responses and matched against <c>ChatOptions.ModelId</c>; defaults to the file name without extension.</summary>
     public string? ModelId { get; set; }
 

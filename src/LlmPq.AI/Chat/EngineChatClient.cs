@@ -13,7 +13,7 @@ namespace LlmPq.Chat;
 /// The in-process backend: turns chat messages into engine requests (the model's chat template, tokens, sampling,
 /// limits) and engine events into updates. Concurrent calls are batched together by the engine.
 /// </summary>
-internal sealed partial class EngineChatClient : IBackendChatClient
+internal sealed class EngineChatClient : IBackendChatClient
 {
     private const float DefaultTemperature = 0.8f;
     private const int DefaultTopK = 40;
@@ -24,6 +24,9 @@ internal sealed partial class EngineChatClient : IBackendChatClient
     private readonly bool _ownsEngine;
     private readonly ILogger _logger;
     private readonly int _defaultMaxOutputTokens;
+    private readonly string? _templateOverride;
+    private readonly Lock _templatesLock = new();
+    private ChatTemplates? _templates;
 
     /// <summary>Initializes a new instance of the <see cref="EngineChatClient"/> class.</summary>
     /// <param name="engine">The engine.</param>
@@ -36,6 +39,7 @@ internal sealed partial class EngineChatClient : IBackendChatClient
         _ownsEngine = ownsEngine;
         _logger = logger;
         _defaultMaxOutputTokens = options.DefaultMaxOutputTokens;
+        _templateOverride = options.ChatTemplate is { } template && File.Exists(template) ? File.ReadAllText(template) : options.ChatTemplate;
     }
 
     /// <inheritdoc/>
@@ -69,11 +73,11 @@ internal sealed partial class EngineChatClient : IBackendChatClient
         ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        EngineRequest request = CreateRequest(messages, options);
+        PreparedChat chat = Prepare(messages, options);
         EngineStream stream;
         try
         {
-            stream = _engine.Submit(request, cancellationToken);
+            stream = _engine.Submit(chat.Request, cancellationToken);
         }
         catch (ArgumentException ex)
         {
@@ -83,33 +87,46 @@ internal sealed partial class EngineChatClient : IBackendChatClient
         string responseId = string.Create(CultureInfo.InvariantCulture, $"chatcmpl-{Guid.NewGuid():N}");
         string messageId = string.Create(CultureInfo.InvariantCulture, $"msg-{stream.Id}-{Guid.NewGuid():N}");
         DateTimeOffset created = DateTimeOffset.UtcNow;
+        ChatResponseUpdate Update(IList<AIContent> contents) => new()
+        {
+            Role = ChatRole.Assistant,
+            ResponseId = responseId,
+            MessageId = messageId,
+            ModelId = ModelId,
+            CreatedAt = created,
+            Contents = contents,
+        };
+
         await foreach (EngineEvent e in stream.Events.ReadAllAsync(cancellationToken).ConfigureAwait(false))
         {
-            var update = new ChatResponseUpdate
-            {
-                Role = ChatRole.Assistant,
-                ResponseId = responseId,
-                MessageId = messageId,
-                ModelId = ModelId,
-                CreatedAt = created,
-            };
             switch (e)
             {
+                case EngineEvent.Text text when chat.Reader is { } reader:
+                    if (reader.Push(text.Delta) is { Count: > 0 } contents)
+                    {
+                        yield return Update(contents);
+                    }
+
+                    break;
                 case EngineEvent.Text text:
-                    update.Contents.Add(new TextContent(text.Delta));
+                    yield return Update([new TextContent(text.Delta)]);
                     break;
                 case EngineEvent.Finished finished:
-                    update.FinishReason = finished.Reason == FinishReason.Stop ? ChatFinishReason.Stop : ChatFinishReason.Length;
-                    update.Contents.Add(new UsageContent(new UsageDetails
+                    List<AIContent> rest = chat.Reader?.Finish(truncated: finished.Reason != FinishReason.Stop) ?? [];
+                    rest.Add(new UsageContent(new UsageDetails
                     {
                         InputTokenCount = finished.PromptTokens,
                         OutputTokenCount = finished.OutputTokens,
                         TotalTokenCount = finished.PromptTokens + finished.OutputTokens,
                     }));
+                    ChatResponseUpdate last = Update(rest);
+                    last.FinishReason = chat.Reader?.CalledTools == true ? ChatFinishReason.ToolCalls
+                        : finished.Reason == FinishReason.Stop ? ChatFinishReason.Stop
+                        : ChatFinishReason.Length;
+                    last.RawRepresentation = finished;
+                    yield return last;
                     break;
             }
-
-            yield return update;
         }
     }
 
@@ -120,12 +137,17 @@ internal sealed partial class EngineChatClient : IBackendChatClient
         : null;
 
     /// <summary>Turns messages and options into an engine request: template, tokens, sampling, limits.</summary>
-    internal EngineRequest CreateRequest(IEnumerable<ChatMessage> messages, ChatOptions? options)
+    internal EngineRequest CreateRequest(IEnumerable<ChatMessage> messages, ChatOptions? options) => Prepare(messages, options).Request;
+
+    /// <summary>
+    /// Renders the chat with llama.cpp's chat layer and builds the engine request: the prompt's tokens, the sampling
+    /// (a tool grammar from the template, or a response format's grammar), the stops, and the reader of the answer.
+    /// </summary>
+    private PreparedChat Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options)
     {
-        LlmPqEngine engine = _engine;
-        if (options?.ModelId is { Length: > 0 } modelId && !string.Equals(modelId, engine.ModelId, StringComparison.Ordinal))
+        if (options?.ModelId is { Length: > 0 } modelId && !string.Equals(modelId, ModelId, StringComparison.Ordinal))
         {
-            throw new LlmPqRequestException("model_not_found", $"The model '{modelId}' is not served here; this LlmPq serves '{engine.ModelId}'.");
+            throw new LlmPqRequestException("model_not_found", $"The model '{modelId}' is not served here; this LlmPq serves '{ModelId}'.");
         }
 
         int maxOutput = options?.MaxOutputTokens ?? _defaultMaxOutputTokens;
@@ -134,61 +156,67 @@ internal sealed partial class EngineChatClient : IBackendChatClient
             throw new LlmPqRequestException($"MaxOutputTokens must be positive; it is {maxOutput}.");
         }
 
-        LlamaModel model = engine.Model;
-        string prompt;
-        int[] tokens;
+        ChatTemplateRequest chat = ChatTemplateMapper.ToRequest(messages, options);
+        SamplingSettings sampling = CreateSampling(options);
         try
         {
-            prompt = FormatPrompt(model, messages, options?.Instructions);
-            tokens = model.Tokenize(prompt, addSpecial: !StartsWithBos(model, prompt), parseSpecial: true);
+            LlamaModel model = _engine.Model;
+            ChatPrompt prompt = Render(Templates(model), chat);
+            bool tools = chat.Tools.Count > 0 && chat.ToolChoice != ChatToolChoice.None;
+            if (tools && prompt.Grammar.Length > 0)
+            {
+                sampling = sampling with
+                {
+                    Grammar = prompt.GrammarLazy ? prompt.Grammar : ToolGrammar.Required(prompt.Grammar, chat.ParallelToolCalls),
+                    GrammarLazy = prompt.GrammarLazy,
+                    GrammarTriggerPatterns = prompt.TriggerPatterns,
+                    GrammarTriggerTokens = prompt.TriggerTokens,
+                    GrammarPrefill = prompt.GrammarPrefill,
+                };
+            }
+
+            int[] tokens = model.Tokenize(prompt.Prompt, addSpecial: !StartsWithBos(model, prompt.Prompt), parseSpecial: true);
+            IReadOnlyList<string> stops = [.. options?.StopSequences ?? [], .. prompt.AdditionalStops];
+            ChatOutputReader? reader = tools || prompt.SupportsThinking ? new ChatOutputReader(prompt.Syntax, chat.ParallelToolCalls == false ? 1 : int.MaxValue) : null;
+            return new PreparedChat(new EngineRequest(tokens, sampling, maxOutput, stops), reader);
         }
         catch (ObjectDisposedException ex)
         {
             throw new LlmPqUnavailableException("The LlmPq engine stopped while the request was being prepared.", ex);
         }
-
-        IReadOnlyList<string> stops = options?.StopSequences is { Count: > 0 } s ? [.. s] : [];
-        if (options?.Tools is { Count: > 0 })
-        {
-            LogToolsIgnored(_logger, options.Tools.Count);
-        }
-
-        return new EngineRequest(tokens, CreateSampling(options), maxOutput, stops);
     }
 
-    private string FormatPrompt(LlamaModel model, IEnumerable<ChatMessage> messages, string? instructions)
+    /// <summary>The model's chat templates (or the configured one), loaded once.</summary>
+    private ChatTemplates Templates(LlamaModel model)
     {
-        var turns = new List<(string Role, string Content)>();
-        if (!string.IsNullOrWhiteSpace(instructions))
+        lock (_templatesLock)
         {
-            turns.Add(("system", instructions));
-        }
-
-        foreach (ChatMessage message in messages)
-        {
-            if (message.Contents.Count > 0 && message.Contents.All(c => c is not TextContent))
+            try
             {
-                throw new LlmPqRequestException($"A {message.Role} message has no text; LlmPq serves text only ({string.Join(", ", message.Contents.Select(c => c.GetType().Name))} given).");
+                return _templates ??= ChatTemplates.Create(model, _templateOverride);
             }
-
-            turns.Add((message.Role.Value, message.Text));
+            catch (LlamaException ex)
+            {
+                throw new LlmPqRequestException($"The chat template cannot be used: {ex.Message}", ex);
+            }
         }
+    }
 
-        if (turns.Count == 0)
+    private static ChatPrompt Render(ChatTemplates templates, ChatTemplateRequest chat)
+    {
+        ChatPrompt prompt;
+        try
         {
-            throw new LlmPqRequestException("There are no messages to answer.");
+            prompt = templates.Apply(chat);
         }
-
-        string? formatted = model.ApplyChatTemplate(turns, addAssistantPrefix: true);
-        if (formatted is null)
+        catch (LlamaException ex)
         {
-            // No template, or one llama.cpp does not recognize: ChatML is the documented fallback.
-            LogTemplateFallback(_logger, model.ChatTemplate is null ? "none" : "unrecognized");
-            formatted = model.ApplyChatTemplate(turns, addAssistantPrefix: true, template: "chatml")
-                ?? throw new LlmPqRequestException("The conversation could not be formatted with the ChatML template.");
+            throw new LlmPqRequestException($"The chat template could not render the conversation: {ex.Message}", ex);
         }
 
-        return formatted;
+        return prompt.GrammarError.Length == 0 || chat.Tools.Count == 0 || chat.ToolChoice == ChatToolChoice.None
+            ? prompt
+            : throw new LlmPqRequestException($"llama.cpp cannot build the grammar of these tools: {prompt.GrammarError}");
     }
 
     private static bool StartsWithBos(LlamaModel model, string prompt)
@@ -266,9 +294,6 @@ internal sealed partial class EngineChatClient : IBackendChatClient
         };
     }
 
-    [LoggerMessage(EventId = 20, Level = LogLevel.Debug, Message = "{Count} tools were given; LlmPq does not call tools and answers in text")]
-    private static partial void LogToolsIgnored(ILogger logger, int count);
-
-    [LoggerMessage(EventId = 21, Level = LogLevel.Debug, Message = "The model's chat template is {State}; using ChatML")]
-    private static partial void LogTemplateFallback(ILogger logger, string state);
+    /// <summary>An engine request and, when the answer has a format to read (tool calls, reasoning), its reader.</summary>
+    private sealed record PreparedChat(EngineRequest Request, ChatOutputReader? Reader);
 }
