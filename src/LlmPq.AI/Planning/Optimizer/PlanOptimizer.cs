@@ -92,12 +92,12 @@ public static class PlanOptimizer
     // bound, each is first solved without it (a relaxation: a plan no better than the incumbent settles it, and an
     // optimum that meets the bound anyway is the configuration's answer), then with it only if need be. When no plan is
     // found, leastOmega is the least Σω of any plan that fits in memory.
-    private static Plan? Search(SolverModel model, out double leastOmega, CancellationToken cancellationToken)
+    private static ConfigurationPlan? Search(SolverModel model, out double leastOmega, CancellationToken cancellationToken)
     {
         leastOmega = double.PositiveInfinity;
         bool hasBound = double.IsFinite(model.MaxOmega);
         double incumbent = double.PositiveInfinity;
-        Plan? best = null;
+        ConfigurationPlan? best = null;
         var bounds = new (double Prefill, double Decode)[model.Configurations.Length];
         foreach (var config in model.Configurations)
         {
@@ -174,7 +174,7 @@ public static class PlanOptimizer
     }
 
     // The best plan of the configuration if it beats the incumbent (lowered to its objective), else null.
-    private static Plan? Exact(SolverModel model, ConfigModel config, bool bounded, (double Prefill, double Decode) bounds, ref double incumbent, CancellationToken cancellationToken)
+    private static ConfigurationPlan? Exact(SolverModel model, ConfigModel config, bool bounded, (double Prefill, double Decode) bounds, ref double incumbent, CancellationToken cancellationToken)
     {
         var (minMaxPrefill, minMaxDecode) = bounds;
         if (!(LowerBound(model, config, bounds) < incumbent))
@@ -244,7 +244,7 @@ public static class PlanOptimizer
         return options;
     }
 
-    private static Plan? Improve(
+    private static ConfigurationPlan? Improve(
         SolverModel model,
         ConfigModel config,
         StageOptions[] options,
@@ -267,7 +267,7 @@ public static class PlanOptimizer
             var stageOptions = options[(s.Start * model.ClassCount) + s.Class];
             return new PlannedStage(model.Members[s.Class][used[s.Class]++], s.Start, s.End, stageOptions.Types(s.Option, s.End), 0, s.Prefill, s.Decode);
         }).ToArray();
-        return new Plan(config.Index, stages, stages.Sum(s => Enumerable.Range(s.LayerStart, s.Types.Count).Sum(l => model.Omega[(l * model.TypeCount) + s.Types[l - s.LayerStart]])));
+        return new ConfigurationPlan(config.Index, stages, stages.Sum(s => Enumerable.Range(s.LayerStart, s.Types.Count).Sum(l => model.Omega[(l * model.TypeCount) + s.Types[l - s.LayerStart]])));
     }
 
     // The least bottleneck of any plan: each stage at its least time layer by layer, memory at the least bytes.
@@ -455,7 +455,7 @@ public static class PlanOptimizer
         }
     }
 
-    private static PlanningSolution ToSolution(SolverModel model, Plan plan, TimeSpan elapsed)
+    private static PlanningSolution ToSolution(SolverModel model, ConfigurationPlan plan, TimeSpan elapsed)
     {
         var problem = model.Problem;
         var config = model.Configurations[plan.Configuration];
@@ -483,5 +483,6 @@ public static class PlanOptimizer
         };
     }
 
-    private sealed record Plan(int Configuration, IReadOnlyList<PlannedStage> Stages, double Omega);
+    // The stages the search chose under one configuration and their Σω, before ToSolution adds their memory and times.
+    private sealed record ConfigurationPlan(int Configuration, IReadOnlyList<PlannedStage> Stages, double Omega);
 }
