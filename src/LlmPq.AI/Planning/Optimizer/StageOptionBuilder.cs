@@ -157,12 +157,14 @@ internal sealed partial class StageOptionBuilder
     private int Grow(int start, int cls, in BuildLimits limits, EndRange[]? shared)
     {
         int layers = _model.LayerCount;
-        int types = _model.TypeCount;
         long memory = _config.Memory[cls];
-        var first = start == 0 && shared is null ? _config.First[cls] : default;
         var last = _config.Last[cls];
         bool prefillExplicit = !_config.PrefillImplied[cls];
         bool decodeExplicit = !_config.DecodeImplied[cls];
+        bool thin = prefillExplicit && decodeExplicit;
+
+        // The front starts as the empty assignment, with the first stage's extras where this is the first stage.
+        var first = start == 0 && shared is null ? _config.First[cls] : default;
         int frontCount = 0;
         if (first.Bytes <= memory)
         {
@@ -173,75 +175,8 @@ internal sealed partial class StageOptionBuilder
         int end = start;
         for (int l = start; l < layers && frontCount > 0; l++)
         {
-            int[] allowed = _model.Allowed[l];
-            foreach (int t in allowed)
-            {
-                int i = (cls * types) + t;
-                double omega = _model.Omega[(l * types) + t];
-                _shiftBytes[t] = _config.Bytes[i];
-                _shiftPrefill[t] = _config.Prefill[i];
-                _shiftDecode[t] = _config.Decode[i];
-                _shiftOmega[t] = omega;
-                _shiftValue[t] = _config.Prefill[i] + _config.Decode[i] + (_model.Theta * omega);
-                _heads[t] = 0;
-                Head(t, frontCount, limits.Bounded);
-            }
-
-            int rest = layers - (l + 1 - start);
-            double outsideOmega = _model.MinOmegaPrefix[start] + _model.MinOmegaFrom(l + 1);
-            int count = 0;
-
-            // The front is sorted by (cost, bytes); shifting it by one type keeps that order, so a merge of the shifted
-            // copies yields the candidates in order, and a candidate can only be dominated by one before it.
-            while (true)
-            {
-                int best = -1;
-                double bestKey = double.PositiveInfinity;
-                long bestBytes = 0;
-                foreach (int t in allowed)
-                {
-                    double key = _headKey[t];
-                    if (key < bestKey || (key == bestKey && _headBytes[t] < bestBytes))
-                    {
-                        best = t;
-                        bestKey = key;
-                        bestBytes = _headBytes[t];
-                    }
-                }
-
-                if (best < 0)
-                {
-                    break;
-                }
-
-                ref readonly Label from = ref _front[_heads[best]++];
-                Head(best, frontCount, limits.Bounded);
-                var candidate = new Label(
-                    bestBytes,
-                    from.Prefill + _shiftPrefill[best],
-                    from.Decode + _shiftDecode[best],
-                    from.Omega + _shiftOmega[best],
-                    from.Value + _shiftValue[best],
-                    from.Tree);
-                if (candidate.Bytes > memory
-                    || candidate.Prefill > limits.MaxPrefill
-                    || candidate.Decode > limits.MaxDecode
-                    || (limits.Bounded && candidate.Omega + outsideOmega > _model.MaxOmega * (1 + Tolerance))
-                    || LowerBound(candidate.Prefill, candidate.Decode, candidate.Omega + outsideOmega, rest, limits) > limits.Incumbent)
-                {
-                    continue;
-                }
-
-                if (count == _candidates.Length)
-                {
-                    Array.Resize(ref _candidates, count * 2);
-                    Array.Resize(ref _candidateTypes, count * 2);
-                }
-
-                _candidates[count] = candidate;
-                _candidateTypes[count++] = (byte)best;
-            }
-
+            // Extend the front by layer l at each type it allows, drop what the bounds rule out and what is dominated.
+            int count = Extend(start, l, cls, frontCount, memory, limits);
             if (_next.Length < count)
             {
                 Array.Resize(ref _next, Math.Max(count, _next.Length * 2));
@@ -251,21 +186,107 @@ internal sealed partial class StageOptionBuilder
             (_front, _next) = (_next, _front);
             frontCount = nextCount;
             end = l + 1;
+
+            // The stages that end here: from start, or (shared) from layer 0 and, as the last stage, from L − length.
             if (shared is null)
             {
-                _ends.Add(Emit(start, end, frontCount, last, memory, limits, prefillExplicit && decodeExplicit));
+                _ends.Add(Emit(start, end, frontCount, last, memory, limits, thin));
                 continue;
             }
 
             if (end < layers)
             {
-                _ends.Add(Emit(0, end, frontCount, last, memory, limits, prefillExplicit && decodeExplicit));
+                _ends.Add(Emit(0, end, frontCount, last, memory, limits, thin));
             }
 
-            shared[layers - end] = Emit(layers - end, layers, frontCount, last, memory, limits, prefillExplicit && decodeExplicit);
+            shared[layers - end] = Emit(layers - end, layers, frontCount, last, memory, limits, thin);
         }
 
         return end;
+    }
+
+    // Puts in _candidates, in (cost, bytes) order, the front's assignments extended by layer l at each type it allows,
+    // less those over the memory, over the bounds' times or quality, or whose plans' lower bound is above the
+    // incumbent. Returns how many there are.
+    private int Extend(int start, int l, int cls, int frontCount, long memory, in BuildLimits limits)
+    {
+        int[] allowed = _model.Allowed[l];
+        ShiftFront(l, cls, frontCount, limits.Bounded);
+        int rest = _model.LayerCount - (l + 1 - start);
+        double outsideOmega = _model.MinOmegaPrefix[start] + _model.MinOmegaFrom(l + 1);
+        int count = 0;
+
+        // The front is sorted by (cost, bytes); shifting it by one type keeps that order, so a merge of the shifted
+        // copies yields the candidates in order, and a candidate can only be dominated by one before it.
+        while (true)
+        {
+            int best = -1;
+            double bestKey = double.PositiveInfinity;
+            long bestBytes = 0;
+            foreach (int t in allowed)
+            {
+                double key = _headKey[t];
+                if (key < bestKey || (key == bestKey && _headBytes[t] < bestBytes))
+                {
+                    best = t;
+                    bestKey = key;
+                    bestBytes = _headBytes[t];
+                }
+            }
+
+            if (best < 0)
+            {
+                break;
+            }
+
+            ref readonly Label from = ref _front[_heads[best]++];
+            Head(best, frontCount, limits.Bounded);
+            var candidate = new Label(
+                bestBytes,
+                from.Prefill + _shiftPrefill[best],
+                from.Decode + _shiftDecode[best],
+                from.Omega + _shiftOmega[best],
+                from.Value + _shiftValue[best],
+                from.Tree);
+            if (candidate.Bytes > memory
+                || candidate.Prefill > limits.MaxPrefill
+                || candidate.Decode > limits.MaxDecode
+                || (limits.Bounded && candidate.Omega + outsideOmega > _model.MaxOmega * (1 + Tolerance))
+                || LowerBound(candidate.Prefill, candidate.Decode, candidate.Omega + outsideOmega, rest, limits) > limits.Incumbent)
+            {
+                continue;
+            }
+
+            if (count == _candidates.Length)
+            {
+                Array.Resize(ref _candidates, count * 2);
+                Array.Resize(ref _candidateTypes, count * 2);
+            }
+
+            _candidates[count] = candidate;
+            _candidateTypes[count++] = (byte)best;
+        }
+
+        return count;
+    }
+
+    // Sets, for each type layer l allows, what that type adds to an assignment (the shift of the front's copy for it),
+    // and that copy's first candidate.
+    private void ShiftFront(int l, int cls, int frontCount, bool bounded)
+    {
+        int types = _model.TypeCount;
+        foreach (int t in _model.Allowed[l])
+        {
+            int i = (cls * types) + t;
+            double omega = _model.Omega[(l * types) + t];
+            _shiftBytes[t] = _config.Bytes[i];
+            _shiftPrefill[t] = _config.Prefill[i];
+            _shiftDecode[t] = _config.Decode[i];
+            _shiftOmega[t] = omega;
+            _shiftValue[t] = _config.Prefill[i] + _config.Decode[i] + (_model.Theta * omega);
+            _heads[t] = 0;
+            Head(t, frontCount, bounded);
+        }
     }
 
     /// <summary>Builds the options of uniform stages (every layer at one type): a quick incumbent's search space.</summary>
