@@ -110,9 +110,14 @@ internal static class PlanTable
         w.WriteLine(string.Create(c, $"{"baseline",-18} {"tokens/s",10} {"ours ×",8} {"Σω",12}  note"));
         foreach (BaselinePlan baseline in plan.Baselines)
         {
-            string tps = baseline.Predicted is { } p ? p.ThroughputTokensPerSecond.ToString("F2", c) : "—";
-            string ratio = baseline.Predicted is { } q ? (plan.Predicted.ThroughputTokensPerSecond / q.ThroughputTokensPerSecond).ToString("F2", c) : "—";
-            w.WriteLine(string.Create(c, $"{baseline.Name,-18} {tps,10} {ratio,8} {baseline.Indicator,12:G4}  {baseline.Note}"));
+            if (baseline is not { Predicted: { } p, Indicator: double omega })
+            {
+                w.WriteLine(string.Create(c, $"{baseline.Name,-18} {"does not fit",-32}  {baseline.Note}"));
+                continue;
+            }
+
+            double ratio = plan.Predicted.ThroughputTokensPerSecond / p.ThroughputTokensPerSecond;
+            w.WriteLine(string.Create(c, $"{baseline.Name,-18} {p.ThroughputTokensPerSecond,10:F2} {ratio,8:F2} {omega,12:G4}  {baseline.Note}"));
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using LlmPq.Gguf;
 using LlmPq.Planning;
 using LlmPq.Planning.Indicator;
@@ -110,6 +111,37 @@ public sealed class PlannerTests
         Assert.Equal(Planner.ShapeFingerprint(ModelSpec.FromGguf(GgufReader.Read(model))), plan.ModelShape);
         Assert.Equal(QualityIndicator.WeightsMethod, plan.IndicatorMethod);
         Assert.Equal(["big", "small"], plan.Stages.Select(s => s.Device.Name).Order());
+    }
+
+    [Fact]
+    public void Llmpq_plan_writes_and_prints_baselines_that_do_not_fit_as_such()
+    {
+        // Two 20 MiB devices and a 45 MiB F16 model: the plan fits by quantizing, some baselines do not (issue 13).
+        string model = TestModels.Write("eight-layers", new TinyLlamaModelOptions { Layers = 8, EmbeddingLength = 256 });
+        string cluster = TestModels.TempPath("tight-cluster.json");
+        File.WriteAllText(cluster, """
+            { "devices": [
+                { "kind": "CPU", "name": "a", "memoryGiB": 0.02, "threads": 1, "host": "h" },
+                { "kind": "CPU", "name": "b", "memoryGiB": 0.02, "threads": 1, "host": "h" } ] }
+            """);
+        string output = TestModels.TempPath("plan.json");
+
+        CliRunner.Result run = CliRunner.Run("plan", "--model", model, "--cluster", cluster, "--batch", "4", "--prompt", "64", "--generate", "16", "--out", output);
+        Assert.True(run.ExitCode == 0, run.StandardError);
+
+        using JsonDocument json = JsonDocument.Parse(File.ReadAllText(output));
+        JsonElement[] unfit = [.. json.RootElement.GetProperty("baselines").EnumerateArray().Where(b => !b.TryGetProperty("predicted", out _))];
+        Assert.NotEmpty(unfit);
+        Assert.All(unfit, b =>
+        {
+            Assert.False(b.GetProperty("fits").GetBoolean());
+            Assert.False(b.TryGetProperty("indicator", out _));
+            Assert.Matches($@"(?m)^{Regex.Escape(b.GetProperty("name").GetString()!)} +does not fit ", run.StandardOutput);
+        });
+
+        Plan plan = Plan.Load(output);
+        Assert.All(plan.Baselines.Where(b => !b.Fits), b => Assert.Null(b.Indicator));
+        Assert.Contains(plan.Baselines, b => b.Fits && b.Indicator is > 0);
     }
 
     [Fact]
