@@ -92,15 +92,14 @@ internal static class PlanTable
     public static void Print(TextWriter w, Plan plan)
     {
         var c = CultureInfo.InvariantCulture;
-        const double GiB = 1L << 30;
         w.WriteLine(string.Create(c, $"{plan.Model}: {plan.LayerCount} layers; B={plan.Workload.BatchSize}, s={plan.Workload.PromptTokens}, n={plan.Workload.GeneratedTokens}; θ={plan.Theta}, bound {(plan.QualityBound is GgmlType b ? "uniform " + GgmlTypes.Name(b) : "none")}; indicator: {plan.IndicatorMethod}"));
         w.WriteLine();
-        w.WriteLine(string.Create(c, $"{"stage",-5} {"device",-18} {"layers",-9} {"types",-28} {"memory (GiB)",-16} {"prefill ms",11} {"decode ms",10}"));
+        w.WriteLine(string.Create(c, $"{"stage",-5} {"device",-18} {"layers",-9} {"types",-28} {"memory",-21} {"prefill ms",11} {"decode ms",10}"));
         for (int i = 0; i < plan.Stages.Count; i++)
         {
             StagePlan s = plan.Stages[i];
             string types = TypeCounts(s.LayerTypes);
-            w.WriteLine(string.Create(c, $"{i,-5} {s.Device.Name + " (" + s.Device.Kind + ")",-18} {s.LayerStart + "-" + (s.LayerEnd - 1),-9} {types,-28} {s.MemoryBytes / GiB,6:F2} / {s.Device.MemoryBytes / GiB,-7:F2} {s.PrefillSeconds * 1000,11:F2} {s.DecodeSeconds * 1000,10:F3}"));
+            w.WriteLine(string.Create(c, $"{i,-5} {s.Device.Name + " (" + s.Device.Kind + ")",-18} {s.LayerStart + "-" + (s.LayerEnd - 1),-9} {types,-28} {ByteSize.Format(s.MemoryBytes) + " / " + ByteSize.Format(s.Device.MemoryBytes),-21} {s.PrefillSeconds * 1000,11:F2} {s.DecodeSeconds * 1000,10:F3}"));
         }
 
         w.WriteLine();

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using LlmPq.Gguf;
@@ -11,6 +12,8 @@ namespace LlmPq.Tests.Planning;
 /// <summary>The planner end to end: inputs → exact optimizer → plan and baselines, and <c>llmpq plan</c>.</summary>
 public sealed class PlannerTests
 {
+    private static readonly Lazy<string> s_eightLayers = new(() => TestModels.Write("eight-layers", new TinyLlamaModelOptions { Layers = 8, EmbeddingLength = 256 }));
+
     private static readonly string s_cluster = """
         { "devices": [
             { "kind": "CPU", "name": "big", "memoryGiB": 2, "threads": 2, "host": "a" },
@@ -117,16 +120,8 @@ public sealed class PlannerTests
     public void Llmpq_plan_writes_and_prints_baselines_that_do_not_fit_as_such()
     {
         // Two 20 MiB devices and a 45 MiB F16 model: the plan fits by quantizing, some baselines do not (issue 13).
-        string model = TestModels.Write("eight-layers", new TinyLlamaModelOptions { Layers = 8, EmbeddingLength = 256 });
-        string cluster = TestModels.TempPath("tight-cluster.json");
-        File.WriteAllText(cluster, """
-            { "devices": [
-                { "kind": "CPU", "name": "a", "memoryGiB": 0.02, "threads": 1, "host": "h" },
-                { "kind": "CPU", "name": "b", "memoryGiB": 0.02, "threads": 1, "host": "h" } ] }
-            """);
         string output = TestModels.TempPath("plan.json");
-
-        CliRunner.Result run = CliRunner.Run("plan", "--model", model, "--cluster", cluster, "--batch", "4", "--prompt", "64", "--generate", "16", "--out", output);
+        CliRunner.Result run = PlanOnTwoSmallDevices(memoryGiB: 0.02, "--out", output);
         Assert.True(run.ExitCode == 0, run.StandardError);
 
         using JsonDocument json = JsonDocument.Parse(File.ReadAllText(output));
@@ -142,6 +137,30 @@ public sealed class PlannerTests
         Plan plan = Plan.Load(output);
         Assert.All(plan.Baselines.Where(b => !b.Fits), b => Assert.Null(b.Indicator));
         Assert.Contains(plan.Baselines, b => b.Fits && b.Indicator is > 0);
+    }
+
+    [Fact]
+    public void Llmpq_plan_says_how_much_memory_is_missing_in_a_unit_that_shows_it()
+    {
+        // Two 5 MiB devices cannot hold the 8-layer model at any type: they lack some MiB, which is not "0.00 GiB".
+        CliRunner.Result run = PlanOnTwoSmallDevices(memoryGiB: 0.005);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Matches(@"short by [1-9][0-9]*\.[0-9]{2} MiB", run.StandardError);
+        Assert.DoesNotContain("0.00 GiB", run.StandardError, StringComparison.Ordinal);
+    }
+
+    // llmpq plan of an 8-layer, 256-wide F16 model (45 MiB) on two CPU devices of memoryGiB each.
+    private static CliRunner.Result PlanOnTwoSmallDevices(double memoryGiB, params string[] extra)
+    {
+        string model = s_eightLayers.Value;
+        string cluster = TestModels.TempPath("small-devices.json");
+        string memory = memoryGiB.ToString(CultureInfo.InvariantCulture);
+        File.WriteAllText(cluster, $$"""
+            { "devices": [
+                { "kind": "CPU", "name": "a", "memoryGiB": {{memory}}, "threads": 1, "host": "h" },
+                { "kind": "CPU", "name": "b", "memoryGiB": {{memory}}, "threads": 1, "host": "h" } ] }
+            """);
+        return CliRunner.Run(["plan", "--model", model, "--cluster", cluster, "--batch", "4", "--prompt", "64", "--generate", "16", .. extra]);
     }
 
     [Fact]

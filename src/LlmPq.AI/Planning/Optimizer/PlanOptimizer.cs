@@ -57,8 +57,6 @@ namespace LlmPq.Planning.Optimizer;
 /// </remarks>
 public static class PlanOptimizer
 {
-    private const double BytesPerGiB = 1024.0 * 1024 * 1024;
-
     // Boxes the incumbent's search over uniform stages may take: it needs a good plan, not a proof.
     private const int IncumbentBoxes = 16;
 
@@ -409,14 +407,14 @@ public static class PlanOptimizer
                 detail = string.Join(", ", chain.Path()
                     .Select(s => (Device: model.Problem.Devices[model.Members[s.Class][used[s.Class]++]], Missing: chain.Stage[s.Index]))
                     .Where(s => s.Missing > 0)
-                    .Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Device.Name} short by {s.Missing / BytesPerGiB:F2} GiB")));
+                    .Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Device.Name} short by {ByteSize.Format(s.Missing)}")));
             }
         }
 
         if (shortfall > 0)
         {
             return new PlanningException(
-                string.Create(CultureInfo.InvariantCulture, $"The model does not fit: with every layer at its smallest type the devices still need at least {shortfall / BytesPerGiB:F2} GiB more memory ({detail})."),
+                string.Create(CultureInfo.InvariantCulture, $"The model does not fit: with every layer at its smallest type the devices still need at least {ByteSize.Format(shortfall)} more memory ({detail})."),
                 (long)Math.Ceiling(shortfall));
         }
 
