@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using LlmPq.Gguf;
+using LlmPq.Host.Commands;
 using LlmPq.Planning;
 using LlmPq.Planning.Indicator;
 using LlmPq.Planning.Optimizer;
@@ -147,6 +148,29 @@ public sealed class PlannerTests
         Assert.NotEqual(0, run.ExitCode);
         Assert.Matches(@"short by [1-9][0-9]*\.[0-9]{2} MiB", run.StandardError);
         Assert.DoesNotContain("0.00 GiB", run.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_model_quantized_by_its_plan_keeps_the_plans_shape_and_serve_accepts_it()
+    {
+        string source = s_eightLayers.Value;
+        string planPath = TestModels.TempPath("plan.json");
+        CliRunner.Result planned = PlanOnTwoSmallDevices(memoryGiB: 0.02, "--out", planPath);
+        Assert.True(planned.ExitCode == 0, planned.StandardError);
+        string quantized = TestModels.TempPath("planned.gguf");
+        CliRunner.Result quantize = CliRunner.Run("quantize", "--model", source, "--plan", planPath, "--out", quantized);
+        Assert.True(quantize.ExitCode == 0, quantize.StandardError);
+
+        // What the fingerprint must not see: llama.cpp writes the copy's tensors in another order and at other types.
+        GgufFile before = GgufReader.Read(source);
+        GgufFile after = GgufReader.Read(quantized);
+        Assert.NotEqual(before.Tensors.Select(t => t.Name), after.Tensors.Select(t => t.Name));
+        Assert.NotEqual(before.Tensors.OrderBy(t => t.Name).Select(t => t.Type), after.Tensors.OrderBy(t => t.Name).Select(t => t.Type));
+
+        Assert.Equal(Planner.ShapeFingerprint(ModelSpec.FromGguf(before)), Planner.ShapeFingerprint(ModelSpec.FromGguf(after)));
+        (Plan plan, string? warning) = PlannedModel.Load(quantized, planPath);
+        Assert.Null(warning);
+        Assert.Equal(Plan.Load(planPath).ModelShape, plan.ModelShape);
     }
 
     // llmpq plan of an 8-layer, 256-wide F16 model (45 MiB) on two CPU devices of memoryGiB each.
