@@ -74,6 +74,7 @@ internal static class PlanCommand
             else
             {
                 PlanTable.Print(Console.Out, plan);
+                Console.WriteLine(PlanTable.CostModels(devices));
             }
 
             return Task.FromResult(0);
@@ -88,6 +89,22 @@ internal static class PlanTable
     /// <summary>Layer types as counts in order of first appearance: <c>f16×2 q4_K×6</c>.</summary>
     public static string TypeCounts(IEnumerable<GgmlType> types) =>
         string.Join(" ", types.GroupBy(t => t).Select(g => $"{GgmlTypes.Name(g.Key)}×{g.Count()}"));
+
+    /// <summary>
+    /// Which devices were priced from their measured profile (and for which types) and which from the catalog's
+    /// roofline, as <see cref="ProfiledCostModel"/> chooses: <c>cost model: profiled cpu (q4_K); roofline T4-0, T4-1</c>.
+    /// </summary>
+    public static string CostModels(ClusterSpec cluster)
+    {
+        string[] profiled = [.. cluster.Devices.Where(d => d.Profile is not null).Select(d => $"{d.Name} ({string.Join(", ", d.Profile!.Types.Select(t => GgmlTypes.Name(t.Type)))})")];
+        string[] roofline = [.. cluster.Devices.Where(d => d.Profile is null).Select(d => d.Name)];
+        return (profiled.Length, roofline.Length) switch
+        {
+            (0, _) => "cost model: roofline for every device (no measured profile in the cluster file)",
+            (_, 0) => $"cost model: profiled {string.Join(", ", profiled)}; roofline only for the types a profile lacks",
+            _ => $"cost model: profiled {string.Join(", ", profiled)}; roofline {string.Join(", ", roofline)} and the types a profile lacks",
+        };
+    }
 
     public static void Print(TextWriter w, Plan plan)
     {

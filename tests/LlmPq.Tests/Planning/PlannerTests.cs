@@ -69,6 +69,44 @@ public sealed class PlannerTests
     }
 
     [Fact]
+    public void A_profiled_device_is_priced_by_its_profile()
+    {
+        // A profile measured on this model's layers with a fixed time per layer step at every type: whatever the plan
+        // chooses, its one stage takes a step per layer plus the output layer's, scaled by its weights.
+        ModelSpec model = ModelSpec.Preset("mistral-7b");
+        long layerParameters = model.Layers[0].MatrixParameters;
+        var prefill = new LayerTimeFit(3e-3, 0, 0);
+        var decode = new LayerTimeFit(5e-4, 0, 0);
+        var profile = new DeviceProfile(layerParameters, [.. PlanTypes.All.Select(t => new TypeProfile(t, prefill, decode))]);
+        ClusterSpec cluster = ClusterSpec.Parse($$"""{ "devices": [ { "kind": "A100-80G", "name": "gpu", "profile": {{JsonSerializer.Serialize(profile, PlanningJson.Options)}} } ] }""");
+
+        Plan plan = Planner.Create(model, cluster, new Workload(4, 128, 16), QualityTarget.Default, QualityIndicator.Fallback([.. model.Layers.Select(l => l.Parameters)]));
+
+        StagePlan stage = Assert.Single(plan.Stages);
+        double steps = model.LayerCount + ((double)model.Output.MatrixParameters / layerParameters);
+        Assert.Equal(steps * prefill.Fixed, stage.PrefillSeconds, 1e-12);
+        Assert.Equal(steps * decode.Fixed, stage.DecodeSeconds, 1e-12);
+    }
+
+    [Fact]
+    public void Llmpq_plan_says_which_devices_are_profiled_and_which_use_the_roofline()
+    {
+        string cluster = TestModels.TempPath("profiled-cluster.json");
+        File.WriteAllText(cluster, """
+            { "devices": [
+                { "kind": "A100-80G", "name": "measured", "host": "a",
+                  "profile": { "layerParameters": 1000000, "types": [ { "type": "q4_K", "prefill": { "fixed": 0.001, "perToken": 1e-6, "perTokenContext": 0 },
+                                                                       "decode": { "fixed": 0.001, "perToken": 1e-7, "perTokenContext": 0 } } ] } },
+                { "kind": "A100-80G", "name": "catalog", "host": "a" } ] }
+            """);
+
+        CliRunner.Result run = CliRunner.Run("plan", "--preset", "mistral-7b", "--cluster", cluster, "--batch", "4", "--prompt", "128", "--generate", "16");
+
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        Assert.Contains("cost model: profiled measured (q4_K); roofline catalog and the types a profile lacks", run.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_plan_round_trips_through_json_and_bad_plans_are_refused()
     {
         ModelSpec model = ModelSpec.Preset("mistral-7b");
