@@ -63,7 +63,7 @@ internal static class Baselines
         }
         catch (PlanningException ex)
         {
-            return new BaselinePlan("AdaBits", null, double.NaN, [], ex.Message);
+            return new BaselinePlan("AdaBits", null, null, [], ex.Message);
         }
     }
 
@@ -78,7 +78,7 @@ internal static class Baselines
             }
         }
 
-        return new BaselinePlan(name, null, double.NaN, [], $"{note}: nothing fits");
+        return new BaselinePlan(name, null, null, [], $"{note}: nothing fits");
     }
 
     // What a device holds for layers under a configuration.

@@ -35,10 +35,14 @@ public sealed record PredictedPerformance(double ThroughputTokensPerSecond, doub
 /// <summary>A baseline planned in the same simulator, for comparison.</summary>
 /// <param name="Name">The baseline (<c>llama.cpp default</c>, <c>Uniform</c>, <c>PipeEdge</c>, <c>AdaBits</c>).</param>
 /// <param name="Predicted">Its predicted performance, or null when it does not fit.</param>
-/// <param name="Indicator">Its quality indicator Σω.</param>
+/// <param name="Indicator">Its quality indicator Σω, or null when it does not fit.</param>
 /// <param name="Stages">Its stages (empty when it does not fit).</param>
 /// <param name="Note">Why it does not fit, or how it was formed.</param>
-public sealed record BaselinePlan(string Name, PredictedPerformance? Predicted, double Indicator, IReadOnlyList<StagePlan> Stages, string? Note = null);
+public sealed record BaselinePlan(string Name, PredictedPerformance? Predicted, double? Indicator, IReadOnlyList<StagePlan> Stages, string? Note = null)
+{
+    /// <summary>Gets whether the baseline fits the cluster (written as <c>fits</c>, so a plan file says so in words).</summary>
+    public bool Fits => Predicted is not null;
+}
 
 /// <summary>
 /// The planner's answer: the device order, a contiguous layer range per device, a GGUF type per layer, and the

@@ -52,7 +52,10 @@ public static class Planner
         return builder.ToPlan(solution, baselines) with { SolveMilliseconds = solveMilliseconds };
     }
 
-    /// <summary>A fingerprint of a model's shape: layer count and every matrix's name and shape.</summary>
+    /// <summary>
+    /// A fingerprint of a model's shape: layer count and every matrix's name and shape, never the tensors' types or their
+    /// order in the file, so that a model and its quantized copy (which llama.cpp writes in another order) share it.
+    /// </summary>
     public static string ShapeFingerprint(ModelSpec model)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -60,7 +63,7 @@ public static class Planner
         text.Append(model.Architecture).Append('|').Append(model.LayerCount).Append('|').Append(model.TokenEmbedding.RowLength).Append('x').Append(model.TokenEmbedding.Rows);
         foreach (LayerSpec layer in model.Layers.Append(model.Output))
         {
-            foreach (MatrixSpec m in layer.Matrices)
+            foreach (MatrixSpec m in layer.Matrices.OrderBy(m => m.Name, StringComparer.Ordinal))
             {
                 text.Append('|').Append(layer.Index).Append(':').Append(m.Name).Append(':').Append(m.RowLength).Append('x').Append(m.Rows);
             }

@@ -73,6 +73,7 @@ internal static class PlanCommand
             else
             {
                 PlanTable.Print(Console.Out, plan);
+                Console.WriteLine(PlanTable.CostModels(devices));
             }
 
             return Task.FromResult(0);
@@ -88,18 +89,33 @@ internal static class PlanTable
     public static string TypeCounts(IEnumerable<GgmlType> types) =>
         string.Join(" ", types.GroupBy(t => t).Select(g => $"{GgmlTypes.Name(g.Key)}×{g.Count()}"));
 
+    /// <summary>
+    /// Which devices were priced from their measured profile (and for which types) and which from the catalog's
+    /// roofline, as <see cref="ProfiledCostModel"/> chooses: <c>cost model: profiled cpu (q4_K); roofline T4-0, T4-1</c>.
+    /// </summary>
+    public static string CostModels(ClusterSpec cluster)
+    {
+        string[] profiled = [.. cluster.Devices.Where(d => d.Profile is not null).Select(d => $"{d.Name} ({string.Join(", ", d.Profile!.Types.Select(t => GgmlTypes.Name(t.Type)))})")];
+        string[] roofline = [.. cluster.Devices.Where(d => d.Profile is null).Select(d => d.Name)];
+        return (profiled.Length, roofline.Length) switch
+        {
+            (0, _) => "cost model: roofline for every device (no measured profile in the cluster file)",
+            (_, 0) => $"cost model: profiled {string.Join(", ", profiled)}; roofline only for the types a profile lacks",
+            _ => $"cost model: profiled {string.Join(", ", profiled)}; roofline {string.Join(", ", roofline)} and the types a profile lacks",
+        };
+    }
+
     public static void Print(TextWriter w, Plan plan)
     {
         var c = CultureInfo.InvariantCulture;
-        const double GiB = 1L << 30;
         w.WriteLine(string.Create(c, $"{plan.Model}: {plan.LayerCount} layers; B={plan.Workload.BatchSize}, s={plan.Workload.PromptTokens}, n={plan.Workload.GeneratedTokens}; θ={plan.Theta}, bound {(plan.QualityBound is GgmlType b ? "uniform " + GgmlTypes.Name(b) : "none")}; indicator: {plan.IndicatorMethod}"));
         w.WriteLine();
-        w.WriteLine(string.Create(c, $"{"stage",-5} {"device",-18} {"layers",-9} {"types",-28} {"memory (GiB)",-16} {"prefill ms",11} {"decode ms",10}"));
+        w.WriteLine(string.Create(c, $"{"stage",-5} {"device",-18} {"layers",-9} {"types",-28} {"memory",-21} {"prefill ms",11} {"decode ms",10}"));
         for (int i = 0; i < plan.Stages.Count; i++)
         {
             StagePlan s = plan.Stages[i];
             string types = TypeCounts(s.LayerTypes);
-            w.WriteLine(string.Create(c, $"{i,-5} {s.Device.Name + " (" + s.Device.Kind + ")",-18} {s.LayerStart + "-" + (s.LayerEnd - 1),-9} {types,-28} {s.MemoryBytes / GiB,6:F2} / {s.Device.MemoryBytes / GiB,-7:F2} {s.PrefillSeconds * 1000,11:F2} {s.DecodeSeconds * 1000,10:F3}"));
+            w.WriteLine(string.Create(c, $"{i,-5} {s.Device.Name + " (" + s.Device.Kind + ")",-18} {s.LayerStart + "-" + (s.LayerEnd - 1),-9} {types,-28} {ByteSize.Format(s.MemoryBytes) + " / " + ByteSize.Format(s.Device.MemoryBytes),-21} {s.PrefillSeconds * 1000,11:F2} {s.DecodeSeconds * 1000,10:F3}"));
         }
 
         w.WriteLine();
@@ -109,9 +125,14 @@ internal static class PlanTable
         w.WriteLine(string.Create(c, $"{"baseline",-18} {"tokens/s",10} {"ours ×",8} {"Σω",12}  note"));
         foreach (BaselinePlan baseline in plan.Baselines)
         {
-            string tps = baseline.Predicted is { } p ? p.ThroughputTokensPerSecond.ToString("F2", c) : "—";
-            string ratio = baseline.Predicted is { } q ? (plan.Predicted.ThroughputTokensPerSecond / q.ThroughputTokensPerSecond).ToString("F2", c) : "—";
-            w.WriteLine(string.Create(c, $"{baseline.Name,-18} {tps,10} {ratio,8} {baseline.Indicator,12:G4}  {baseline.Note}"));
+            if (baseline is not { Predicted: { } p, Indicator: double omega })
+            {
+                w.WriteLine(string.Create(c, $"{baseline.Name,-18} {"does not fit",-32}  {baseline.Note}"));
+                continue;
+            }
+
+            double ratio = plan.Predicted.ThroughputTokensPerSecond / p.ThroughputTokensPerSecond;
+            w.WriteLine(string.Create(c, $"{baseline.Name,-18} {p.ThroughputTokensPerSecond,10:F2} {ratio,8:F2} {omega,12:G4}  {baseline.Note}"));
         }
     }
 }

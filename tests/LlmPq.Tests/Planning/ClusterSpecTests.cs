@@ -64,6 +64,25 @@ public sealed class ClusterSpecTests
         Assert.Equal(0.002 + (4 * 1e-6) + (4 * 100 * 1e-9), measured.Decode.Seconds(4, 100), 12);
     }
 
+    [Fact]
+    public void A_profile_round_trips_through_the_cluster_file()
+    {
+        // As a measuring tool would write it: the profile's own JSON, pasted into a device of the cluster file.
+        var profile = new DeviceProfile(123_456_789, [
+            new TypeProfile(GgmlType.Q4_K, new LayerTimeFit(1.25e-3, 3.5e-6, 7e-10), new LayerTimeFit(2.5e-3, 4.5e-7, 1.5e-9)),
+            new TypeProfile(GgmlType.F16, new LayerTimeFit(0, 1e-5, 0), new LayerTimeFit(1e-4, 0, 0)),
+        ]) { Model = "measured-on" };
+        string json = JsonSerializer.Serialize(profile, PlanningJson.Options);
+
+        ClusterSpec cluster = ClusterSpec.Parse($$"""{ "devices": [ { "kind": "CPU", "name": "cpu", "threads": 4, "profile": {{json}} } ] }""");
+
+        DeviceProfile back = Assert.Single(cluster.Devices).Profile!;
+        Assert.Equal(profile.LayerParameters, back.LayerParameters);
+        Assert.Equal(profile.Model, back.Model);
+        Assert.Equal(profile.Types, back.Types);
+        Assert.Equal(json, JsonSerializer.Serialize(back, PlanningJson.Options));
+    }
+
     [Theory]
     [InlineData("""{"devices": [{"kind": "T5"}]}""", "unknown device kind 'T5'")]
     [InlineData("""{"devices": [{"count": 2}]}""", "\"kind\" is missing")]

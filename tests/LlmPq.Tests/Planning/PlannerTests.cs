@@ -1,5 +1,8 @@
+using System.Globalization;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using LlmPq.Gguf;
+using LlmPq.Host.Commands;
 using LlmPq.Planning;
 using LlmPq.Planning.Indicator;
 using LlmPq.Planning.Optimizer;
@@ -10,6 +13,8 @@ namespace LlmPq.Tests.Planning;
 /// <summary>The planner end to end: inputs → exact optimizer → plan and baselines, and <c>llmpq plan</c>.</summary>
 public sealed class PlannerTests
 {
+    private static readonly Lazy<string> s_eightLayers = new(() => TestModels.Write("eight-layers", new TinyLlamaModelOptions { Layers = 8, EmbeddingLength = 256 }));
+
     private static readonly string s_cluster = """
         { "devices": [
             { "kind": "CPU", "name": "big", "memoryGiB": 2, "threads": 2, "host": "a" },
@@ -64,6 +69,44 @@ public sealed class PlannerTests
     }
 
     [Fact]
+    public void A_profiled_device_is_priced_by_its_profile()
+    {
+        // A profile measured on this model's layers with a fixed time per layer step at every type: whatever the plan
+        // chooses, its one stage takes a step per layer plus the output layer's, scaled by its weights.
+        ModelSpec model = ModelSpec.Preset("mistral-7b");
+        long layerParameters = model.Layers[0].MatrixParameters;
+        var prefill = new LayerTimeFit(3e-3, 0, 0);
+        var decode = new LayerTimeFit(5e-4, 0, 0);
+        var profile = new DeviceProfile(layerParameters, [.. PlanTypes.All.Select(t => new TypeProfile(t, prefill, decode))]);
+        ClusterSpec cluster = ClusterSpec.Parse($$"""{ "devices": [ { "kind": "A100-80G", "name": "gpu", "profile": {{JsonSerializer.Serialize(profile, PlanningJson.Options)}} } ] }""");
+
+        Plan plan = Planner.Create(model, cluster, new Workload(4, 128, 16), QualityTarget.Default, QualityIndicator.Fallback([.. model.Layers.Select(l => l.Parameters)]));
+
+        StagePlan stage = Assert.Single(plan.Stages);
+        double steps = model.LayerCount + ((double)model.Output.MatrixParameters / layerParameters);
+        Assert.Equal(steps * prefill.Fixed, stage.PrefillSeconds, 1e-12);
+        Assert.Equal(steps * decode.Fixed, stage.DecodeSeconds, 1e-12);
+    }
+
+    [Fact]
+    public void Llmpq_plan_says_which_devices_are_profiled_and_which_use_the_roofline()
+    {
+        string cluster = TestModels.TempPath("profiled-cluster.json");
+        File.WriteAllText(cluster, """
+            { "devices": [
+                { "kind": "A100-80G", "name": "measured", "host": "a",
+                  "profile": { "layerParameters": 1000000, "types": [ { "type": "q4_K", "prefill": { "fixed": 0.001, "perToken": 1e-6, "perTokenContext": 0 },
+                                                                       "decode": { "fixed": 0.001, "perToken": 1e-7, "perTokenContext": 0 } } ] } },
+                { "kind": "A100-80G", "name": "catalog", "host": "a" } ] }
+            """);
+
+        CliRunner.Result run = CliRunner.Run("plan", "--preset", "mistral-7b", "--cluster", cluster, "--batch", "4", "--prompt", "128", "--generate", "16");
+
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        Assert.Contains("cost model: profiled measured (q4_K); roofline catalog and the types a profile lacks", run.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_plan_round_trips_through_json_and_bad_plans_are_refused()
     {
         ModelSpec model = ModelSpec.Preset("mistral-7b");
@@ -110,6 +153,76 @@ public sealed class PlannerTests
         Assert.Equal(Planner.ShapeFingerprint(ModelSpec.FromGguf(GgufReader.Read(model))), plan.ModelShape);
         Assert.Equal(QualityIndicator.WeightsMethod, plan.IndicatorMethod);
         Assert.Equal(["big", "small"], plan.Stages.Select(s => s.Device.Name).Order());
+    }
+
+    [Fact]
+    public void Llmpq_plan_writes_and_prints_baselines_that_do_not_fit_as_such()
+    {
+        // Two 20 MiB devices and a 45 MiB F16 model: the plan fits by quantizing, some baselines do not (issue 13).
+        string output = TestModels.TempPath("plan.json");
+        CliRunner.Result run = PlanOnTwoSmallDevices(memoryGiB: 0.02, "--out", output);
+        Assert.True(run.ExitCode == 0, run.StandardError);
+
+        using JsonDocument json = JsonDocument.Parse(File.ReadAllText(output));
+        JsonElement[] unfit = [.. json.RootElement.GetProperty("baselines").EnumerateArray().Where(b => !b.TryGetProperty("predicted", out _))];
+        Assert.NotEmpty(unfit);
+        Assert.All(unfit, b =>
+        {
+            Assert.False(b.GetProperty("fits").GetBoolean());
+            Assert.False(b.TryGetProperty("indicator", out _));
+            Assert.Matches($@"(?m)^{Regex.Escape(b.GetProperty("name").GetString()!)} +does not fit ", run.StandardOutput);
+        });
+
+        Plan plan = Plan.Load(output);
+        Assert.All(plan.Baselines.Where(b => !b.Fits), b => Assert.Null(b.Indicator));
+        Assert.Contains(plan.Baselines, b => b.Fits && b.Indicator is > 0);
+    }
+
+    [Fact]
+    public void Llmpq_plan_says_how_much_memory_is_missing_in_a_unit_that_shows_it()
+    {
+        // Two 5 MiB devices cannot hold the 8-layer model at any type: they lack some MiB, which is not "0.00 GiB".
+        CliRunner.Result run = PlanOnTwoSmallDevices(memoryGiB: 0.005);
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Matches(@"short by [1-9][0-9]*\.[0-9]{2} MiB", run.StandardError);
+        Assert.DoesNotContain("0.00 GiB", run.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_model_quantized_by_its_plan_keeps_the_plans_shape_and_serve_accepts_it()
+    {
+        string source = s_eightLayers.Value;
+        string planPath = TestModels.TempPath("plan.json");
+        CliRunner.Result planned = PlanOnTwoSmallDevices(memoryGiB: 0.02, "--out", planPath);
+        Assert.True(planned.ExitCode == 0, planned.StandardError);
+        string quantized = TestModels.TempPath("planned.gguf");
+        CliRunner.Result quantize = CliRunner.Run("quantize", "--model", source, "--plan", planPath, "--out", quantized);
+        Assert.True(quantize.ExitCode == 0, quantize.StandardError);
+
+        // What the fingerprint must not see: llama.cpp writes the copy's tensors in another order and at other types.
+        GgufFile before = GgufReader.Read(source);
+        GgufFile after = GgufReader.Read(quantized);
+        Assert.NotEqual(before.Tensors.Select(t => t.Name), after.Tensors.Select(t => t.Name));
+        Assert.NotEqual(before.Tensors.OrderBy(t => t.Name).Select(t => t.Type), after.Tensors.OrderBy(t => t.Name).Select(t => t.Type));
+
+        Assert.Equal(Planner.ShapeFingerprint(ModelSpec.FromGguf(before)), Planner.ShapeFingerprint(ModelSpec.FromGguf(after)));
+        (Plan plan, string? warning) = PlannedModel.Load(quantized, planPath);
+        Assert.Null(warning);
+        Assert.Equal(Plan.Load(planPath).ModelShape, plan.ModelShape);
+    }
+
+    // llmpq plan of an 8-layer, 256-wide F16 model (45 MiB) on two CPU devices of memoryGiB each.
+    private static CliRunner.Result PlanOnTwoSmallDevices(double memoryGiB, params string[] extra)
+    {
+        string model = s_eightLayers.Value;
+        string cluster = TestModels.TempPath("small-devices.json");
+        string memory = memoryGiB.ToString(CultureInfo.InvariantCulture);
+        File.WriteAllText(cluster, $$"""
+            { "devices": [
+                { "kind": "CPU", "name": "a", "memoryGiB": {{memory}}, "threads": 1, "host": "h" },
+                { "kind": "CPU", "name": "b", "memoryGiB": {{memory}}, "threads": 1, "host": "h" } ] }
+            """);
+        return CliRunner.Run(["plan", "--model", model, "--cluster", cluster, "--batch", "4", "--prompt", "64", "--generate", "16", .. extra]);
     }
 
     [Fact]

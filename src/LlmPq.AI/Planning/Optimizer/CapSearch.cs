@@ -36,7 +36,7 @@ internal sealed record Candidate(double Objective, Segment[] Segments);
 /// state, the Pareto front of (Σω, Q) of suffixes, pruned by the Lagrangian bound on the best prefix.
 /// </para>
 /// </remarks>
-internal sealed class CapSearch
+internal sealed partial class CapSearch
 {
     private const double Tolerance = 1e-12;
 
@@ -56,6 +56,10 @@ internal sealed class CapSearch
     private readonly ChainDp _chain;
     private readonly bool _bounded;
     private readonly double _stageShare;
+
+    // The quality bound on Σω, with the tolerance every comparison with it allows.
+    private readonly double _omegaLimit;
+
     private readonly double[] _prefix;
     private readonly BoundedLabel[]?[] _fronts;
 
@@ -74,6 +78,7 @@ internal sealed class CapSearch
         _chain = new ChainDp(model, [.. options.Select(o => o.End)]);
         int devices = model.Members.Sum(m => m.Length);
         _stageShare = 1.0 / (model.UseAllDevices ? devices : Math.Min(devices, model.LayerCount));
+        _omegaLimit = model.MaxOmega * (1 + Tolerance);
         int states = (model.LayerCount + 1) * model.MultisetCount * model.ClassCount;
         _prefix = bounded ? new double[states] : [];
         _fronts = bounded ? new BoundedLabel[]?[states] : [];
@@ -95,166 +100,15 @@ internal sealed class CapSearch
     /// <returns>The best plan if it beats the incumbent, else null.</returns>
     public Candidate? Run(double minMaxPrefill, double minMaxDecode, ref double incumbent, int boxes, CancellationToken cancellationToken)
     {
-        double a = _config.PrefillWeight;
-        double b = _config.DecodeWeight;
-        double minQ = _model.Theta * _model.MinOmega;
-        Candidate? best = null;
-        bool complete = boxes == int.MaxValue;
-        var queue = new PriorityQueue<Box, double>();
-
-        // Halves of a box share its upper corner, so the same caps come back (with the bar they were searched under).
-        var corners = new Dictionary<(double, double), (double Bar, Evaluation? Result)>();
-        var root = new Box(minMaxPrefill, double.PositiveInfinity, minMaxDecode, double.PositiveInfinity, minQ, 0, 0);
-
-        queue.Enqueue(root, LowerBound(root));
-        while (boxes-- > 0 && queue.TryDequeue(out var box, out double bound) && bound < incumbent)
+        var search = new BoxSearch(this, minMaxPrefill, minMaxDecode, incumbent, complete: boxes == int.MaxValue);
+        while (boxes-- > 0 && search.TryNext(out var box, out double bound))
         {
             cancellationToken.ThrowIfCancellationRequested();
-
-            // A plan better than the incumbent has (A+1)·max Tpre + (B+1)·max Tdec + θ·min Σω below it.
-            box = box with
-            {
-                PrefillHigh = Math.Min(box.PrefillHigh, Ceiling((incumbent - minQ - ((b + 1) * box.DecodeLow)) / (a + 1))),
-                DecodeHigh = Math.Min(box.DecodeHigh, Ceiling((incumbent - minQ - ((a + 1) * box.PrefillLow)) / (b + 1))),
-            };
-            if (box.PrefillHigh <= box.PrefillLow || box.DecodeHigh <= box.DecodeLow)
-            {
-                continue;
-            }
-
-            var caps = (Below(box.PrefillHigh), Below(box.DecodeHigh));
-            double floors = (a * box.PrefillLow) + (b * box.DecodeLow);
-            if (a + b > 0)
-            {
-                var penalty = new Penalty(caps.Item1, caps.Item2, box.PrefillLow, box.DecodeLow, a * _stageShare, b * _stageShare);
-                double multiplier = box.Multiplier;
-                double floorValue;
-                if (_bounded)
-                {
-                    (floorValue, multiplier, var found) = Lagrangian(penalty, multiplier, multiplier == 0 ? FirstSteps : BoxSteps, cancellationToken);
-                    if (found is not null)
-                    {
-                        Offer(found, ref incumbent);
-                    }
-                }
-                else
-                {
-                    var floor = EvaluateSum(penalty, cancellationToken);
-                    floorValue = floor?.Value ?? double.PositiveInfinity;
-                    if (floor is not null)
-                    {
-                        Offer(floor.Candidate, ref incumbent);
-                    }
-                }
-
-                bound = Math.Max(bound, floorValue + floors);
-                box = box with { Multiplier = multiplier };
-                if (bound >= incumbent)
-                {
-                    continue;
-                }
-            }
-
-            // Under the quality bound the exact search keeps every plan with Q below the bar, which a wide box leaves
-            // high: bound wide boxes by their halves first.
-            double width = (a * (box.PrefillHigh - box.PrefillLow)) + (b * (box.DecodeHigh - box.DecodeLow));
-            if (_bounded && (!complete || (double.IsFinite(width) && width > LabelWidth * incumbent)))
-            {
-                Split(box with { Bound = bound }, incumbent);
-                continue;
-            }
-
-            double bar = incumbent - floors;
-            if (!corners.TryGetValue(caps, out var cached) || cached.Bar < bar)
-            {
-                cached = (bar, Evaluate(caps.Item1, caps.Item2, bar, box.Multiplier, cancellationToken));
-                corners[caps] = cached;
-            }
-
-            var corner = cached.Result;
-            if (corner is null || corner.Value >= bar)
-            {
-                continue;
-            }
-
-            Offer(corner.Candidate, ref incumbent);
-            double q = corner.Value;
-            double p = corner.MaxPrefill;
-            double d = corner.MaxDecode;
-
-            // A bottleneck with no weight never needs splitting: every plan in the box is then resolved along it.
-            if (a > 0 && p > box.PrefillLow)
-            {
-                Push(box with { PrefillHigh = p, ParentQ = q, Bound = bound }, incumbent);
-            }
-
-            if (b > 0 && d > box.DecodeLow)
-            {
-                Push(box with { PrefillLow = a > 0 ? Math.Max(box.PrefillLow, p) : box.PrefillLow, DecodeHigh = d, ParentQ = q, Bound = bound }, incumbent);
-            }
+            search.Resolve(box, bound, cancellationToken);
         }
 
-        return best;
-
-        void Offer(Candidate candidate, ref double incumbent)
-        {
-            if (candidate.Objective < incumbent)
-            {
-                incumbent = candidate.Objective;
-                best = candidate;
-            }
-        }
-
-        void Push(Box child, double bar)
-        {
-            // Halve the side that weighs more, so that floors (and with them lower bounds) rise geometrically instead
-            // of one plan of the staircase at a time.
-            if (a * (child.PrefillHigh - child.PrefillLow) + (b * (child.DecodeHigh - child.DecodeLow)) > SplitWidth * LowerBound(child))
-            {
-                Split(child, bar);
-            }
-            else
-            {
-                Enqueue(child, bar);
-            }
-        }
-
-        void Split(Box child, double bar)
-        {
-            double widthPrefill = a * (child.PrefillHigh - child.PrefillLow);
-            double widthDecode = b * (child.DecodeHigh - child.DecodeLow);
-            if (double.IsFinite(widthPrefill) && widthPrefill >= widthDecode && widthPrefill > 0)
-            {
-                double middle = (child.PrefillLow + child.PrefillHigh) / 2;
-                Enqueue(child with { PrefillHigh = middle }, bar);
-                Enqueue(child with { PrefillLow = middle }, bar);
-            }
-            else if (double.IsFinite(widthDecode) && widthDecode > 0)
-            {
-                double middle = (child.DecodeLow + child.DecodeHigh) / 2;
-                Enqueue(child with { DecodeHigh = middle }, bar);
-                Enqueue(child with { DecodeLow = middle }, bar);
-            }
-            else
-            {
-                Enqueue(child, bar);
-            }
-        }
-
-        void Enqueue(Box box, double bar)
-        {
-            double lower = LowerBound(box);
-            if (lower < bar)
-            {
-                queue.Enqueue(box, lower);
-            }
-        }
-
-        // Every stage's times are in the sums as well as under the maxima, so Q is also at least θ·min Σω + xl + yl;
-        // and a box is inside its parent, so the parent's bound holds.
-        double LowerBound(Box box) => Math.Max(
-            box.Bound,
-            Math.Max(box.ParentQ, minQ + box.PrefillLow + box.DecodeLow) + (a * box.PrefillLow) + (b * box.DecodeLow));
+        incumbent = search.Incumbent;
+        return search.Best;
     }
 
     // A limit a little above the exact one, so that rounding cannot cut off a plan that beats the incumbent.
@@ -282,7 +136,6 @@ internal sealed class CapSearch
     private (double Bound, double Multiplier, Candidate? Feasible) Lagrangian(in Penalty penalty, double multiplier, int steps, CancellationToken cancellationToken)
     {
         Candidate? feasible = null;
-        double limit = _model.MaxOmega * (1 + Tolerance);
         double bound = double.NegativeInfinity;
         double best = multiplier;
         double below = 0;
@@ -303,7 +156,7 @@ internal sealed class CapSearch
                 (bound, best) = (value - (multiplier * _model.MaxOmega), multiplier);
             }
 
-            if (omega <= limit)
+            if (omega <= _omegaLimit)
             {
                 var candidate = Finish(Value(penalty, plan), plan).Candidate;
                 feasible = feasible is null || candidate.Objective < feasible.Objective ? candidate : feasible;
@@ -355,7 +208,7 @@ internal sealed class CapSearch
         {
             int k = key / layers;
             int length = (key % layers) + 1;
-            var options = _options[(_config.First[k] != default ? classes : 0) + k];
+            var options = OptionsOf(_config.First[k] != default ? 1 : 0, k);
             int e = options.Start + length;
             _fillActive[key] = e <= options.End && options.Range(e) >= 0 && FillEnd(options, k, e, _fillValue, _fillChoice, key * width, caps, multiplier);
         });
@@ -375,7 +228,7 @@ internal sealed class CapSearch
         int[] chosen = _chain.Option;
         for (int k = 0; k < classes; k++)
         {
-            var options = _options[(start * classes) + k];
+            var options = OptionsOf(start, k);
             int active = start;
             for (int e = start + 1; e <= options.End; e++)
             {
@@ -474,265 +327,17 @@ internal sealed class CapSearch
         return true;
     }
 
-    /// <summary>
-    /// Under the quality bound: the least Q (with the penalty) of the plans within the caps that meet the bound and have
-    /// Q below <paramref name="bar"/>, or null when there is none.
-    /// </summary>
-    /// <remarks>
-    /// For μ ≥ 0 every plan that meets the bound has Q ≥ Q + μ·(W − Ω), so the Lagrangian program (each stage valued
-    /// Q + μ·W) bounds it from below; a forward pass of that program bounds every prefix, and a suffix label whose
-    /// Q + μ·W + prefix bound − μ·Ω reaches the bar is dropped. What remains is searched exactly: per state, the Pareto
-    /// front of (W, Q).
-    /// </remarks>
-    private Evaluation? EvaluateBounded(in Penalty penalty, double bar, double multiplier, CancellationToken cancellationToken)
-    {
-        int layers = _model.LayerCount;
-        int classes = _model.ClassCount;
-        int sets = _model.MultisetCount;
-        double limit = _model.MaxOmega * (1 + Tolerance);
-        Fill(penalty, multiplier);
-        double lagrangian = _chain.Run(max: false, cancellationToken);
-        if (lagrangian - (multiplier * _model.MaxOmega) >= bar)
-        {
-            return null;
-        }
+    // The options of the stages from layer start on class cls.
+    private StageOptions OptionsOf(int start, int cls) => _options[(start * _model.ClassCount) + cls];
 
-        // The Lagrangian plan, when it meets the bound, caps the search: the answer is no worse.
-        Evaluation? fallback = null;
-        var plan = Chain();
-        if (Omega(plan) <= limit)
-        {
-            fallback = Finish(Value(penalty, plan), plan);
-            bar = Math.Min(bar, fallback.Value + (Math.Abs(fallback.Value) * Tolerance));
-        }
-
-        _chain.Prefix(_prefix);
-        var least = new double[(layers + 1) * classes];
-        least.AsSpan().Fill(double.PositiveInfinity);
-        for (int a = 0; a <= layers; a++)
-        {
-            for (int set = 0; set < sets; set++)
-            {
-                for (int k = 0; k < classes; k++)
-                {
-                    least[(a * classes) + k] = Math.Min(least[(a * classes) + k], _prefix[(((a * sets) + set) * classes) + k]);
-                }
-            }
-        }
-
-        Array.Clear(_fronts);
-        var shared = new List<(double Omega, double Value, int Option)>?[]?[classes * layers];
-        var candidates = new List<BoundedLabel>();
-        for (int start = layers - 1; start >= 0; start--)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            for (int k = 0; k < classes; k++)
-            {
-                var options = _options[(start * classes) + k];
-                var values = Values(options, k, penalty, shared);
-                foreach (int set in _model.Containing[k])
-                {
-                    int stages = _model.StageCountOf[set];
-                    int rest = set - _model.Radix[k];
-                    double prefix = _model.UseAllDevices
-                        ? _prefix[(((start * sets) + (_model.Full - set)) * classes) + k]
-                        : least[(start * classes) + k];
-                    if (double.IsPositiveInfinity(prefix))
-                    {
-                        continue;
-                    }
-
-                    candidates.Clear();
-                    for (int e = start + 1; e <= Math.Min(options.End, layers - stages + 1); e++)
-                    {
-                        if ((e == layers) != (stages == 1))
-                        {
-                            continue;
-                        }
-
-                        for (int next = e == layers ? -1 : 0; next < (e == layers ? 0 : classes); next++)
-                        {
-                            var after = next < 0 ? null : _fronts[(((e * sets) + rest) * classes) + next];
-                            if (next >= 0 && (_model.CountIn[(rest * classes) + next] == 0 || after is null))
-                            {
-                                continue;
-                            }
-
-                            var row = values[e - start - 1]?[next + 1];
-                            if (row is null)
-                            {
-                                continue;
-                            }
-
-                            foreach (var (omega, value, option) in row)
-                            {
-                                if (after is null)
-                                {
-                                    Add(omega, value, e, next, option, -1);
-                                    continue;
-                                }
-
-                                for (int j = 0; j < after.Length && omega + after[j].Omega + _model.MinOmegaPrefix[start] <= limit; j++)
-                                {
-                                    Add(omega + after[j].Omega, value + after[j].Value, e, next, option, j);
-                                }
-                            }
-                        }
-                    }
-
-                    // Keep the Pareto front of (W, Q), sorted by W.
-                    candidates.Sort(static (x, y) => x.Omega != y.Omega ? x.Omega.CompareTo(y.Omega) : x.Value.CompareTo(y.Value));
-                    var front = new List<BoundedLabel>();
-                    foreach (var label in candidates)
-                    {
-                        if (front.Count == 0 || label.Value < front[^1].Value)
-                        {
-                            front.Add(label);
-                        }
-                    }
-
-                    _fronts[(((start * sets) + set) * classes) + k] = front.Count > 0 ? [.. front] : null;
-
-                    void Add(double omega, double value, int end, int next, int option, int after)
-                    {
-                        if (omega + _model.MinOmegaPrefix[start] <= limit
-                            && value + (multiplier * omega) + prefix - (multiplier * _model.MaxOmega) < bar)
-                        {
-                            candidates.Add(new BoundedLabel(omega, value, end, next, option, after));
-                        }
-                    }
-                }
-            }
-        }
-
-        double q = double.PositiveInfinity;
-        (int Set, int Class, int Label) root = default;
-        for (int set = 1; set < sets; set++)
-        {
-            for (int k = 0; k < classes && (!_model.UseAllDevices || set == _model.Full); k++)
-            {
-                var front = _fronts[(set * classes) + k];
-                for (int j = 0; front is not null && j < front.Length; j++)
-                {
-                    if (front[j].Value < q)
-                    {
-                        q = front[j].Value;
-                        root = (set, k, j);
-                    }
-                }
-            }
-        }
-
-        if (double.IsPositiveInfinity(q))
-        {
-            return fallback;
-        }
-
-        var segments = new List<Segment>();
-        for (int start = 0, set = root.Set, k = root.Class, j = root.Label; start < layers;)
-        {
-            var label = _fronts[(((start * sets) + set) * classes) + k]![j];
-            segments.Add(MakeSegment(start, label.End, k, label.Next, label.Option));
-            (start, set, k, j) = (label.End, set - _model.Radix[k], label.Next, label.After);
-        }
-
-        return Finish(q, [.. segments]);
-    }
-
-    // Per end and per next class (index next + 1, 0 for none), the Pareto front of (W, value) of the options within
-    // the caps, by value; null where none is within them.
-    // Rows of ranges other starts share are kept in shared, per class and range, and reused.
-    private List<(double Omega, double Value, int Option)>?[][] Values(StageOptions options, int cls, in Penalty penalty, List<(double Omega, double Value, int Option)>?[]?[] shared)
-    {
-        int classes = _model.ClassCount;
-        var values = new List<(double Omega, double Value, int Option)>?[options.End - options.Start][];
-        for (int end = options.Start + 1; end <= options.End; end++)
-        {
-            int i = end - options.Start - 1;
-            if (options.MinPrefillFrom[i] > penalty.CapPrefill || options.MinDecodeFrom[i] > penalty.CapDecode)
-            {
-                values[i] = new List<(double, double, int)>?[classes + 1];
-                break;
-            }
-
-            int range = options.Range(end);
-            int key = (cls * _model.LayerCount) + range;
-            if (range >= 0 && shared[key] is { } known)
-            {
-                values[i] = known;
-                continue;
-            }
-
-            var row = values[i] = new List<(double, double, int)>?[classes + 1];
-            if (range >= 0)
-            {
-                shared[key] = row;
-            }
-
-            if (options.MinPrefill[i] > penalty.CapPrefill || options.MinDecode[i] > penalty.CapDecode)
-            {
-                continue;
-            }
-
-            List<(double, double, int)>? hidden = null;
-            for (int next = -1; next < classes; next++)
-            {
-                if ((next < 0) != (end == _model.LayerCount))
-                {
-                    continue;
-                }
-
-                // Sends no longer than any option's times change no value: one list serves all such next classes.
-                double sendPrefill = next < 0 ? 0 : _config.SendPrefill[(cls * classes) + next];
-                double sendDecode = next < 0 ? 0 : _config.SendDecode[(cls * classes) + next];
-                bool isHidden = sendPrefill <= options.MinPrefill[i] && sendDecode <= options.MinDecode[i];
-                if (isHidden && hidden is not null)
-                {
-                    row[next + 1] = hidden;
-                    continue;
-                }
-
-                var list = new List<(double Omega, double Value, int Option)>();
-                for (int o = options.First(end); o < options.Stop(end); o++)
-                {
-                    double value = penalty.Value(options, o, sendPrefill, sendDecode);
-                    if (value < double.PositiveInfinity)
-                    {
-                        list.Add((options.Omega[o], value, o));
-                    }
-                }
-
-                if (!isHidden || penalty.WeightPrefill + penalty.WeightDecode > 0)
-                {
-                    list.Sort(static (x, y) => x.Value != y.Value ? x.Value.CompareTo(y.Value) : x.Omega.CompareTo(y.Omega));
-                }
-
-                int kept = 0;
-                for (int j = 0; j < list.Count; j++)
-                {
-                    if (kept == 0 || list[j].Omega < list[kept - 1].Omega)
-                    {
-                        list[kept++] = list[j];
-                    }
-                }
-
-                list.RemoveRange(kept, list.Count - kept);
-                row[next + 1] = list;
-                hidden = isHidden ? list : hidden;
-            }
-        }
-
-        return values;
-    }
-
-    private double Omega(Segment[] plan) => plan.Sum(s => _options[(s.Start * _model.ClassCount) + s.Class].Omega[s.Option]);
+    private double Omega(Segment[] plan) => plan.Sum(s => OptionsOf(s.Start, s.Class).Omega[s.Option]);
 
     private double Value(in Penalty penalty, Segment[] plan)
     {
         double value = 0;
         foreach (var s in plan)
         {
-            var options = _options[(s.Start * _model.ClassCount) + s.Class];
+            var options = OptionsOf(s.Start, s.Class);
             value += penalty.Value(options, s.Option, s.Prefill, s.Decode);
         }
 
@@ -741,7 +346,7 @@ internal sealed class CapSearch
 
     private Segment MakeSegment(int start, int end, int cls, int next, int option)
     {
-        var options = _options[(start * _model.ClassCount) + cls];
+        var options = OptionsOf(start, cls);
         double prefill = options.Prefill[option];
         double decode = options.Decode[option];
         if (next >= 0)
@@ -762,7 +367,7 @@ internal sealed class CapSearch
         foreach (var s in segments)
         {
             sum += s.Prefill + s.Decode;
-            omega += _options[(s.Start * _model.ClassCount) + s.Class].Omega[s.Option];
+            omega += OptionsOf(s.Start, s.Class).Omega[s.Option];
             maxPrefill = Math.Max(maxPrefill, s.Prefill);
             maxDecode = Math.Max(maxDecode, s.Decode);
         }

@@ -132,7 +132,7 @@ internal sealed class ChainDp
                             continue;
                         }
 
-                        int after = ((e * sets) + rest) * classes;
+                        int after = _model.StateIndex(e, rest, 0);
                         for (int k2 = 0; k2 < classes; k2++)
                         {
                             double stage = Stage[row + k2 + 1];
@@ -150,7 +150,7 @@ internal sealed class ChainDp
                         }
                     }
 
-                    int state = ((a * sets) + set) * classes;
+                    int state = _model.StateIndex(a, set, 0);
                     _value[state + k] = best;
                     _choice[state + k] = choice;
                 }
@@ -167,9 +167,9 @@ internal sealed class ChainDp
 
             for (int k = 0; k < classes; k++)
             {
-                if (_model.CountIn[(set * classes) + k] > 0 && _value[(set * classes) + k] < root)
+                if (_model.CountIn[(set * classes) + k] > 0 && _value[_model.StateIndex(0, set, k)] < root)
                 {
-                    root = _value[(set * classes) + k];
+                    root = _value[_model.StateIndex(0, set, k)];
                     _rootSet = set;
                     _rootClass = k;
                 }
@@ -181,7 +181,7 @@ internal sealed class ChainDp
 
     /// <summary>
     /// Computes, from the current <see cref="Stage"/> values (summed), the least cost of covering layers [0, a) with
-    /// exactly the devices of multiset u when the stage after them is on class k, at [(a × multisets + u) × classes + k].
+    /// exactly the devices of multiset u when the stage after them is on class k, at <see cref="SolverModel.StateIndex"/>(a, u, k).
     /// </summary>
     /// <param name="prefix">Where the costs go; at least (L + 1) × multisets × classes long.</param>
     public void Prefix(double[] prefix)
@@ -197,7 +197,7 @@ internal sealed class ChainDp
             {
                 for (int k = 0; k < classes; k++)
                 {
-                    double before = prefix[(((a * sets) + set) * classes) + k];
+                    double before = prefix[_model.StateIndex(a, set, k)];
                     if (double.IsPositiveInfinity(before) || _model.CountIn[(set * classes) + k] == _model.Members[k].Length)
                     {
                         continue;
@@ -209,7 +209,7 @@ internal sealed class ChainDp
                     for (int e = a + 1; e <= end; e++)
                     {
                         int row = stageBase + ((e - a - 1) * (classes + 1));
-                        int after = ((e * sets) + grown) * classes;
+                        int after = _model.StateIndex(e, grown, 0);
                         for (int k2 = 0; k2 < classes; k2++)
                         {
                             double value = before + Stage[row + k2 + 1];
@@ -234,7 +234,7 @@ internal sealed class ChainDp
         int k = _rootClass;
         for (int a = 0; a < _model.LayerCount;)
         {
-            int choice = _choice[(((a * _model.MultisetCount) + set) * classes) + k];
+            int choice = _choice[_model.StateIndex(a, set, k)];
             int e = choice / (classes + 1);
             int next = (choice % (classes + 1)) - 1;
             path.Add((a, e, k, next, Index(a, k, e, next)));

@@ -57,8 +57,6 @@ namespace LlmPq.Planning.Optimizer;
 /// </remarks>
 public static class PlanOptimizer
 {
-    private const double BytesPerGiB = 1024.0 * 1024 * 1024;
-
     // Boxes the incumbent's search over uniform stages may take: it needs a good plan, not a proof.
     private const int IncumbentBoxes = 16;
 
@@ -92,12 +90,12 @@ public static class PlanOptimizer
     // bound, each is first solved without it (a relaxation: a plan no better than the incumbent settles it, and an
     // optimum that meets the bound anyway is the configuration's answer), then with it only if need be. When no plan is
     // found, leastOmega is the least Σω of any plan that fits in memory.
-    private static Plan? Search(SolverModel model, out double leastOmega, CancellationToken cancellationToken)
+    private static ConfigurationPlan? Search(SolverModel model, out double leastOmega, CancellationToken cancellationToken)
     {
         leastOmega = double.PositiveInfinity;
         bool hasBound = double.IsFinite(model.MaxOmega);
         double incumbent = double.PositiveInfinity;
-        Plan? best = null;
+        ConfigurationPlan? best = null;
         var bounds = new (double Prefill, double Decode)[model.Configurations.Length];
         foreach (var config in model.Configurations)
         {
@@ -174,7 +172,7 @@ public static class PlanOptimizer
     }
 
     // The best plan of the configuration if it beats the incumbent (lowered to its objective), else null.
-    private static Plan? Exact(SolverModel model, ConfigModel config, bool bounded, (double Prefill, double Decode) bounds, ref double incumbent, CancellationToken cancellationToken)
+    private static ConfigurationPlan? Exact(SolverModel model, ConfigModel config, bool bounded, (double Prefill, double Decode) bounds, ref double incumbent, CancellationToken cancellationToken)
     {
         var (minMaxPrefill, minMaxDecode) = bounds;
         if (!(LowerBound(model, config, bounds) < incumbent))
@@ -244,7 +242,7 @@ public static class PlanOptimizer
         return options;
     }
 
-    private static Plan? Improve(
+    private static ConfigurationPlan? Improve(
         SolverModel model,
         ConfigModel config,
         StageOptions[] options,
@@ -267,7 +265,7 @@ public static class PlanOptimizer
             var stageOptions = options[(s.Start * model.ClassCount) + s.Class];
             return new PlannedStage(model.Members[s.Class][used[s.Class]++], s.Start, s.End, stageOptions.Types(s.Option, s.End), 0, s.Prefill, s.Decode);
         }).ToArray();
-        return new Plan(config.Index, stages, stages.Sum(s => Enumerable.Range(s.LayerStart, s.Types.Count).Sum(l => model.Omega[(l * model.TypeCount) + s.Types[l - s.LayerStart]])));
+        return new ConfigurationPlan(config.Index, stages, stages.Sum(s => Enumerable.Range(s.LayerStart, s.Types.Count).Sum(l => model.Omega[(l * model.TypeCount) + s.Types[l - s.LayerStart]])));
     }
 
     // The least bottleneck of any plan: each stage at its least time layer by layer, memory at the least bytes.
@@ -409,14 +407,14 @@ public static class PlanOptimizer
                 detail = string.Join(", ", chain.Path()
                     .Select(s => (Device: model.Problem.Devices[model.Members[s.Class][used[s.Class]++]], Missing: chain.Stage[s.Index]))
                     .Where(s => s.Missing > 0)
-                    .Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Device.Name} short by {s.Missing / BytesPerGiB:F2} GiB")));
+                    .Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Device.Name} short by {ByteSize.Format(s.Missing)}")));
             }
         }
 
         if (shortfall > 0)
         {
             return new PlanningException(
-                string.Create(CultureInfo.InvariantCulture, $"The model does not fit: with every layer at its smallest type the devices still need at least {shortfall / BytesPerGiB:F2} GiB more memory ({detail})."),
+                string.Create(CultureInfo.InvariantCulture, $"The model does not fit: with every layer at its smallest type the devices still need at least {ByteSize.Format(shortfall)} more memory ({detail})."),
                 (long)Math.Ceiling(shortfall));
         }
 
@@ -455,7 +453,7 @@ public static class PlanOptimizer
         }
     }
 
-    private static PlanningSolution ToSolution(SolverModel model, Plan plan, TimeSpan elapsed)
+    private static PlanningSolution ToSolution(SolverModel model, ConfigurationPlan plan, TimeSpan elapsed)
     {
         var problem = model.Problem;
         var config = model.Configurations[plan.Configuration];
@@ -483,5 +481,6 @@ public static class PlanOptimizer
         };
     }
 
-    private sealed record Plan(int Configuration, IReadOnlyList<PlannedStage> Stages, double Omega);
+    // The stages the search chose under one configuration and their Σω, before ToSolution adds their memory and times.
+    private sealed record ConfigurationPlan(int Configuration, IReadOnlyList<PlannedStage> Stages, double Omega);
 }

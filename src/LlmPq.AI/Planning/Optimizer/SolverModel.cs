@@ -159,6 +159,16 @@ internal sealed class SolverModel
     /// <returns>The sum.</returns>
     public double MinOmegaFrom(int e) => MinOmega - MinOmegaPrefix[e];
 
+    /// <summary>
+    /// Gets where the chain programs keep the state of layer <paramref name="layer"/>, multiset <paramref name="set"/>
+    /// and class <paramref name="cls"/>: states are laid out by layer, then multiset, then class.
+    /// </summary>
+    /// <param name="layer">A layer index or L.</param>
+    /// <param name="set">A multiset's number.</param>
+    /// <param name="cls">A class.</param>
+    /// <returns>The index, in [0, (L + 1) × multisets × classes).</returns>
+    public int StateIndex(int layer, int set, int cls) => (((layer * MultisetCount) + set) * ClassCount) + cls;
+
     /// <summary>Checks a problem and builds its model.</summary>
     /// <param name="problem">The problem.</param>
     /// <returns>The model.</returns>
