@@ -64,7 +64,7 @@ internal static class BenchCommand
             {
                 if (target == InProcess)
                 {
-                    foreach (SchedulingPolicy policy in args.Policies)
+                    foreach (SchedulingPolicy policy in args.Engine.Policies)
                     {
                         foreach ((int stages, bool pipelined) in args.Layouts)
                         {
@@ -114,7 +114,7 @@ internal static class BenchCommand
 
     private static async Task<LoadResult> MeasureLlamaServerAsync(BenchArguments args, HttpClient http, BenchPrompt[] prompts, ILoggerFactory loggers, CancellationToken ct)
     {
-        await using LlamaServerProcess server = await LlamaServerProcess.StartAsync(args.ModelPath, args.EngineOptions(SchedulingPolicy.Sarathi, true, 1, null), [], loggers.CreateLogger("LlmPq.Benchmarking.LlamaServer"), ct).ConfigureAwait(false);
+        await using LlamaServerProcess server = await LlamaServerProcess.StartAsync(args.ModelPath, args.EngineOptions(), [], loggers.CreateLogger("LlmPq.Benchmarking.LlamaServer"), ct).ConfigureAwait(false);
 
         // llama-server keeps each slot's last prompt and reuses its prefix; the probes of a capacity
         // search resend the same prompts, which would skip their prefill. The engine caches nothing.
@@ -132,7 +132,7 @@ internal static class BenchCommand
     private static async Task<int> ReportAsync(ParseResult parse, BenchArguments args, DateTimeOffset started, List<LoadResult> results, CancellationToken ct)
     {
         string command = "llmpq " + string.Join(' ', parse.Tokens.Select(token => token.Value.Contains(' ', StringComparison.Ordinal) ? $"\"{token.Value}\"" : token.Value));
-        LlmPqOptions engine = args.EngineOptions(SchedulingPolicy.Sarathi, true, 1, null);
+        EngineSettings engine = args.Engine;
         var settings = new BenchSettings(args.ModelPath, args.WorkloadDescription, args.Measure.Seed, args.Measure.Warmup, args.Measure.TimeLimit?.TotalSeconds, engine.MaxSequences, engine.TokenBudget, engine.ContextLength, engine.Threads, args.Measure.TbtSloMs, args.Measure.DelaySloMs);
         var report = new BenchReport(command, started, ct.IsCancellationRequested, settings, results);
         IReadOnlyList<string> files = report.Write(args.OutputFolder);
@@ -172,8 +172,6 @@ internal static class BenchCommand
 
         public Option<string[]> Target { get; } = new("--target") { Description = "in-process, llama-server (started from the native build), or an OpenAI-compatible http(s) URL; repeat or separate with commas to compare.", DefaultValueFactory = _ => [InProcess] };
 
-        public Option<string[]> Policy { get; } = new("--policy") { Description = $"In-process scheduling policy: {string.Join(", ", Enum.GetValues<SchedulingPolicy>().Select(Cli.PolicyName))}, or all; repeat or separate with commas to compare.", DefaultValueFactory = _ => [Cli.PolicyName(SchedulingPolicy.Sarathi)] };
-
         public Option<int> Requests { get; } = new("--requests", "-n") { Description = "Requests per run (with --trace: the first N of it).", DefaultValueFactory = _ => 32 };
 
         public Option<double> Qps { get; } = new("--qps") { Description = "Poisson arrival rate in requests per second; 0 sends all at once (with --trace: its own times). With --capacity: the first rate tried (0: the completion rate of one all-at-once run).", DefaultValueFactory = _ => 0 };
@@ -200,14 +198,6 @@ internal static class BenchCommand
 
         public Option<int> Probes { get; } = new("--capacity-probes") { Description = "The most rates the search tries per target.", DefaultValueFactory = _ => 12 };
 
-        public Option<int> Parallel { get; } = new("--parallel") { Description = "Sequences decoded together (LlmPq MaxSequences, llama-server -np).", DefaultValueFactory = _ => 8 };
-
-        public Option<int> TokenBudget { get; } = new("--token-budget") { Description = "Tokens per iteration (LlmPq TokenBudget, llama-server -b/-ub).", DefaultValueFactory = _ => 256 };
-
-        public Option<int> Context { get; } = new("--ctx") { Description = "Context per sequence.", DefaultValueFactory = _ => 1024 };
-
-        public Option<int> Threads { get; } = new("--threads", "-t") { Description = "CPU threads (0: all cores).", DefaultValueFactory = _ => 0 };
-
         public Option<string?> ModelName { get; } = new("--model-name") { Description = "Model name sent to URL targets (default: the model file name)." };
 
         public Option<string?> ApiKey { get; } = new("--api-key") { Description = "Bearer key sent to URL targets." };
@@ -220,13 +210,14 @@ internal static class BenchCommand
 
         public Option<string> PipelineParallel { get; } = CreatePipelineParallel();
 
-        public Option<double?> TbtTarget { get; } = new("--tbt-target-ms") { Description = "In-process: choose the token budget per iteration to keep time between tokens under this target (--token-budget is then the largest)." };
+        /// <summary>Gets the engine's options, shared with <c>serve</c>: the in-process target's settings, and llama-server's where it has them.</summary>
+        public EngineCommandOptions Engine { get; } = new(severalPolicies: true);
 
         /// <summary>Gets the options in the order help lists them.</summary>
         public IEnumerable<Option> All =>
         [
-            Model, Target, Policy, Requests, Qps, PromptTokens, OutputTokens, Trace, Seed, Warmup, TimeLimit, Capacity, TbtSlo, DelaySlo, Precision, Probes,
-            Parallel, TokenBudget, Context, Threads, ModelName, ApiKey, Output, Json, Stages, PipelineParallel, TbtTarget,
+            Model, Target, Requests, Qps, PromptTokens, OutputTokens, Trace, Seed, Warmup, TimeLimit, Capacity, TbtSlo, DelaySlo, Precision, Probes,
+            .. Engine.All, ModelName, ApiKey, Output, Json, Stages, PipelineParallel,
         ];
 
         private static Option<string> CreatePipelineParallel()
@@ -273,7 +264,6 @@ internal static class BenchCommand
         string ModelName,
         string? ApiKey,
         IReadOnlyList<string> Targets,
-        IReadOnlyList<SchedulingPolicy> Policies,
         IReadOnlyList<(int Stages, bool Pipelined)> Layouts,
         IReadOnlyList<BenchRequest> Workload,
         string WorkloadDescription,
@@ -281,11 +271,7 @@ internal static class BenchCommand
         MeasureSettings Measure,
         string OutputFolder,
         bool Json,
-        int Parallel,
-        int TokenBudget,
-        int ContextLength,
-        int Threads,
-        TimeSpan? TbtTarget)
+        EngineSettings Engine)
     {
         public static BenchArguments Read(ParseResult parse, BenchOptions o, DateTimeOffset started)
         {
@@ -317,7 +303,6 @@ internal static class BenchCommand
                 parse.GetValue(o.ModelName) ?? Path.GetFileNameWithoutExtension(modelPath),
                 parse.GetValue(o.ApiKey),
                 ParseTargets(parse.GetValue(o.Target)!),
-                Cli.ParsePolicies(parse.GetValue(o.Policy)!),
                 [.. ReadLayouts(parse.GetValue(o.Stages)!, parse.GetValue(o.PipelineParallel)!)],
                 workload,
                 description,
@@ -325,13 +310,9 @@ internal static class BenchCommand
                 measure,
                 parse.GetValue(o.Output)?.FullName ?? Path.GetFullPath(Path.Combine("bench-results", started.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture))),
                 parse.GetValue(o.Json),
-                parse.GetValue(o.Parallel),
-                parse.GetValue(o.TokenBudget),
-                parse.GetValue(o.Context),
-                parse.GetValue(o.Threads),
-                parse.GetValue(o.TbtTarget) is double ms ? TimeSpan.FromMilliseconds(ms) : null);
+                o.Engine.Read(parse));
 
-            LlmPqOptions engine = args.EngineOptions(SchedulingPolicy.Sarathi, true, 1, null);
+            LlmPqOptions engine = args.EngineOptions();
             ValidateOptionsResult valid = new LlmPqOptionsValidator().Validate(null, engine);
             if (valid.Failed)
             {
@@ -346,25 +327,25 @@ internal static class BenchCommand
             return args;
         }
 
-        /// <summary>
-        /// A fresh engine configuration for one run: the command line's settings, the policy, and the model's layers
-        /// split evenly over <paramref name="stages"/> local stage servers (none for one stage), each with the engine's threads.
-        /// </summary>
-        public LlmPqOptions EngineOptions(SchedulingPolicy policy, bool pipelined, int stages, Lazy<int>? layerCount)
+        /// <summary>A fresh engine configuration of the command line's settings, its queue long enough for the whole workload.</summary>
+        public LlmPqOptions EngineOptions()
         {
-            var options = new LlmPqOptions
-            {
-                ModelPath = ModelPath,
-                MaxSequences = Parallel,
-                TokenBudget = TokenBudget,
-                ContextLength = ContextLength,
-                Threads = Threads,
-                TbtTarget = TbtTarget,
-                SchedulingPolicy = policy,
-                PipelineParallelism = pipelined,
-            };
+            var options = new LlmPqOptions { ModelPath = ModelPath };
+            Engine.Fill(options);
             options.MaxQueueLength = Math.Max(options.MaxQueueLength, Workload.Count);
-            if (stages == 1 || layerCount is null)
+            return options;
+        }
+
+        /// <summary>
+        /// A fresh engine configuration for one in-process run: the command line's settings, the policy, and the model's
+        /// layers split evenly over <paramref name="stages"/> local stage servers (none for one stage), each with the engine's threads.
+        /// </summary>
+        public LlmPqOptions EngineOptions(SchedulingPolicy policy, bool pipelined, int stages, Lazy<int> layerCount)
+        {
+            LlmPqOptions options = EngineOptions();
+            options.SchedulingPolicy = policy;
+            options.PipelineParallelism = pipelined;
+            if (stages == 1)
             {
                 return options;
             }
