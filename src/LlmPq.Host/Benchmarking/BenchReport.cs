@@ -74,6 +74,23 @@ internal sealed record BenchReport(string Command, DateTimeOffset StartedAt, boo
         WriteTable(output, header, rows);
         output.WriteLine("(times in ms; cut: cut off by the time limit or Ctrl+C, or not sent)");
 
+        var reused = Runs.Where(r => r.TtftP50MsByTurn is not null || r.PromptTokensComputed is not null || r.PromptTokensNew < r.PromptTokensSent).ToList();
+        if (reused.Count > 0)
+        {
+            output.WriteLine();
+            output.WriteLine("prompt reuse: tokens of completed requests sent, new (not repeated on purpose by the workload) and computed (sent less cached, when the target says)");
+            WriteTable(output, ["target", "sent", "new", "computed", "computed/new", "TTFT p50 turn 1", "last turn", "last/1"], [.. reused.Select(r =>
+            {
+                double? first = r.TtftP50MsByTurn?[0] ?? r.TtftP50Ms, last = r.TtftP50MsByTurn?[^1];
+                return new[]
+                {
+                    r.Label, r.PromptTokensSent.ToString(c), r.PromptTokensNew.ToString(c), r.PromptTokensComputed?.ToString(c) ?? "-",
+                    LoadResult.Format(r.PromptTokensComputed / (double?)r.PromptTokensNew is { } ratio && double.IsFinite(ratio) ? ratio : null, 2),
+                    LoadResult.Format(first), LoadResult.Format(last), LoadResult.Format(last / first, 2),
+                };
+            })]);
+        }
+
         var searched = Runs.Where(r => r.Capacity is not null).ToList();
         if (searched.Count > 0)
         {

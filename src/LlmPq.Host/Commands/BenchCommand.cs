@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using LlmPq.Host.Benchmarking;
 using LlmPq.Native;
 using LlmPq.Scheduling;
@@ -23,6 +22,7 @@ internal static class BenchCommand
 {
     private const string InProcess = "in-process";
     private const string LlamaServer = "llama-server";
+    private const string LlamaServerDefaults = "llama-server-defaults";
 
     public static Command Create()
     {
@@ -37,20 +37,22 @@ internal static class BenchCommand
         return command;
     }
 
-    /// <summary>The steps of a bench: read the arguments, build the prompts, measure each target, report.</summary>
+    /// <summary>The steps of a bench: read the arguments, measure each target on prompts counted with the model's tokenizer and chat template, report.</summary>
     private static async Task<int> RunAsync(ParseResult parse, BenchOptions options, CancellationToken ct)
     {
         DateTimeOffset started = DateTimeOffset.Now;
         BenchArguments args = BenchArguments.Read(parse, options, started);
-        BenchPrompt[] prompts = BuildPrompts(args.ModelPath, args.Workload);
+        using var counter = new PromptTokenCounter(args.ModelPath);
+        var prompts = new PromptSource(counter.Count, args.Workload, args.Shape, args.Measure.Seed);
         using ILoggerFactory loggers = Cli.CreateLoggerFactory(parse);
         List<LoadResult> results = await MeasureTargetsAsync(args, prompts, loggers, ct).ConfigureAwait(false);
         return await ReportAsync(parse, args, started, results, ct).ConfigureAwait(false);
     }
 
     /// <summary>Measures every target (and, in process, every policy and stage layout) in turn; Ctrl+C keeps what ran.</summary>
-    private static async Task<List<LoadResult>> MeasureTargetsAsync(BenchArguments args, BenchPrompt[] prompts, ILoggerFactory loggers, CancellationToken ct)
+    private static async Task<List<LoadResult>> MeasureTargetsAsync(BenchArguments args, PromptSource prompts, ILoggerFactory loggers, CancellationToken ct)
     {
+        int requests = args.Workload.Count * args.Shape.Turns;
         var results = new List<LoadResult>();
         using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
 
@@ -69,16 +71,19 @@ internal static class BenchCommand
                         foreach ((int stages, bool pipelined) in args.Layouts)
                         {
                             string label = stages == 1 ? InProcess : string.Create(CultureInfo.InvariantCulture, $"{stages} stages{(pipelined ? string.Empty : ", no pp")}");
-                            results.Add(await MeasureOrFailAsync(label, Cli.PolicyName(policy), prompts.Length, () => MeasureInProcessAsync(args, args.EngineOptions(policy, pipelined, stages, layerCount), label, Cli.PolicyName(policy), prompts, loggers, ct)).ConfigureAwait(false));
+                            results.Add(await MeasureOrFailAsync(label, Cli.PolicyName(policy), requests, () => MeasureInProcessAsync(args, args.EngineOptions(policy, pipelined, stages, layerCount), label, Cli.PolicyName(policy), prompts, loggers, ct)).ConfigureAwait(false));
                             ct.ThrowIfCancellationRequested();
                         }
                     }
                 }
                 else
                 {
-                    results.Add(await MeasureOrFailAsync(target, null, prompts.Length, () => target == LlamaServer
-                        ? MeasureLlamaServerAsync(args, http, prompts, loggers, ct)
-                        : MeasureUrlAsync(args, http, target, prompts, ct)).ConfigureAwait(false));
+                    results.Add(await MeasureOrFailAsync(target, null, requests, () => target switch
+                    {
+                        LlamaServer => MeasureLlamaServerAsync(args, LlamaServerSetup.SameBudget, target, http, prompts, loggers, ct),
+                        LlamaServerDefaults => MeasureLlamaServerAsync(args, LlamaServerSetup.Defaults, target, http, prompts, loggers, ct),
+                        _ => MeasureUrlAsync(args, http, target, prompts, ct),
+                    }).ConfigureAwait(false));
                     ct.ThrowIfCancellationRequested();
                 }
             }
@@ -105,24 +110,22 @@ internal static class BenchCommand
         }
     }
 
-    private static async Task<LoadResult> MeasureInProcessAsync(BenchArguments args, LlmPqOptions engine, string label, string policy, BenchPrompt[] prompts, ILoggerFactory loggers, CancellationToken ct)
+    private static async Task<LoadResult> MeasureInProcessAsync(BenchArguments args, LlmPqOptions engine, string label, string policy, PromptSource prompts, ILoggerFactory loggers, CancellationToken ct)
     {
         await using var client = LlmPqChatClient.Create(engine, loggers);
         await client.StartAsync(ct).ConfigureAwait(false);
         return await TargetMeasurement.MeasureAsync(client, label, policy, prompts, args.OfferedQps, args.Measure, ct).ConfigureAwait(false);
     }
 
-    private static async Task<LoadResult> MeasureLlamaServerAsync(BenchArguments args, HttpClient http, BenchPrompt[] prompts, ILoggerFactory loggers, CancellationToken ct)
+    /// <summary>Measures llama-server with its prompt cache on, as users run it: no two rounds of prompts share more than the workload shares on purpose.</summary>
+    private static async Task<LoadResult> MeasureLlamaServerAsync(BenchArguments args, LlamaServerSetup setup, string label, HttpClient http, PromptSource prompts, ILoggerFactory loggers, CancellationToken ct)
     {
-        await using LlamaServerProcess server = await LlamaServerProcess.StartAsync(args.ModelPath, args.EngineOptions(), [], loggers.CreateLogger("LlmPq.Benchmarking.LlamaServer"), ct).ConfigureAwait(false);
-
-        // llama-server keeps each slot's last prompt and reuses its prefix; the probes of a capacity
-        // search resend the same prompts, which would skip their prefill. The engine caches nothing.
-        using var client = new OpenAIHttpChatClient(http, server.BaseUri, args.ModelName, extra: new Dictionary<string, JsonNode?> { ["cache_prompt"] = false });
-        return await TargetMeasurement.MeasureAsync(client, LlamaServer, null, prompts, args.OfferedQps, args.Measure, ct).ConfigureAwait(false);
+        await using LlamaServerProcess server = await LlamaServerProcess.StartAsync(args.ModelPath, args.EngineOptions(), setup, loggers.CreateLogger("LlmPq.Benchmarking.LlamaServer"), ct).ConfigureAwait(false);
+        using var client = new OpenAIHttpChatClient(http, server.BaseUri, args.ModelName);
+        return await TargetMeasurement.MeasureAsync(client, label, null, prompts, args.OfferedQps, args.Measure, ct).ConfigureAwait(false);
     }
 
-    private static async Task<LoadResult> MeasureUrlAsync(BenchArguments args, HttpClient http, string url, BenchPrompt[] prompts, CancellationToken ct)
+    private static async Task<LoadResult> MeasureUrlAsync(BenchArguments args, HttpClient http, string url, PromptSource prompts, CancellationToken ct)
     {
         using var client = new OpenAIHttpChatClient(http, ApiBase(url), args.ModelName, args.ApiKey);
         return await TargetMeasurement.MeasureAsync(client, url, null, prompts, args.OfferedQps, args.Measure, ct).ConfigureAwait(false);
@@ -149,14 +152,6 @@ internal static class BenchCommand
         return ct.IsCancellationRequested ? 130 : results.Any(r => r.Failed > 0) ? 1 : 0;
     }
 
-    /// <summary>The prompts, counted with the model's tokenizer and chat template so each has the requested length where the words allow.</summary>
-    private static BenchPrompt[] BuildPrompts(string modelPath, IReadOnlyList<BenchRequest> workload)
-    {
-        using var counter = new PromptTokenCounter(modelPath);
-        var builder = new PromptBuilder(counter.Count);
-        return [.. workload.Select(r => new BenchPrompt(r, builder.Build(r.Index, r.PromptTokens)))];
-    }
-
     /// <summary>The base address the client adds <c>v1/chat/completions</c> to: the URL without a trailing /v1.</summary>
     private static Uri ApiBase(string url)
     {
@@ -170,7 +165,7 @@ internal static class BenchCommand
     {
         public Option<FileInfo?> Model { get; } = new("--model", "-m") { Description = "GGUF model of the in-process and llama-server targets, and the tokenizer of the prompts (default: a generated 8-layer, 256-wide model)." };
 
-        public Option<string[]> Target { get; } = new("--target") { Description = "in-process, llama-server (started from the native build), or an OpenAI-compatible http(s) URL; repeat or separate with commas to compare.", DefaultValueFactory = _ => [InProcess] };
+        public Option<string[]> Target { get; } = new("--target") { Description = "in-process; llama-server (started from the native build with the engine's token budget as -b/-ub and a KV cache per sequence); llama-server-defaults (as users start it: its own -b 2048 -ub 512, one KV cache for all slots); or an OpenAI-compatible http(s) URL. llama-server keeps its prompt cache on. Repeat or separate with commas to compare.", DefaultValueFactory = _ => [InProcess] };
 
         public Option<int> Requests { get; } = new("--requests", "-n") { Description = "Requests per run (with --trace: the first N of it).", DefaultValueFactory = _ => 32 };
 
@@ -179,6 +174,10 @@ internal static class BenchCommand
         public Option<LengthDistribution> PromptTokens { get; } = new("--prompt-tokens") { Description = "Prompt length in tokens: N, uniform:MIN:MAX or zipf:MIN:MAX[:EXPONENT].", CustomParser = ParseLength, DefaultValueFactory = _ => new LengthDistribution.Fixed(128) };
 
         public Option<LengthDistribution> OutputTokens { get; } = new("--output-tokens") { Description = "Output limit in tokens: N, uniform:MIN:MAX or zipf:MIN:MAX[:EXPONENT].", CustomParser = ParseLength, DefaultValueFactory = _ => new LengthDistribution.Fixed(64) };
+
+        public Option<int> Turns { get; } = new("--turns") { Description = "Turns per conversation: each turn sends the earlier messages and answers, then a new message of --prompt-tokens, when the answer before it ended; --requests conversations run at once (or arrive at --qps).", DefaultValueFactory = _ => 1 };
+
+        public Option<int> SharedPrefixTokens { get; } = new("--shared-prefix-tokens") { Description = "Tokens of a text that starts the first message of every request of a run (each run and probe has its own), before its --prompt-tokens of its own.", DefaultValueFactory = _ => 0 };
 
         public Option<FileInfo?> Trace { get; } = new("--trace") { Description = $"CSV trace ('{BenchWorkload.TraceHeader}'): its lengths, and its arrivals unless --qps or --capacity sets a rate." };
 
@@ -216,7 +215,7 @@ internal static class BenchCommand
         /// <summary>Gets the options in the order help lists them.</summary>
         public IEnumerable<Option> All =>
         [
-            Model, Target, Requests, Qps, PromptTokens, OutputTokens, Trace, Seed, Warmup, TimeLimit, Capacity, TbtSlo, DelaySlo, Precision, Probes,
+            Model, Target, Requests, Qps, PromptTokens, OutputTokens, Turns, SharedPrefixTokens, Trace, Seed, Warmup, TimeLimit, Capacity, TbtSlo, DelaySlo, Precision, Probes,
             .. Engine.All, ModelName, ApiKey, Output, Json, Stages, PipelineParallel,
         ];
 
@@ -266,6 +265,7 @@ internal static class BenchCommand
         IReadOnlyList<string> Targets,
         IReadOnlyList<(int Stages, bool Pipelined)> Layouts,
         IReadOnlyList<BenchRequest> Workload,
+        ConversationShape Shape,
         string WorkloadDescription,
         double? OfferedQps,
         MeasureSettings Measure,
@@ -297,7 +297,8 @@ internal static class BenchCommand
                 throw new ArgumentException("--warmup must be 0 or more, --capacity-probes 1 or more, and --capacity-precision between 0 and 1.");
             }
 
-            (IReadOnlyList<BenchRequest> workload, string description, double? offered) = ReadWorkload(parse, o, measure);
+            var shape = new ConversationShape(AtLeast(parse.GetValue(o.Turns), 1, "--turns"), AtLeast(parse.GetValue(o.SharedPrefixTokens), 0, "--shared-prefix-tokens"));
+            (IReadOnlyList<BenchRequest> workload, string description, double? offered) = ReadWorkload(parse, o, measure, shape);
             var args = new BenchArguments(
                 modelPath,
                 parse.GetValue(o.ModelName) ?? Path.GetFileNameWithoutExtension(modelPath),
@@ -305,6 +306,7 @@ internal static class BenchCommand
                 ParseTargets(parse.GetValue(o.Target)!),
                 [.. ReadLayouts(parse.GetValue(o.Stages)!, parse.GetValue(o.PipelineParallel)!)],
                 workload,
+                shape,
                 description,
                 offered,
                 measure,
@@ -319,9 +321,9 @@ internal static class BenchCommand
                 throw new OptionsValidationException(LlmPqOptions.SectionName, typeof(LlmPqOptions), valid.Failures);
             }
 
-            if (args.Targets.Any(t => t is InProcess or LlamaServer) && workload.Max(r => r.PromptTokens + r.OutputTokens) is var longest && longest > engine.ContextLength)
+            if (args.Targets.Any(t => t is InProcess or LlamaServer or LlamaServerDefaults) && workload.Max(shape.TokensAtLastAnswer) is var longest && longest > engine.ContextLength)
             {
-                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"A request of the workload needs {longest} tokens (prompt and output); --ctx is {engine.ContextLength}. Raise --ctx or shorten the lengths."));
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"A request of the workload needs {longest} tokens (shared prefix, and prompt and output of every turn); --ctx is {engine.ContextLength}. Raise --ctx or shorten the lengths, --turns or --shared-prefix-tokens."));
             }
 
             return args;
@@ -371,9 +373,11 @@ internal static class BenchCommand
                 : pipelineParallel == "both" ? [(n, true), (n, false)]
                 : new[] { (n, pipelineParallel == "on") });
 
-        private static (IReadOnlyList<BenchRequest> Requests, string Description, double? Qps) ReadWorkload(ParseResult parse, BenchOptions o, MeasureSettings measure)
+        private static (IReadOnlyList<BenchRequest> Requests, string Description, double? Qps) ReadWorkload(ParseResult parse, BenchOptions o, MeasureSettings measure, ConversationShape shape)
         {
             var c = CultureInfo.InvariantCulture;
+            string reuse = (shape.Turns > 1 ? string.Create(c, $", {shape.Turns} turns each") : string.Empty)
+                + (shape.SharedPrefixTokens > 0 ? string.Create(c, $", after a shared prefix of {shape.SharedPrefixTokens} tokens") : string.Empty);
             double rate = parse.GetValue(o.Qps);
             string arrivals = measure.Capacity ? "Poisson arrivals at the searched rate" : rate > 0 ? string.Create(c, $"Poisson arrivals at {rate:G4} req/s") : "all at once";
             if (parse.GetValue(o.Trace) is { } file)
@@ -385,8 +389,8 @@ internal static class BenchCommand
                 }
 
                 return rate > 0 && !measure.Capacity
-                    ? (BenchWorkload.WithArrivals(rows, rate, measure.Seed), string.Create(c, $"{rows.Count} requests of trace {file.Name}, {arrivals}"), rate)
-                    : (rows, string.Create(c, $"{rows.Count} requests of trace {file.Name}, {(measure.Capacity ? arrivals : "at its times")}"), null);
+                    ? (BenchWorkload.WithArrivals(rows, rate, measure.Seed), string.Create(c, $"{rows.Count} requests of trace {file.Name}{reuse}, {arrivals}"), rate)
+                    : (rows, string.Create(c, $"{rows.Count} requests of trace {file.Name}{reuse}, {(measure.Capacity ? arrivals : "at its times")}"), null);
             }
 
             int count = parse.GetValue(o.Requests);
@@ -396,7 +400,7 @@ internal static class BenchCommand
             }
 
             LengthDistribution p = parse.GetValue(o.PromptTokens)!, output = parse.GetValue(o.OutputTokens)!;
-            return (BenchWorkload.Synthetic(count, measure.Capacity ? 0 : rate, p, output, measure.Seed), string.Create(c, $"{count} requests, prompt {p} tokens, output {output} tokens, {arrivals}, seed {measure.Seed}"), rate > 0 && !measure.Capacity ? rate : null);
+            return (BenchWorkload.Synthetic(count, measure.Capacity ? 0 : rate, p, output, measure.Seed), string.Create(c, $"{count} requests, prompt {p} tokens, output {output} tokens{reuse}, {arrivals}, seed {measure.Seed}"), rate > 0 && !measure.Capacity ? rate : null);
         }
 
         private static List<string> ParseTargets(string[] values)
@@ -404,14 +408,17 @@ internal static class BenchCommand
             var targets = values.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct().ToList();
             foreach (string t in targets)
             {
-                if (t is not (InProcess or LlamaServer) && !(Uri.TryCreate(t, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https"))
+                if (t is not (InProcess or LlamaServer or LlamaServerDefaults) && !(Uri.TryCreate(t, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https"))
                 {
-                    throw new ArgumentException($"--target '{t}' is not {InProcess}, {LlamaServer} or an http(s) URL.");
+                    throw new ArgumentException($"--target '{t}' is not {InProcess}, {LlamaServer}, {LlamaServerDefaults} or an http(s) URL.");
                 }
             }
 
             return targets.Count > 0 ? targets : [InProcess];
         }
+
+        private static int AtLeast(int value, int least, string option) =>
+            value >= least ? value : throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"{option} must be {least} or more; it is {value}."));
 
         private static double Positive(double value, string option) =>
             value > 0 && double.IsFinite(value) ? value : throw new ArgumentException($"{option} must be a positive number; it is {value.ToString(CultureInfo.InvariantCulture)}.");
