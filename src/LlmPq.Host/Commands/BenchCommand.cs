@@ -136,7 +136,7 @@ internal static class BenchCommand
     {
         string command = "llmpq " + string.Join(' ', parse.Tokens.Select(token => token.Value.Contains(' ', StringComparison.Ordinal) ? $"\"{token.Value}\"" : token.Value));
         EngineSettings engine = args.Engine;
-        var settings = new BenchSettings(args.ModelPath, args.WorkloadDescription, args.Measure.Seed, args.Measure.Warmup, args.Measure.TimeLimit?.TotalSeconds, engine.MaxSequences, engine.TokenBudget, engine.ContextLength, engine.Threads, args.Measure.TbtSloMs, args.Measure.DelaySloMs);
+        var settings = new BenchSettings(args.ModelPath, args.WorkloadDescription, args.Measure.Seed, args.Measure.Warmup, args.Measure.TimeLimit?.TotalSeconds, engine.MaxSequences, engine.TokenBudget, engine.ContextLength, engine.Threads, args.Measure.TbtSloMs, args.Measure.DelaySloMs, args.Shape.Turns, args.Shape.SharedPrefixTokens);
         var report = new BenchReport(command, started, ct.IsCancellationRequested, settings, results);
         IReadOnlyList<string> files = report.Write(args.OutputFolder);
         if (args.Json)
