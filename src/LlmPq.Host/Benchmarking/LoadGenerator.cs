@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text;
 using Microsoft.Extensions.AI;
 
 namespace LlmPq.Host.Benchmarking;
@@ -202,7 +203,7 @@ internal static class LoadGenerator
         ChatOptions options = baseOptions.Clone();
         options.MaxOutputTokens = request.OutputTokens;
         var pieces = new List<TimeSpan>();
-        var answer = new System.Text.StringBuilder();
+        var answer = new StringBuilder();
         TimeSpan? first = null;
         UsageDetails? usage = null;
         RequestOutcome outcome = RequestOutcome.Completed;
