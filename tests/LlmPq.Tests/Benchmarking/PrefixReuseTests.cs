@@ -61,6 +61,26 @@ public sealed class PrefixReuseTests
     }
 
     [Fact]
+    public async Task A_capacity_search_sends_no_prompt_twice_but_repeats_the_prefix_within_a_probe()
+    {
+        // SLOs nothing misses: the search doubles the rate at every probe until it runs out of probes.
+        static int Count(string text) => 4 + text.Split(' ', '\n').Count(w => w.Length > 0);
+        BenchRequest[] workload = [.. Enumerable.Range(0, 4).Select(i => new BenchRequest(i, TimeSpan.Zero, 24, 2))];
+        var source = new PromptSource(Count, workload, new ConversationShape(2, 16), seed: 1);
+        var settings = new MeasureSettings(Warmup: 2, TimeLimit: null, Capacity: true, TbtSloMs: 1e9, DelaySloMs: 1e9, Precision: 0.5, Probes: 3, Seed: 1, StartQps: 200);
+        using var client = new EchoClient();
+        LoadResult result = await TargetMeasurement.MeasureAsync(client, "echo", null, source, null, settings, CancellationToken.None);
+
+        Assert.Equal(3, result.Capacity!.Probes.Count);
+        Assert.Equal(client.Requests.Count, client.Requests.Select(r => r[^1]).Distinct().Count());   // no message sent twice as the newest
+
+        // 2 warm-up requests, 2 idle tries and 3 probes of 4 conversations of 2 turns: 7 prefixes, one per round.
+        string[] firsts = [.. client.Requests.Select(r => r[0]).Distinct()];
+        Assert.Equal(2 + 2 + (3 * 4), firsts.Length);
+        Assert.Equal(2 + 2 + 3, firsts.Select(f => f[..f.IndexOf('\n', StringComparison.Ordinal)]).Distinct().Count());
+    }
+
+    [Fact]
     public void Without_cached_counts_from_every_request_nothing_is_said_about_computed_tokens()
     {
         RequestTiming Timing(long? cached) => new(TimeSpan.Zero, [TimeSpan.FromMilliseconds(1)], TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(2), 100, 1, RequestOutcome.Completed, null) { NewPromptTokens = 40, CachedPromptTokens = cached };
@@ -98,14 +118,17 @@ public sealed class PrefixReuseTests
     {
         public ConcurrentDictionary<string, string[]> Seen { get; } = new();
 
-        public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-            throw new NotSupportedException();
+        public ConcurrentQueue<string[]> Requests { get; } = new();
+
+        public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+            await GetStreamingResponseAsync(messages, options, cancellationToken).ToChatResponseAsync(cancellationToken);
 
         public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
         {
             ChatMessage[] all = [.. messages];
             string last = all[^1].Text;
             Seen[last] = [.. all.Select(m => m.Text)];
+            Requests.Enqueue(Seen[last]);
             if (last == failOn)
             {
                 throw new HttpRequestException("refused");
