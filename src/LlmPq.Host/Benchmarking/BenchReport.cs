@@ -5,7 +5,7 @@ using System.Xml.Linq;
 
 namespace LlmPq.Host.Benchmarking;
 
-/// <summary>How a benchmark was run: the workload and the engine settings both targets got.</summary>
+/// <summary>How a benchmark was run: the workload (its turns per conversation and shared prefix too) and the engine settings both targets got.</summary>
 internal sealed record BenchSettings(
     string Model,
     string Workload,
@@ -17,7 +17,9 @@ internal sealed record BenchSettings(
     int ContextLength,
     int Threads,
     double TbtSloMs,
-    double SchedulingDelaySloMs);
+    double SchedulingDelaySloMs,
+    int Turns = 1,
+    int SharedPrefixTokens = 0);
 
 /// <summary>A benchmark's results: what ran, when, and one result per target and policy.</summary>
 internal sealed record BenchReport(string Command, DateTimeOffset StartedAt, bool Interrupted, BenchSettings Settings, IReadOnlyList<LoadResult> Runs)
@@ -74,6 +76,24 @@ internal sealed record BenchReport(string Command, DateTimeOffset StartedAt, boo
         WriteTable(output, header, rows);
         output.WriteLine("(times in ms; cut: cut off by the time limit or Ctrl+C, or not sent)");
 
+        bool repeats = s.Turns > 1 || s.SharedPrefixTokens > 0;
+        var reused = Runs.Where(r => repeats || r.PromptTokensComputed is not null).ToList();
+        if (reused.Count > 0)
+        {
+            output.WriteLine();
+            output.WriteLine("prompt reuse: tokens of completed requests sent, new (not repeated on purpose by the workload) and computed (sent less cached, when the target says)");
+            WriteTable(output, ["target", "sent", "new", "computed", "computed/new", "TTFT p50 turn 1", "last turn", "last/1"], [.. reused.Select(r =>
+            {
+                double? first = r.TtftP50MsByTurn?[0] ?? r.TtftP50Ms, last = r.TtftP50MsByTurn?[^1];
+                return new[]
+                {
+                    r.Label, r.PromptTokensSent.ToString(c), r.PromptTokensNew.ToString(c), r.PromptTokensComputed?.ToString(c) ?? "-",
+                    LoadResult.Format(Ratio(r.PromptTokensComputed, r.PromptTokensNew), 2),
+                    LoadResult.Format(first), LoadResult.Format(last), LoadResult.Format(Ratio(last, first), 2),
+                };
+            })]);
+        }
+
         var searched = Runs.Where(r => r.Capacity is not null).ToList();
         if (searched.Count > 0)
         {
@@ -85,6 +105,8 @@ internal sealed record BenchReport(string Command, DateTimeOffset StartedAt, boo
             })]);
         }
     }
+
+    private static double? Ratio(double? a, double? b) => a / b is { } ratio && double.IsFinite(ratio) ? ratio : null;
 
     private static void WriteTable(TextWriter output, string[] header, List<string[]> rows)
     {

@@ -19,7 +19,10 @@ internal sealed record IdlePoint(long PromptTokens, double TtftMs);
 /// the first time a scheduler picks the request) cannot be seen from outside an engine; this one is what the load added
 /// before the first token, so up to noise it bounds that from above (it also holds the slowdown of a prompt sharing iterations).</item>
 /// <item>Throughput: output tokens received (completed answers by the target's usage count, cut-off ones by pieces) per second of the run.</item>
+/// <item>Prompt tokens, of completed requests: sent (what the target counted), new (sent less what the workload repeats on
+/// purpose: the shared prefix, a conversation's earlier turns), and computed (sent less what the target said it took from its cache).</item>
 /// </list>
+/// A conversation's every turn is a request.
 /// </summary>
 internal sealed record LoadResult
 {
@@ -57,7 +60,19 @@ internal sealed record LoadResult
 
     public double? OutputTokensMean { get; init; }
 
+    /// <summary>Gets the prompt tokens of completed requests as the target counted them.</summary>
+    public long PromptTokensSent { get; init; }
+
+    /// <summary>Gets the prompt tokens of completed requests that the workload did not repeat on purpose.</summary>
+    public long PromptTokensNew { get; init; }
+
+    /// <summary>Gets the prompt tokens of completed requests the target computed (sent less cached); null unless it reported its cached tokens for every one.</summary>
+    public long? PromptTokensComputed { get; init; }
+
     public double? TtftP50Ms { get; init; }
+
+    /// <summary>Gets the TTFT p50 of each turn, from turn 1; null when the requests were single messages.</summary>
+    public IReadOnlyList<double?>? TtftP50MsByTurn { get; init; }
 
     public double? TtftP99Ms { get; init; }
 
@@ -104,7 +119,7 @@ internal sealed record LoadResult
 
         // A request cut off unanswered had waited at least until the cut.
         var ttft = answered
-            .Select(t => (t.PromptTokens, Ms: (t.TimeToFirstToken ?? (t.End - t.Arrival)).TotalMilliseconds))
+            .Select(t => (t.PromptTokens, t.Turn, Ms: (t.TimeToFirstToken ?? (t.End - t.Arrival)).TotalMilliseconds))
             .ToList();
         double[] ttftSorted = Sorted(ttft.Select(t => t.Ms));
         // The engine's own measurement when the target is in this process and scheduled every answered request (a
@@ -114,6 +129,7 @@ internal sealed record LoadResult
         double[] tbt = Sorted(answered.SelectMany(t => t.Gaps).Select(g => g.TotalMilliseconds));
         double[] e2e = Sorted(completed.Select(t => (t.End - t.Arrival).TotalMilliseconds));
         double wall = run.Wall.TotalSeconds;
+        int turns = run.Timings.Count == 0 ? 1 : run.Timings.Max(t => t.Turn);
         return new LoadResult
         {
             Requests = run.Timings.Count + run.NotSent,
@@ -126,7 +142,11 @@ internal sealed record LoadResult
             RequestsPerSecond = wall > 0 ? completed.Count / wall : 0,
             PromptTokensMean = completed.Count > 0 ? completed.Average(t => t.PromptTokens) : null,
             OutputTokensMean = completed.Count > 0 ? completed.Average(t => t.OutputTokens) : null,
+            PromptTokensSent = completed.Sum(t => t.PromptTokens),
+            PromptTokensNew = completed.Sum(t => t.NewPromptTokens),
+            PromptTokensComputed = completed.Count > 0 && completed.All(t => t.CachedPromptTokens is not null) ? completed.Sum(t => t.PromptTokens - t.CachedPromptTokens!.Value) : null,
             TtftP50Ms = Quantile(ttftSorted, 50),
+            TtftP50MsByTurn = turns == 1 ? null : [.. Enumerable.Range(1, turns).Select(turn => Quantile(Sorted(ttft.Where(t => t.Turn == turn).Select(t => t.Ms)), 50))],
             TtftP99Ms = Quantile(ttftSorted, 99),
             TbtP50Ms = Quantile(tbt, 50),
             TbtP99Ms = Quantile(tbt, 99),

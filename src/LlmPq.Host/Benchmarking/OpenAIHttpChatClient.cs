@@ -15,8 +15,7 @@ namespace LlmPq.Host.Benchmarking;
 /// <param name="baseUri">The server's address, without <c>/v1</c>.</param>
 /// <param name="model">The model name sent.</param>
 /// <param name="apiKey">A bearer key, if the server wants one.</param>
-/// <param name="extra">Server-specific fields added to every request body (for llama-server: no prompt cache).</param>
-internal sealed class OpenAIHttpChatClient(HttpClient http, Uri baseUri, string model, string? apiKey = null, IReadOnlyDictionary<string, JsonNode?>? extra = null) : IChatClient
+internal sealed class OpenAIHttpChatClient(HttpClient http, Uri baseUri, string model, string? apiKey = null) : IChatClient
 {
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
         await GetStreamingResponseAsync(messages, options, cancellationToken).ToChatResponseAsync(cancellationToken).ConfigureAwait(false);
@@ -33,11 +32,6 @@ internal sealed class OpenAIHttpChatClient(HttpClient http, Uri baseUri, string 
             ["stream_options"] = new JsonObject { ["include_usage"] = true },
             ["messages"] = new JsonArray([.. messages.Select(m => (JsonNode)new JsonObject { ["role"] = m.Role.Value, ["content"] = m.Text })]),
         };
-        foreach ((string key, JsonNode? value) in extra ?? new Dictionary<string, JsonNode?>())
-        {
-            body[key] = value?.DeepClone();
-        }
-
         if (options?.MaxOutputTokens is int max)
         {
             body["max_tokens"] = max;
@@ -70,6 +64,7 @@ internal sealed class OpenAIHttpChatClient(HttpClient http, Uri baseUri, string 
         }
 
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+        bool cachedReported = false;
         while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
         {
             if (!line.StartsWith("data:", StringComparison.Ordinal))
@@ -84,7 +79,7 @@ internal sealed class OpenAIHttpChatClient(HttpClient http, Uri baseUri, string 
             }
 
             using JsonDocument chunk = JsonDocument.Parse(data);
-            yield return ToUpdate(chunk.RootElement);
+            yield return ToUpdate(chunk.RootElement, ref cachedReported);
         }
     }
 
@@ -113,7 +108,11 @@ internal sealed class OpenAIHttpChatClient(HttpClient http, Uri baseUri, string 
     {
     }
 
-    private static ChatResponseUpdate ToUpdate(JsonElement chunk)
+    /// <summary>
+    /// One streamed chunk as an update. Cached prompt tokens come from <c>usage.prompt_tokens_details.cached_tokens</c>
+    /// (OpenAI, llama-server) or llama-server's <c>timings.cache_n</c>, whichever comes first, once per answer.
+    /// </summary>
+    private static ChatResponseUpdate ToUpdate(JsonElement chunk, ref bool cachedReported)
     {
         var update = new ChatResponseUpdate { Role = ChatRole.Assistant };
         if (chunk.TryGetProperty("error", out JsonElement error))
@@ -137,16 +136,43 @@ internal sealed class OpenAIHttpChatClient(HttpClient http, Uri baseUri, string 
             }
         }
 
+        UsageDetails? details = null;
         if (chunk.TryGetProperty("usage", out JsonElement usage) && usage.ValueKind == JsonValueKind.Object)
         {
-            update.Contents.Add(new UsageContent(new UsageDetails
+            details = new UsageDetails
             {
                 InputTokenCount = usage.GetProperty("prompt_tokens").GetInt64(),
                 OutputTokenCount = usage.GetProperty("completion_tokens").GetInt64(),
                 TotalTokenCount = usage.GetProperty("total_tokens").GetInt64(),
-            }));
+            };
+        }
+
+        long? cached = Number(chunk, "usage", "prompt_tokens_details", "cached_tokens") ?? Number(chunk, "timings", "cache_n");
+        if (cached is not null && !cachedReported)
+        {
+            details ??= new UsageDetails();
+            details.CachedInputTokenCount = cached;
+            cachedReported = true;
+        }
+
+        if (details is not null)
+        {
+            update.Contents.Add(new UsageContent(details));
         }
 
         return update;
+    }
+
+    private static long? Number(JsonElement element, params string[] path)
+    {
+        foreach (string name in path)
+        {
+            if (element.ValueKind != JsonValueKind.Object || !element.TryGetProperty(name, out element))
+            {
+                return null;
+            }
+        }
+
+        return element.ValueKind == JsonValueKind.Number && element.TryGetInt64(out long n) ? n : null;
     }
 }

@@ -1,11 +1,10 @@
-using System.Globalization;
 using LlmPq.Native;
 
 namespace LlmPq.Host.Benchmarking;
 
 /// <summary>
-/// Builds the prompt of a request: seeded words after a unique head (so no two prompts share a prefix a server
-/// could cache), as many as make the counted prompt exactly the requested length where the words allow it.
+/// Builds the text of a message: a head, then seeded words, as many as make the counted text exactly the requested
+/// length where the words allow it. The head makes texts differ from their start, so two share no prefix a server could cache.
 /// </summary>
 internal sealed class PromptBuilder(Func<string, int> countTokens)
 {
@@ -17,14 +16,17 @@ internal sealed class PromptBuilder(Func<string, int> countTokens)
         "opens", "to", "wind", "from", "sea", "people", "walk", "slowly", "past", "quiet", "gardens", "at", "night",
     ];
 
-    /// <summary>Builds the prompt of request <paramref name="index"/> with (as near as the words allow) <paramref name="tokens"/> tokens.</summary>
-    public string Build(int index, int tokens)
+    /// <summary>
+    /// Builds <paramref name="before"/>, then <paramref name="head"/> and words drawn from <paramref name="seed"/>, so
+    /// that the whole counts (as near as the words allow) <paramref name="tokens"/> tokens.
+    /// </summary>
+    public string Build(string head, int seed, int tokens, string before = "")
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(tokens);
-        var random = new Random(index);
+        var random = new Random(seed);
         string[] words = [.. Enumerable.Range(0, tokens).Select(_ => s_words[random.Next(s_words.Length)])];
-        string head = string.Create(CultureInfo.InvariantCulture, $"Request {index}:");
-        string Text(int count) => count == 0 ? head : head + " " + string.Join(' ', words, 0, count);
+        string start = before + head;
+        string Text(int count) => count == 0 ? start : start + " " + string.Join(' ', words, 0, count);
 
         // Every word is at least one token, so at most `tokens` words fit; the count grows with the words.
         int lo = 0, hi = tokens;

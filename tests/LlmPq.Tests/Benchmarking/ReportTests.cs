@@ -94,5 +94,19 @@ public sealed class ReportTests
         Assert.Contains("llama-server", printed, StringComparison.Ordinal);
         Assert.Contains("≥ 3.25", printed, StringComparison.Ordinal);
         Assert.Contains("incomplete", printed, StringComparison.Ordinal);
+        Assert.DoesNotContain("prompt reuse", printed, StringComparison.Ordinal);   // the workload repeats nothing and no target said what it cached
+    }
+
+    [Fact]
+    public void A_reuse_workload_adds_a_table_of_prompt_tokens_and_ttft_by_turn()
+    {
+        LoadResult cached = Run("llama-server", null, 4, null) with { PromptTokensSent = 1000, PromptTokensNew = 400, PromptTokensComputed = 500, TtftP50MsByTurn = [20, 50] };
+        LoadResult uncached = Run("in-process", "sarathi", 4, null) with { PromptTokensSent = 1000, PromptTokensNew = 400, TtftP50MsByTurn = [20, 80] };
+        BenchReport report = Report(cached, uncached) with { Settings = new BenchSettings("/models/m.gguf", "3 conversations", 1, 1, null, 8, 256, 1024, 0, 50, 2000, Turns: 2) };
+        using var text = new StringWriter();
+        report.Print(text);
+        string[] lines = [.. text.ToString().Split('\n').SkipWhile(l => !l.StartsWith("prompt reuse", StringComparison.Ordinal)).Skip(2).Take(2)];
+        Assert.Equal(["llama-server", "1000", "400", "500", "1.25", "20.0", "50.0", "2.50"], lines[0].Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(["in-process", "(sarathi)", "1000", "400", "-", "-", "20.0", "80.0", "4.00"], lines[1].Split(' ', StringSplitOptions.RemoveEmptyEntries));
     }
 }

@@ -131,21 +131,99 @@ public sealed class WorkloadTests
     [Fact]
     public void Prompts_meet_the_length_exactly_when_the_words_allow()
     {
-        // A stand-in tokenizer: four tokens of template, one per short word, two per word longer than five letters.
-        static int Count(string text) => 4 + text.Split(' ').Sum(w => w.Length > 5 ? 2 : 1);
         var builder = new PromptBuilder(Count);
         foreach (int tokens in new[] { 7, 8, 9, 40, 333 })
         {
-            string a = builder.Build(3, tokens);
+            string a = builder.Build("Request 3:", 3, tokens);
             Assert.Equal(tokens, Count(a));
             Assert.StartsWith("Request 3:", a, StringComparison.Ordinal);
-            Assert.Equal(a, builder.Build(3, tokens));
+            Assert.Equal(a, builder.Build("Request 3:", 3, tokens));
         }
 
-        Assert.NotEqual(builder.Build(1, 40)["Request 1:".Length..], builder.Build(2, 40)["Request 2:".Length..]);
+        Assert.NotEqual(builder.Build("Request 1:", 1, 40)["Request 1:".Length..], builder.Build("Request 2:", 2, 40)["Request 2:".Length..]);
 
         // Shorter than the template and the head (7 tokens): the shortest prompt there is.
-        Assert.Equal("Request 3:", builder.Build(3, 2));
-        Assert.Equal("Request 3:", builder.Build(3, 7));
+        Assert.Equal("Request 3:", builder.Build("Request 3:", 3, 2));
+        Assert.Equal("Request 3:", builder.Build("Request 3:", 3, 7));
+
+        // Counted with what comes before it.
+        string after = builder.Build("Request 4:", 4, 30, before: "one two three\n");
+        Assert.StartsWith("one two three\nRequest 4:", after, StringComparison.Ordinal);
+        Assert.Equal(30, Count(after));
     }
+
+    [Fact]
+    public void A_conversation_has_its_turns_each_a_message_of_the_prompt_length()
+    {
+        BenchRequest[] workload = [new(0, TimeSpan.Zero, 40, 8), new(1, TimeSpan.Zero, 60, 8)];
+        BenchPrompt[] round = new PromptSource(Count, workload, new ConversationShape(4, 0), seed: 1).Next();
+        Assert.Equal(workload, round.Select(p => p.Request));
+        foreach (BenchPrompt prompt in round)
+        {
+            Assert.Equal(4, prompt.Turns);
+            Assert.Equal(0, prompt.SharedPrefixTokens);
+            Assert.All(prompt.FollowUps.Prepend(prompt.Text), text => Assert.Equal(prompt.Request.PromptTokens, Count(text)));
+            Assert.Equal(4, prompt.FollowUps.Prepend(prompt.Text).Distinct().Count());
+        }
+
+        // A single-message workload has no later turns.
+        Assert.All(new PromptSource(Count, workload, ConversationShape.Single, seed: 1).Next(), p => Assert.Empty(p.FollowUps));
+    }
+
+    [Theory]
+    [InlineData(1, 64, 40)]
+    [InlineData(3, 500, 20)]
+    public void Every_request_of_a_round_starts_with_the_same_prefix_of_the_shared_length(int turns, int prefixTokens, int promptTokens)
+    {
+        BenchRequest[] workload = [.. Enumerable.Range(0, 5).Select(i => new BenchRequest(i, TimeSpan.Zero, promptTokens, 4))];
+        BenchPrompt[] round = new PromptSource(Count, workload, new ConversationShape(turns, prefixTokens), seed: 1).Next();
+
+        string prefix = Prefix(round[0]);
+        Assert.All(round, p => Assert.StartsWith(prefix, p.Text, StringComparison.Ordinal));
+        Assert.All(round, p => Assert.Equal(prefixTokens, p.SharedPrefixTokens));
+
+        // The prefix's own tokens (less the template of an empty message) are the shared length.
+        Assert.Equal(prefixTokens, Count(prefix) - Count(string.Empty));
+        Assert.All(round, p => Assert.Equal(prefixTokens + promptTokens, Count(p.Text)));
+
+        // Later turns carry no prefix: the first message stays in the history.
+        Assert.All(round.SelectMany(p => p.FollowUps), text => Assert.Equal(promptTokens, Count(text)));
+        Assert.All(round.SelectMany(p => p.FollowUps), text => Assert.DoesNotContain(prefix, text, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Each_round_has_prompts_of_its_own_and_the_same_seed_gives_the_same_rounds()
+    {
+        IReadOnlyList<BenchRequest> workload = BenchWorkload.Synthetic(6, 0, LengthDistribution.Parse("uniform:20:40"), LengthDistribution.Parse("4"), seed: 1);
+        var shape = new ConversationShape(2, 32);
+        var source = new PromptSource(Count, workload, shape, seed: 1);
+        BenchPrompt[] first = source.Next(), second = source.Next();
+        BenchPrompt alone = source.Alone(workload[0]);
+
+        // The same lengths, other texts: no text of one round, nor its prefix, is in another.
+        Assert.Equal(first.Select(p => p.Request), second.Select(p => p.Request));
+        string[] a = [.. first.SelectMany(p => p.FollowUps.Prepend(p.Text))], b = [.. second.SelectMany(p => p.FollowUps.Prepend(p.Text)), alone.Text];
+        Assert.Empty(a.Intersect(b));
+        Assert.NotEqual(Prefix(first[0]), Prefix(second[0]));
+        Assert.False(alone.Text.StartsWith(Prefix(first[0]), StringComparison.Ordinal));
+        Assert.Empty(alone.FollowUps);
+
+        var again = new PromptSource(Count, workload, shape, seed: 1);
+        Assert.Equal(a, again.Next().SelectMany(p => p.FollowUps.Prepend(p.Text)));
+        Assert.NotEqual(a, new PromptSource(Count, workload, shape, seed: 2).Next().SelectMany(p => p.FollowUps.Prepend(p.Text)));
+    }
+
+    [Fact]
+    public void A_conversation_holds_the_prefix_and_every_turn_at_its_last_answer()
+    {
+        var request = new BenchRequest(0, TimeSpan.Zero, 128, 64);
+        Assert.Equal(192, ConversationShape.Single.TokensAtLastAnswer(request));
+        Assert.Equal(1024 + (10 * 192), new ConversationShape(10, 1024).TokensAtLastAnswer(request));
+    }
+
+    // A stand-in tokenizer: four tokens of template, one per short word, two per word longer than five letters.
+    private static int Count(string text) => 4 + text.Split(' ', '\n').Count(w => w.Length > 0) + text.Split(' ', '\n').Count(w => w.Length > 5);
+
+    // The shared prefix ends at the first line break; words and heads have none.
+    private static string Prefix(BenchPrompt prompt) => prompt.Text[..prompt.Text.IndexOf('\n', StringComparison.Ordinal)];
 }

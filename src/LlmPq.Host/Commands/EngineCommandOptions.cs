@@ -1,0 +1,114 @@
+using System.CommandLine;
+using LlmPq.Scheduling;
+
+namespace LlmPq.Host.Commands;
+
+/// <summary>
+/// The engine's options on the command line, declared once for every command that runs the engine (<c>serve</c>,
+/// <c>bench</c>). Each default is <see cref="LlmPqOptions"/>' own, so the command line, the library and every command
+/// agree; a quick bench passes a smaller <c>--ctx</c> explicitly.
+/// </summary>
+internal sealed class EngineCommandOptions
+{
+    private static readonly LlmPqOptions s_defaults = new();
+
+    /// <summary>Initializes the options of one command.</summary>
+    /// <param name="severalPolicies">Whether the command runs under several policies in turn (bench compares them); otherwise <c>--policy</c> takes one.</param>
+    public EngineCommandOptions(bool severalPolicies)
+    {
+        Policy.Validators.Add(result =>
+        {
+            string[] values = result.GetValueOrDefault<string[]>() ?? [];
+            try
+            {
+                if (Cli.ParsePolicies(values).Count > 1 && !severalPolicies)
+                {
+                    result.AddError("--policy takes one policy here.");
+                }
+            }
+            catch (ArgumentException ex)
+            {
+                result.AddError(ex.Message);
+            }
+        });
+    }
+
+    /// <summary>Gets <c>--ctx</c>: <see cref="LlmPqOptions.ContextLength"/>.</summary>
+    public Option<int> ContextLength { get; } = new("--ctx")
+    {
+        Description = "Tokens per conversation, prompt and output (bench's llama-server: -c is this times --parallel). The default, LlmPqOptions', holds a long chat (10 turns of 128-token messages and 64-token answers need about 2,000).",
+        DefaultValueFactory = _ => s_defaults.ContextLength,
+    };
+
+    /// <summary>Gets <c>--parallel</c>: <see cref="LlmPqOptions.MaxSequences"/>.</summary>
+    public Option<int> MaxSequences { get; } = new("--parallel")
+    {
+        Description = "Conversations decoded together (bench's llama-server: -np); more wait in the queue. The default, LlmPqOptions', batches decodes without a large KV cache.",
+        DefaultValueFactory = _ => s_defaults.MaxSequences,
+    };
+
+    /// <summary>Gets <c>--token-budget</c>: <see cref="LlmPqOptions.TokenBudget"/>.</summary>
+    public Option<int> TokenBudget { get; } = new("--token-budget")
+    {
+        Description = "Tokens per iteration, decodes first, then prompt chunks (bench's llama-server: -b/-ub). The default, LlmPqOptions', is a small chunk that keeps time between tokens low on a CPU.",
+        DefaultValueFactory = _ => s_defaults.TokenBudget,
+    };
+
+    /// <summary>Gets <c>--threads</c>: <see cref="LlmPqOptions.Threads"/>.</summary>
+    public Option<int> Threads { get; } = new("--threads", "-t")
+    {
+        Description = "CPU threads (0: every core).",
+        DefaultValueFactory = _ => s_defaults.Threads,
+    };
+
+    /// <summary>Gets <c>--policy</c>: <see cref="LlmPqOptions.SchedulingPolicy"/>.</summary>
+    public Option<string[]> Policy { get; } = new("--policy")
+    {
+        Description = $"Scheduling policy: {string.Join(", ", Enum.GetValues<SchedulingPolicy>().Select(Cli.PolicyName))}; bench compares several (repeat, separate with commas, or all). The default, LlmPqOptions', is Sarathi-Serve's stall-free batching.",
+        DefaultValueFactory = _ => [Cli.PolicyName(s_defaults.SchedulingPolicy)],
+    };
+
+    /// <summary>Gets <c>--tbt-target-ms</c>: <see cref="LlmPqOptions.TbtTarget"/>.</summary>
+    public Option<double?> TbtTargetMs { get; } = new("--tbt-target-ms")
+    {
+        Description = "Choose the token budget per iteration to keep time between tokens under this target (--token-budget is then the largest); none by default: a fixed budget.",
+    };
+
+    /// <summary>Gets the options, in the order help lists them.</summary>
+    public IEnumerable<Option> All => [ContextLength, MaxSequences, TokenBudget, Threads, Policy, TbtTargetMs];
+
+    /// <summary>Reads the engine settings the command line gives.</summary>
+    public EngineSettings Read(ParseResult parse)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        return new EngineSettings(
+            parse.GetValue(ContextLength),
+            parse.GetValue(MaxSequences),
+            parse.GetValue(TokenBudget),
+            parse.GetValue(Threads),
+            Cli.ParsePolicies(parse.GetValue(Policy)!),
+            parse.GetValue(TbtTargetMs) is double ms ? TimeSpan.FromMilliseconds(ms) : null);
+    }
+}
+
+/// <summary>The engine settings read from a command line.</summary>
+/// <param name="ContextLength">Tokens per conversation.</param>
+/// <param name="MaxSequences">Conversations decoded together.</param>
+/// <param name="TokenBudget">Tokens per iteration.</param>
+/// <param name="Threads">CPU threads; 0: every core.</param>
+/// <param name="Policies">The scheduling policies, at least one; a command that runs one engine takes the first.</param>
+/// <param name="TbtTarget">The time-between-tokens target; null: a fixed budget.</param>
+internal sealed record EngineSettings(int ContextLength, int MaxSequences, int TokenBudget, int Threads, IReadOnlyList<SchedulingPolicy> Policies, TimeSpan? TbtTarget)
+{
+    /// <summary>Sets these settings on <paramref name="options"/>, with the first policy.</summary>
+    public void Fill(LlmPqOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.ContextLength = ContextLength;
+        options.MaxSequences = MaxSequences;
+        options.TokenBudget = TokenBudget;
+        options.Threads = Threads;
+        options.SchedulingPolicy = Policies[0];
+        options.TbtTarget = TbtTarget;
+    }
+}
