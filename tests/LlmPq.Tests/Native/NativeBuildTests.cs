@@ -81,7 +81,7 @@ public sealed class NativeBuildTests
         string said = TestModels.TempPath("said.txt");
 
         // The step logs one line, then lasts until the progress line about it appears (or gives up after a minute).
-        string step = $"echo '[ 42%] Building CXX object src/CMakeFiles/llama.dir/llama-vocab.cpp.o'; for i in $(seq 300); do grep -q 42% '{said}' && exit 0; sleep 0.2; done; exit 1";
+        string step = $"echo '[ 42%] Building CXX object src/CMakeFiles/llama.dir/llama-vocab.cpp.o'; for i in {{1..300}}; do grep -q 42% '{said}' && exit 0; sleep 0.2; done; exit 1";
         Bash($"source \"{ProgressScript}\" && run_with_progress 'building the libraries' '{log}' bash -c \"{step}\" 2>'{said}'");
 
         Assert.Contains("building the libraries: 42% (llama-vocab.cpp)", File.ReadAllText(said), StringComparison.Ordinal);
