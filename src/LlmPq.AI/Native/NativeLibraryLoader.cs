@@ -60,7 +60,7 @@ internal static class NativeLibraryLoader
 
         return File.Exists(path)
             ? path
-            : throw new FileNotFoundException($"The llama.cpp build in '{directory}' has no '{name}'. Build it with 'bash eng/build-native.sh --tools'.", path);
+            : throw new FileNotFoundException($"The llama.cpp build in '{directory}' has no '{name}' ('bash eng/build-native.sh --tools' builds the tools into the cache).", path);
     }
 
     /// <summary>
