@@ -12,7 +12,7 @@ elapsed() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
 # Nothing before the first such line, or without the log.
 cmake_progress() {
   local line percent rest
-  line="$(tail -n 200 "$1" 2>/dev/null | grep -E '^\[ *[0-9]+(%|/[0-9]+)\] ' | tail -n 1)" || true
+  line="$(grep -E '^\[ *[0-9]+(%|/[0-9]+)\] ' "$1" 2>/dev/null | tail -n 1)" || true
   if [[ $line =~ ^\[\ *([0-9]+)%\]\ (.*)$ ]]; then
     percent=${BASH_REMATCH[1]} rest=${BASH_REMATCH[2]}
   elif [[ $line =~ ^\[([0-9]+)/([0-9]+)\]\ (.*)$ ]] && ((BASH_REMATCH[2] > 0)); then
