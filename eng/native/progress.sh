@@ -28,24 +28,28 @@ cmake_progress() {
 # Runs a command with its output in a log and, while it runs, says so with the time and the log's progress: in place
 # every second on a terminal, else a line every 5 s (a build tool's log, an IDE). Returns the command's status.
 run_with_progress() {   # label, log, command...
-  local label="$1" logfile="$2" pid status=0 beat=0 line progress
+  local label="$1" logfile="$2" pid status=0 tick=0 line progress
   shift 2
   "$@" >>"$logfile" 2>&1 &
   pid=$!
   # A stopped script (Ctrl+C, or a killed LlmPq) stops its build instead of leaving it running under the lock.
   trap 'kill "$pid" 2>/dev/null; exit 130' INT TERM HUP
+  # Short polls: a step with nothing to do (a warm run) costs no full second.
   while kill -0 "$pid" 2>/dev/null; do
-    sleep 1
-    beat=$((beat + 1))
-    progress="$(cmake_progress "$logfile")"
-    line="$label${progress:+: $progress}"
-    if [[ -t 2 ]]; then
-      printf '\r\033[Kbuild-native: [%s] %s' "$(elapsed "$SECONDS")" "$line" >&2
-    elif ((beat % 5 == 0)); then
-      log "$line"
+    sleep 0.2
+    tick=$((tick + 1))
+    ((tick % 5 == 0)) || continue
+    if [[ -t 2 ]] || ((tick % 25 == 0)); then
+      progress="$(cmake_progress "$logfile")"
+      line="$label${progress:+: $progress}"
+      if [[ -t 2 ]]; then
+        printf '\r\033[Kbuild-native: [%s] %s' "$(elapsed "$SECONDS")" "$line" >&2
+      else
+        log "$line"
+      fi
     fi
   done
-  [[ -t 2 ]] && printf '\r\033[K' >&2
+  ((tick >= 5)) && [[ -t 2 ]] && printf '\r\033[K' >&2
   trap - INT TERM HUP
   wait "$pid" || status=$?
   return "$status"
