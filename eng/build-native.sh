@@ -3,7 +3,7 @@
 # outside the repository, and prints that folder on the last line of standard output.
 #
 #   build-native.sh             the stage launcher, then what the chat path needs: the libraries (llama, ggml, ggml-rpc,
-#                               llama-common) and ggml-rpc-server
+#                               llama-common), ggml-rpc-server and the chat shim (eng/native/build-chat.sh)
 #   build-native.sh --tools     that, then the tools a benchmark or a quality check starts (llama-server, llama-bench,
 #                               llama-batched-bench, llama-perplexity); LlmPq asks for them on first use
 #   build-native.sh --launcher  the stage launcher only
@@ -14,9 +14,9 @@
 #   LLMPQ_JOBS         parallel compile jobs (default: nproc)
 #
 # Idempotent: each finished stage leaves a stamp (.complete for the libraries, .complete-tools for the tools), and a
-# second run only prints the folder. A cold build says what it does on standard error: a line per step, and while a
-# step runs, its elapsed time and cmake's percentage at least every 5 s (rewritten in place on a terminal), so nobody
-# has to guess a build from a hang through `dotnet run`, `dotnet test` or an IDE.
+# second run only checks them (and the chat shim) and prints the folder. A cold build says what it does on standard
+# error: a line per step, and while a step runs, its elapsed time and cmake's percentage at least every 5 s (rewritten
+# in place on a terminal), so nobody has to guess a build from a hang through `dotnet run`, `dotnet test` or an IDE.
 # Every run also makes sure the stage launcher (eng/native/llmpq-launch.c, a few lines of C that make a child die with
 # its parent) is compiled into <cache>/bin, whichever llama.cpp build is used: it is not part of that build, so changing
 # it never invalidates the llama.cpp stamp.
@@ -86,19 +86,29 @@ esac
 flavor=cpu; [[ $cuda == 1 ]] && flavor=cuda
 
 prefix="$cache_root/llama-node-llama-cpp-$NODE_LLAMA_CPP_VERSION-$flavor"
+work="$cache_root/work-$NODE_LLAMA_CPP_VERSION-$flavor"
 stamp="$prefix/.complete"
 tools_stamp="$prefix/.complete-tools"
 done_stamp="$stamp"; [[ $mode == tools ]] && done_stamp="$tools_stamp"
-if [[ -f "$done_stamp" ]]; then
+
+# Ends a run with the libraries ready. The chat shim (eng/native/build-chat.sh, against llama-common) is not part of
+# the llama.cpp build: it is checked on every run, and rebuilt, with progress, when its source changed.
+finish() {
+  local said
+  said="$(mktemp)"
+  run_with_progress "building the chat shim" "$said" bash "$here/native/build-chat.sh" "$prefix" "$work" \
+    || { cat "$said" >&2; rm -f "$said"; exit 1; }
+  cat "$said" >&2
+  rm -f "$said"
   echo "$prefix"
   exit 0
-fi
+}
+[[ -f "$done_stamp" ]] && finish
 
 for tool in npm git cmake g++ tar flock; do
   command -v "$tool" >/dev/null 2>&1 || { log "'$tool' is required to build llama.cpp; install it (see .ci/run)"; exit 1; }
 done
 
-work="$cache_root/work-$NODE_LLAMA_CPP_VERSION-$flavor"
 mkdir -p "$work" "$cache_root"
 exec 9>"$cache_root/.lock-$flavor"
 # Parallel tests and other worktrees share the cache: wait for whoever builds, and say so.
@@ -106,7 +116,7 @@ until flock -w 5 9; do
   progress="$(cmake_progress "$work/build.log")"
   log "waiting for another build of llama.cpp ($flavor) into $cache_root${progress:+ (at $progress)}"
 done
-[[ -f "$done_stamp" ]] && { echo "$prefix"; exit 0; }   # another process finished it while we waited
+[[ -f "$done_stamp" ]] && finish   # another process finished it while we waited
 
 started=$SECONDS
 build_stage() {   # what, targets...
@@ -157,7 +167,6 @@ if [[ ! -f "$stamp" ]]; then
 
   # shellcheck disable=SC2086
   build_stage "the libraries and the stage server" $LIBRARY_TARGETS
-  # The chat shim (eng/native/build-chat.sh, against llama-common) builds here, before the stamp.
 
   rm -rf "$prefix"
   mkdir -p "$prefix/include"
@@ -181,4 +190,4 @@ if [[ $mode == tools ]]; then
   touch "$tools_stamp"
   log "llama.cpp tools ready in $prefix after $(elapsed $((SECONDS - started)))"
 fi
-echo "$prefix"
+finish

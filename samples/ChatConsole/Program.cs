@@ -80,7 +80,7 @@ while (!exit)
         {
             Console.Write(" [cancelled]");
         }
-        catch (LlmPq.Chat.LlmPqUnavailableException ex)
+        catch (LlmPq.LlmPqUnavailableException ex)
         {
             // A pipeline stage failed mid-answer (or the engine is restarting): say so, and keep the chat.
             Console.Write($" [{ex.Message}]");

@@ -1,3 +1,5 @@
+using LlmPq.Stages;
+
 namespace LlmPq;
 
 /// <summary>
@@ -67,7 +69,7 @@ public sealed class LlmPqOptions
     /// default) runs the whole model in this process (on its GPUs per <see cref="GpuLayers"/>). A plan gives them
     /// (<c>llmpq serve --plan</c>); the layer counts must add up to the model's.
     /// </summary>
-    public IList<Pipeline.LlmPqStageOptions> Stages { get; } = [];
+    public IList<LlmPqStageOptions> Stages { get; } = [];
 
     /// <summary>
     /// Gets or sets a value indicating whether llama.cpp pipelines the micro-batches (<see cref="MicroBatchSize"/>) of

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LlmPq.Stages;
 using Microsoft.Extensions.Options;
 
 namespace LlmPq;
@@ -42,7 +43,7 @@ internal sealed class LlmPqOptionsValidator : IValidateOptions<LlmPqOptions>
             failures.Add($"LlmPq:SchedulingPolicy '{options.SchedulingPolicy}' is not one of {string.Join(", ", Enum.GetNames<Scheduling.SchedulingPolicy>())}.");
         }
 
-        failures.AddRange(Pipeline.LlmPqStageOptions.Problems(options.Stages));
+        failures.AddRange(LlmPqStageOptions.Problems(options.Stages));
 
         if (options.KvCacheTokens < 0)
         {

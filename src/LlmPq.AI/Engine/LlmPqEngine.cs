@@ -2,10 +2,9 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
-using LlmPq.Chat;
 using LlmPq.Native;
-using LlmPq.Pipeline;
 using LlmPq.Scheduling;
+using LlmPq.Stages;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 

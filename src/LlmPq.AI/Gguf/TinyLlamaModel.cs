@@ -36,6 +36,9 @@ public sealed record TinyLlamaModelOptions
 
     /// <summary>Gets the seed of the weights; the same options give a byte-identical file.</summary>
     public ulong Seed { get; init; } = 42;
+
+    /// <summary>Gets the Jinja chat template written as <c>tokenizer.chat_template</c>; see <see cref="ChatTemplateLibrary"/>.</summary>
+    public string ChatTemplate { get; init; } = ChatTemplateLibrary.ChatML;
 }
 
 /// <summary>
@@ -44,11 +47,6 @@ public sealed record TinyLlamaModelOptions
 /// </summary>
 public static class TinyLlamaModel
 {
-    // ChatML: llama.cpp's llama_chat_apply_template recognizes it by "<|im_start|>".
-    private const string ChatTemplate =
-        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
-        + "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-
     /// <summary>Writes the model to <paramref name="path"/>.</summary>
     /// <param name="path">The path of the GGUF file; replaced when it exists.</param>
     /// <param name="options">The model's shape and seed.</param>
@@ -98,7 +96,7 @@ public static class TinyLlamaModel
             }
         }
 
-        writer.AddMetadata("tokenizer.chat_template", ChatTemplate);
+        writer.AddMetadata("tokenizer.chat_template", options.ChatTemplate);
 
         void AddNorm(string name) => AddTensor(writer, options.Seed, name, GgmlType.F32, [embd], scale: null);
 
@@ -145,6 +143,7 @@ public static class TinyLlamaModel
         Check(options.HeadCount >= 1 && options.EmbeddingLength % (2 * options.HeadCount) == 0, "HeadCount divides EmbeddingLength into heads of even size (RoPE rotates pairs).");
         Check(options.KvHeadCount >= 1 && options.HeadCount % options.KvHeadCount == 0, "KvHeadCount divides HeadCount.");
         Check(options.WeightType is GgmlType.F16 or GgmlType.F32, "WeightType is F16 or F32.");
+        Check(!string.IsNullOrEmpty(options.ChatTemplate), "ChatTemplate is a Jinja template (see ChatTemplateLibrary).");
 
         static void Check(bool condition, string message)
         {

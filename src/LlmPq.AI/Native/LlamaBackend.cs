@@ -110,7 +110,7 @@ internal static unsafe partial class LlamaBackend
         }
     }
 
-    [LoggerMessage(EventId = 1, Message = "{Line}")]
+    [LoggerMessage(EventId = 200, Message = "{Line}")]
     private static partial void LogNative(ILogger logger, LogLevel level, string line);
 
     /// <summary>The warnings and errors llama.cpp logged on this thread since <see cref="CaptureErrors"/>.</summary>

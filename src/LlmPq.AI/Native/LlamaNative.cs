@@ -102,6 +102,8 @@ internal static unsafe partial class LlamaNative
     [LibraryImport(Library)] public static partial IntPtr llama_sampler_init_penalties(int lastN, float repeat, float frequency, float presence);
     [LibraryImport(Library, EntryPoint = "llama_sampler_init_grammar", StringMarshalling = StringMarshalling.Utf8)]
     public static partial LlamaSamplerHandle llama_sampler_init_grammar_handle(IntPtr vocab, string grammar, string root);
+    [LibraryImport(Library, EntryPoint = "llama_sampler_init_grammar_lazy_patterns", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial LlamaSamplerHandle llama_sampler_init_grammar_lazy_patterns_handle(IntPtr vocab, string grammar, string root, IntPtr* triggerPatterns, nuint numTriggerPatterns, int* triggerTokens, nuint numTriggerTokens);
 
     // Quantization.
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]

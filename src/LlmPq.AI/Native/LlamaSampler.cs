@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace LlmPq.Native;
 
 /// <summary>The sampling settings of one sequence, in llama.cpp's terms.</summary>
@@ -32,6 +34,21 @@ internal sealed record SamplingSettings
 
     /// <summary>Gets a GBNF grammar the output must follow, or null.</summary>
     public string? Grammar { get; init; }
+
+    /// <summary>
+    /// Gets a value indicating whether <see cref="Grammar"/> only applies once the output matches a trigger
+    /// (<see cref="GrammarTriggerPatterns"/> or <see cref="GrammarTriggerTokens"/>), as for tool calls the model may or may not make.
+    /// </summary>
+    public bool GrammarLazy { get; init; }
+
+    /// <summary>Gets the regular expressions that start a lazy grammar (<see cref="ChatPrompt.TriggerPatterns"/>).</summary>
+    public IReadOnlyList<string> GrammarTriggerPatterns { get; init; } = [];
+
+    /// <summary>Gets the tokens that start a lazy grammar (<see cref="ChatPrompt.TriggerTokens"/>).</summary>
+    public IReadOnlyList<int> GrammarTriggerTokens { get; init; } = [];
+
+    /// <summary>Gets tokens the grammar accepts before the first sample: text it expects that the prompt already holds (<see cref="ChatPrompt.GrammarPrefill"/>).</summary>
+    public IReadOnlyList<int> GrammarPrefill { get; init; } = [];
 }
 
 /// <summary>
@@ -54,11 +71,23 @@ internal sealed unsafe class LlamaSampler : IDisposable
         if (settings.Grammar is not null)
         {
             using LlamaBackend.ErrorCapture errors = LlamaBackend.CaptureErrors();
-            _grammar = LlamaNative.llama_sampler_init_grammar_handle(LlamaNative.llama_model_get_vocab(model.Handle), settings.Grammar, "root");
+            _grammar = InitGrammar(LlamaNative.llama_model_get_vocab(model.Handle), settings);
             if (_grammar.IsInvalid)
             {
                 _grammar.Dispose();
                 throw new ArgumentException($"llama.cpp rejected the grammar: {errors.Summary}", nameof(settings));
+            }
+
+            foreach (int token in settings.GrammarPrefill)
+            {
+                // llama_sampler_accept throws a C++ exception for a token the grammar rejects; it must not get one.
+                if (!GrammarAllows(token))
+                {
+                    _grammar.Dispose();
+                    throw new ArgumentException($"The grammar rejects token {token} of its prefill.", nameof(settings));
+                }
+
+                LlamaNative.llama_sampler_accept(_grammar, token);
             }
         }
 
@@ -105,10 +134,7 @@ internal sealed unsafe class LlamaSampler : IDisposable
 
         ReadOnlySpan<float> logits = context.Logits(index);
         int token = Apply(logits, grammarFirst: false);
-        var single = new LlamaTokenData { Id = token, Logit = 1f };
-        var one = new LlamaTokenDataArray { Data = &single, Size = 1, Selected = -1 };
-        LlamaNative.llama_sampler_apply(_grammar, &one);
-        if (float.IsNegativeInfinity(single.Logit))
+        if (!GrammarAllows(token))
         {
             token = Apply(logits, grammarFirst: true);
         }
@@ -123,6 +149,41 @@ internal sealed unsafe class LlamaSampler : IDisposable
     {
         _chain.Dispose();
         _grammar?.Dispose();
+    }
+
+    private static LlamaSamplerHandle InitGrammar(IntPtr vocab, SamplingSettings settings)
+    {
+        if (!settings.GrammarLazy)
+        {
+            return LlamaNative.llama_sampler_init_grammar_handle(vocab, settings.Grammar!, "root");
+        }
+
+        IntPtr[] patterns = [.. settings.GrammarTriggerPatterns.Select(Marshal.StringToCoTaskMemUTF8)];
+        int[] tokens = [.. settings.GrammarTriggerTokens];
+        try
+        {
+            fixed (IntPtr* p = patterns)
+            fixed (int* t = tokens)
+            {
+                return LlamaNative.llama_sampler_init_grammar_lazy_patterns_handle(vocab, settings.Grammar!, "root", p, (nuint)patterns.Length, t, (nuint)tokens.Length);
+            }
+        }
+        finally
+        {
+            foreach (IntPtr pattern in patterns)
+            {
+                Marshal.FreeCoTaskMem(pattern);
+            }
+        }
+    }
+
+    /// <summary>Asks the grammar about one token without changing its state.</summary>
+    private bool GrammarAllows(int token)
+    {
+        var single = new LlamaTokenData { Id = token, Logit = 1f };
+        var one = new LlamaTokenDataArray { Data = &single, Size = 1, Selected = -1 };
+        LlamaNative.llama_sampler_apply(_grammar!, &one);
+        return !float.IsNegativeInfinity(single.Logit);
     }
 
     /// <summary>Runs the chain (after the grammar when asked) over all candidates and returns the selected token.</summary>

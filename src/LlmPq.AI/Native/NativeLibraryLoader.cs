@@ -167,6 +167,7 @@ internal static class NativeLibraryLoader
             LlamaNative.Library => "libllama.so",
             GgmlNative.Library => "libggml-base.so",
             GgmlBackendNative.Library => "libggml.so",
+            LlmPqChatNative.Library => LlmPqChatNative.FileName, // built beside libllama.so by eng/native/build-chat.sh
             _ => string.Empty,
         };
         if (file.Length == 0)

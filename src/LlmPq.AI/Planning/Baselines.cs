@@ -1,4 +1,3 @@
-using LlmPq.Gguf;
 using LlmPq.Planning.Optimizer;
 
 namespace LlmPq.Planning;

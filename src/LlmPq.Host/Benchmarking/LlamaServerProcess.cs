@@ -1,6 +1,6 @@
 using System.Globalization;
 using LlmPq.Native;
-using LlmPq.Pipeline;
+using LlmPq.Stages;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 

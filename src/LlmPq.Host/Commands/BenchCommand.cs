@@ -2,12 +2,10 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Text.Json;
-using LlmPq.Chat;
-using LlmPq.Engine;
 using LlmPq.Host.Benchmarking;
 using LlmPq.Native;
-using LlmPq.Pipeline;
 using LlmPq.Scheduling;
+using LlmPq.Stages;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -156,18 +154,9 @@ internal static class BenchCommand
                                     options.SchedulingPolicy = p;
                                     options.PipelineParallelism = pipelined;
                                     SplitEvenly(options, layerCount, count);
-                                    if (count == 1)
-                                    {
-                                        await using var engine = new LlmPqEngine(options, loggers);
-                                        await engine.StartAsync(ct).ConfigureAwait(false);
-                                        using var client = new LlmPqChatClient(engine, options);
-                                        return await MeasureAsync(client, label, Cli.PolicyName(p), prompts, offered, run, ct).ConfigureAwait(false);
-                                    }
-
-                                    await using var pipeline = new LlmPqPipeline(options, loggers);
-                                    await pipeline.StartAsync(ct).ConfigureAwait(false);
-                                    using var piped = new LlmPqChatClient(pipeline, options);
-                                    return await MeasureAsync(piped, label, Cli.PolicyName(p), prompts, offered, run, ct).ConfigureAwait(false);
+                                    await using var client = LlmPqChatClient.Create(options, loggers);
+                                    await client.StartAsync(ct).ConfigureAwait(false);
+                                    return await MeasureAsync(client, label, Cli.PolicyName(p), prompts, offered, run, ct).ConfigureAwait(false);
                                 }).ConfigureAwait(false);
                             }
                         }

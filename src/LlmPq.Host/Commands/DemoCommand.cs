@@ -1,10 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
-using LlmPq.Chat;
 using LlmPq.Gguf;
 using LlmPq.Host.Benchmarking;
-using LlmPq.Pipeline;
 using LlmPq.Planning;
+using LlmPq.Runner;
+using LlmPq.Stages;
 using Microsoft.Extensions.AI;
 
 namespace LlmPq.Host.Commands;
@@ -50,10 +50,9 @@ internal static class DemoCommand
 
             var options = new LlmPqOptions { ModelPath = model, ContextLength = 512, RunnerPath = Cli.RunnerPath };
             PlanStages.Apply(options, plan);
-            await using var pipeline = new LlmPqPipeline(options, loggers);
-            await pipeline.StartAsync(ct).ConfigureAwait(false);
-            using var client = new LlmPqChatClient(pipeline, options);
-            PrintLayout(pipeline, plan, options);
+            await using var client = LlmPqChatClient.Create(options, loggers);
+            await client.StartAsync(ct).ConfigureAwait(false);
+            PrintLayout(client.GetService<LlmPqPipeline>()!, plan, options);
 
             // One chat streamed to the screen, then many at once for the statistics.
             var chatOptions = new ChatOptions { Temperature = 0.7f, Seed = 7, MaxOutputTokens = parse.GetValue(tokens) };
@@ -70,7 +69,7 @@ internal static class DemoCommand
             Console.WriteLine(string.Create(c, $"         throughput {r.ThroughputTokensPerSecond:F0} tokens/s"));
             Console.WriteLine(string.Create(c, $"         TTFT p50 {r.TtftP50Ms:F1} ms, p99 {r.TtftP99Ms:F1} ms"));
             Console.WriteLine(string.Create(c, $"         TBT  p50 {r.TbtP50Ms:F2} ms, p99 {r.TbtP99Ms:F2} ms, max {r.TbtMaxMs:F2} ms"));
-            await pipeline.StopAsync(ct).ConfigureAwait(false);
+            await client.StopAsync(ct).ConfigureAwait(false);
             Console.WriteLine("stopped  the runner and every stage server");
             return r.Failed == 0 ? 0 : 1;
         }));

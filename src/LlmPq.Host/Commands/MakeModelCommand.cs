@@ -22,9 +22,14 @@ internal static class MakeModelCommand
         type.AcceptOnlyFromAmong("f32", "f16");
         var seed = new Option<ulong>("--seed") { Description = "Seed of the weights; the same arguments give a byte-identical file.", DefaultValueFactory = _ => defaults.Seed };
         var vocab = new Option<FileInfo?>("--vocab") { Description = "Vocab-only GGUF to take the tokenizer from (default: llama.cpp's ggml-vocab-llama-spm.gguf from the native build)." };
+        var template = new Option<string>("--chat-template")
+        {
+            Description = $"Chat template: {string.Join(", ", ChatTemplateLibrary.Names)}, or the path of a Jinja file.",
+            DefaultValueFactory = _ => ChatTemplateLibrary.ChatMLName,
+        };
         var command = new Command("make-model", "Write a tiny llama-architecture GGUF with random weights and a real tokenizer vocabulary.")
         {
-            output, layers, embd, ff, heads, kvHeads, ctx, type, seed, vocab,
+            output, layers, embd, ff, heads, kvHeads, ctx, type, seed, vocab, template,
         };
 
         command.SetAction((parse, ct) => Cli.RunAsync(() =>
@@ -41,6 +46,7 @@ internal static class MakeModelCommand
                 WeightType = weightType,
                 Seed = parse.GetValue(seed),
                 VocabularyPath = parse.GetValue(vocab)?.FullName,
+                ChatTemplate = ChatTemplateLibrary.Resolve(parse.GetValue(template)!),
             };
             string path = parse.GetValue(output)!.FullName;
             var stopwatch = Stopwatch.StartNew();

@@ -3,7 +3,6 @@ using System.Globalization;
 using LlmPq.Gguf;
 using LlmPq.Planning;
 using LlmPq.Planning.Indicator;
-using LlmPq.Planning.Optimizer;
 
 namespace LlmPq.Host.Commands;
 

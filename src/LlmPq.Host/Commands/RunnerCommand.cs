@@ -1,8 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
-using LlmPq.Chat;
 using LlmPq.Engine;
-using LlmPq.Pipeline;
+using LlmPq.Runner;
 using Microsoft.Extensions.Logging;
 
 namespace LlmPq.Host.Commands;

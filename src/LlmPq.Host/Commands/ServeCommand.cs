@@ -1,9 +1,8 @@
 using System.CommandLine;
-using LlmPq.Chat;
-using LlmPq.Pipeline;
 using LlmPq.Planning;
 using LlmPq.Scheduling;
 using LlmPq.Host.Serving;
+using LlmPq.Stages;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 

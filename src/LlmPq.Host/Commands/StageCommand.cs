@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using LlmPq.Native;
-using LlmPq.Pipeline;
+using LlmPq.Stages;
 using Microsoft.Extensions.Logging;
 
 namespace LlmPq.Host.Commands;

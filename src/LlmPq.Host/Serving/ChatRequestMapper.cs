@@ -20,10 +20,21 @@ internal static class ChatRequestMapper
         {
             string param = $"messages[{i}]";
             ChatCompletionRequestMessage message = messages[i] ?? throw new OpenAIRequestException("A message must be an object.", param);
-            result.Add(new ChatMessage(ToRole(message.Role, param), ToContents(message.Content, param + ".content"))
+            ChatRole role = ToRole(message.Role, param);
+            List<AIContent> contents = role == ChatRole.Tool
+                ? [ToToolResult(message, param)]
+                : ToContents(message.Content, param + ".content");
+            if (message.ReasoningContent is { Length: > 0 } reasoning)
             {
-                AuthorName = message.Name,
-            });
+                contents.Insert(0, new TextReasoningContent(reasoning));
+            }
+
+            if (message.ToolCalls is { Count: > 0 } calls)
+            {
+                contents.AddRange(calls.Select((call, j) => ToFunctionCall(call, $"{param}.tool_calls[{j}]")));
+            }
+
+            result.Add(new ChatMessage(role, contents) { AuthorName = message.Name });
         }
 
         return result;
@@ -51,6 +62,10 @@ internal static class ChatRequestMapper
             StopSequences = ToStopSequences(request.Stop),
             ResponseFormat = ToResponseFormat(request.ResponseFormat),
         };
+
+        options.Tools = ToTools(request.Tools);
+        options.ToolMode = ToToolMode(request.ToolChoice, options.Tools);
+        options.AllowMultipleToolCalls = request.ParallelToolCalls;
 
         // ChatOptions has no field for these llama.cpp samplers; the LlmPq client reads them from here.
         if (request.MinP is float minP)
@@ -104,6 +119,131 @@ internal static class ChatRequestMapper
                 return contents;
             default:
                 throw new OpenAIRequestException("Message content must be a string or an array of content parts.", param);
+        }
+    }
+
+    private static FunctionResultContent ToToolResult(ChatCompletionRequestMessage message, string param)
+    {
+        if (message.ToolCallId is not { Length: > 0 } callId)
+        {
+            throw new OpenAIRequestException("A tool message needs 'tool_call_id', the id of the call it answers.", param + ".tool_call_id");
+        }
+
+        string result = string.Concat(ToContents(message.Content, param + ".content").OfType<TextContent>().Select(c => c.Text));
+        return new FunctionResultContent(callId, result);
+    }
+
+    private static FunctionCallContent ToFunctionCall(ChatCompletionToolCall? call, string param)
+    {
+        if (call is not { Function.Name: { Length: > 0 } name })
+        {
+            throw new OpenAIRequestException("A tool call needs 'function.name'.", param + ".function.name");
+        }
+
+        if (call.Type is not (null or "function"))
+        {
+            throw new OpenAIRequestException($"Unknown tool call type '{call.Type}'; only 'function' exists.", param + ".type");
+        }
+
+        Dictionary<string, object?>? arguments;
+        try
+        {
+            arguments = string.IsNullOrWhiteSpace(call.Function.Arguments) ? [] : JsonSerializer.Deserialize(call.Function.Arguments, OpenAIJsonContext.Wire.DictionaryStringObject);
+        }
+        catch (JsonException ex)
+        {
+            throw new OpenAIRequestException($"'function.arguments' must be a JSON object written as a string: {ex.Message}", param + ".function.arguments");
+        }
+
+        return new FunctionCallContent(call.Id ?? string.Empty, name, arguments ?? []);
+    }
+
+    private static List<AITool>? ToTools(JsonElement? tools)
+    {
+        switch (tools)
+        {
+            case null or { ValueKind: JsonValueKind.Null }:
+                return null;
+            case { ValueKind: JsonValueKind.Array } array:
+                var result = new List<AITool>(array.GetArrayLength());
+                int i = 0;
+                foreach (JsonElement tool in array.EnumerateArray())
+                {
+                    result.Add(ToTool(tool, $"tools[{i++}]"));
+                }
+
+                if (result.Select(t => t.Name).GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
+                {
+                    throw new OpenAIRequestException($"Two tools are named '{twice.Key}'; tool names must be unique.", "tools");
+                }
+
+                return result;
+            default:
+                throw new OpenAIRequestException("'tools' must be an array of {\"type\": \"function\", \"function\": {...}} objects.", "tools");
+        }
+    }
+
+    private static AIFunctionDeclaration ToTool(JsonElement tool, string param)
+    {
+        if (tool.ValueKind != JsonValueKind.Object)
+        {
+            throw new OpenAIRequestException("A tool must be an object: {\"type\": \"function\", \"function\": {\"name\": ..., \"parameters\": {...}}}.", param);
+        }
+
+        if (!tool.TryGetProperty("type", out JsonElement type) || !type.ValueEquals("function"))
+        {
+            throw new OpenAIRequestException("Only tools of type 'function' are supported.", param + ".type");
+        }
+
+        if (!tool.TryGetProperty("function", out JsonElement function) || function.ValueKind != JsonValueKind.Object)
+        {
+            throw new OpenAIRequestException("A function tool needs 'function', an object.", param + ".function");
+        }
+
+        if (!function.TryGetProperty("name", out JsonElement name) || name.ValueKind != JsonValueKind.String || !IsToolName(name.GetString()!))
+        {
+            throw new OpenAIRequestException("'function.name' must be 1 to 64 letters, digits, '_' or '-'.", param + ".function.name");
+        }
+
+        string? description = function.TryGetProperty("description", out JsonElement d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
+        JsonElement schema = function.TryGetProperty("parameters", out JsonElement parameters) && parameters.ValueKind != JsonValueKind.Null
+            ? parameters
+            : JsonDocument.Parse("""{"type":"object","properties":{}}""").RootElement;
+        if (schema.ValueKind != JsonValueKind.Object)
+        {
+            throw new OpenAIRequestException("'function.parameters' must be a JSON Schema object.", param + ".function.parameters");
+        }
+
+        return AIFunctionFactory.CreateDeclaration(name.GetString()!, description, schema.Clone());
+    }
+
+    private static bool IsToolName(string name) =>
+        name.Length is > 0 and <= 64 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
+
+    private static ChatToolMode? ToToolMode(JsonElement? choice, IList<AITool>? tools)
+    {
+        switch (choice)
+        {
+            case null or { ValueKind: JsonValueKind.Null }:
+                return null;
+            case { ValueKind: JsonValueKind.String } text:
+                return text.GetString() switch
+                {
+                    "none" => ChatToolMode.None,
+                    "auto" => ChatToolMode.Auto,
+                    "required" when tools is { Count: > 0 } => ChatToolMode.RequireAny,
+                    "required" => throw new OpenAIRequestException("'tool_choice' is 'required' but there are no 'tools'.", "tool_choice"),
+                    var other => throw new OpenAIRequestException($"Unknown tool_choice '{other}'; expected none, auto, required or a named function.", "tool_choice"),
+                };
+            case { ValueKind: JsonValueKind.Object } named
+                when named.TryGetProperty("function", out JsonElement function) && function.ValueKind == JsonValueKind.Object
+                    && function.TryGetProperty("name", out JsonElement name) && name.ValueKind == JsonValueKind.String:
+                string wanted = name.GetString()!;
+                return tools?.Any(t => t.Name == wanted) == true
+                    ? ChatToolMode.RequireSpecific(wanted)
+                    : throw new OpenAIRequestException($"'tool_choice' names the function '{wanted}', which is not among the request's tools.", "tool_choice");
+            default:
+                throw new OpenAIRequestException("'tool_choice' must be none, auto, required, or {\"type\": \"function\", \"function\": {\"name\": ...}}.", "tool_choice");
         }
     }
 

@@ -80,7 +80,7 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
             Id = response.ResponseId ?? NewId(),
             Created = ToUnixSeconds(response.CreatedAt),
             Model = response.ModelId ?? options.ModelId ?? DefaultModelId(client),
-            Choices = [new() { Message = new() { Content = response.Text }, FinishReason = outcome.FinishReason }],
+            Choices = [new() { Message = ToMessage(response), FinishReason = outcome.FinishReason }],
             Usage = outcome.Usage,
         };
         await context.Response.WriteAsJsonAsync(completion, OpenAIJsonContext.Wire.ChatCompletion, cancellationToken: context.RequestAborted)
@@ -115,6 +115,7 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
         await WriteEventAsync(response, Chunk(new() { Role = "assistant", Content = string.Empty }), cancellationToken).ConfigureAwait(false);
         ChatFinishReason? finishReason = null;
         UsageDetails? usage = null;
+        int toolCalls = 0;
         try
         {
             for (; more; more = await updates.MoveNextAsync().ConfigureAwait(false))
@@ -126,9 +127,9 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
                     (usage ??= new()).Add(content.Details);
                 }
 
-                if (update.Text is { Length: > 0 } text)
+                if (ToDelta(update, ref toolCalls) is { } delta)
                 {
-                    await WriteEventAsync(response, Chunk(new() { Content = text }), cancellationToken).ConfigureAwait(false);
+                    await WriteEventAsync(response, Chunk(delta), cancellationToken).ConfigureAwait(false);
                 }
             }
         }
@@ -183,6 +184,47 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
         return error;
     }
 
+    /// <summary>The answer's message: its text (null beside tool calls, as OpenAI writes it), reasoning and tool calls.</summary>
+    private static ChatCompletionMessage ToMessage(ChatResponse response)
+    {
+        List<FunctionCallContent> calls = [.. response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>()];
+        string reasoning = string.Concat(response.Messages.SelectMany(m => m.Contents).OfType<TextReasoningContent>().Select(r => r.Text));
+        string text = response.Text;
+        return new()
+        {
+            Content = text.Length == 0 && calls.Count > 0 ? null : text,
+            ReasoningContent = reasoning.Length > 0 ? reasoning : null,
+            ToolCalls = calls.Count > 0 ? [.. calls.Select(ToToolCall)] : null,
+        };
+    }
+
+    /// <summary>The delta of one update, or null when it carries nothing to send; each tool call is sent whole, at the next index.</summary>
+    private static ChatCompletionDelta? ToDelta(ChatResponseUpdate update, ref int toolCalls)
+    {
+        string text = string.Concat(update.Contents.OfType<TextContent>().Select(c => c.Text));
+        string reasoning = string.Concat(update.Contents.OfType<TextReasoningContent>().Select(c => c.Text));
+        List<ChatCompletionChunkToolCall>? calls = null;
+        foreach (FunctionCallContent call in update.Contents.OfType<FunctionCallContent>())
+        {
+            ChatCompletionToolCall whole = ToToolCall(call);
+            (calls ??= []).Add(new() { Index = toolCalls++, Id = whole.Id, Function = whole.Function! });
+        }
+
+        return text.Length == 0 && reasoning.Length == 0 && calls is null ? null : new()
+        {
+            Content = text.Length > 0 ? text : null,
+            ReasoningContent = reasoning.Length > 0 ? reasoning : null,
+            ToolCalls = calls,
+        };
+    }
+
+    private static ChatCompletionToolCall ToToolCall(FunctionCallContent call) => new()
+    {
+        Id = call.CallId,
+        Type = "function",
+        Function = new() { Name = call.Name, Arguments = JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions) },
+    };
+
     private long ToUnixSeconds(DateTimeOffset? time) => (time ?? timeProvider.GetUtcNow()).ToUnixTimeSeconds();
 
     private long ElapsedMs(long started) => (long)timeProvider.GetElapsedTime(started).TotalMilliseconds;
@@ -193,7 +235,13 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
     {
         long prompt = usage?.InputTokenCount ?? 0;
         long completion = usage?.OutputTokenCount ?? 0;
-        return new() { PromptTokens = prompt, CompletionTokens = completion, TotalTokens = usage?.TotalTokenCount ?? prompt + completion };
+        return new()
+        {
+            PromptTokens = prompt,
+            CompletionTokens = completion,
+            TotalTokens = usage?.TotalTokenCount ?? prompt + completion,
+            PromptTokensDetails = usage?.CachedInputTokenCount is long cached ? new() { CachedTokens = cached } : null,
+        };
     }
 
     private static string DefaultModelId(IChatClient client) => client.GetService<ChatClientMetadata>()?.DefaultModelId ?? string.Empty;

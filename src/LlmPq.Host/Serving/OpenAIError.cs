@@ -1,5 +1,4 @@
 using System.Text.Json;
-using LlmPq.Chat;
 using Microsoft.AspNetCore.Http;
 
 namespace LlmPq.Host.Serving;

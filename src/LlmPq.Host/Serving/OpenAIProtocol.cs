@@ -38,6 +38,14 @@ internal sealed class ChatCompletionRequest
 
     public ChatCompletionResponseFormat? ResponseFormat { get; init; }
 
+    /// <summary>Gets the tools: an array of <c>{"type":"function","function":{name, description, parameters}}</c>.</summary>
+    public JsonElement? Tools { get; init; }
+
+    /// <summary>Gets <c>none</c>, <c>auto</c>, <c>required</c>, or <c>{"type":"function","function":{"name":…}}</c>.</summary>
+    public JsonElement? ToolChoice { get; init; }
+
+    public bool? ParallelToolCalls { get; init; }
+
     // llama.cpp's sampler knobs, which llama-server accepts on the same endpoint.
     public int? TopK { get; init; }
 
@@ -55,6 +63,45 @@ internal sealed class ChatCompletionRequestMessage
     public JsonElement? Content { get; init; }
 
     public string? Name { get; init; }
+
+    /// <summary>Gets the calls an assistant message made.</summary>
+    public IReadOnlyList<ChatCompletionToolCall?>? ToolCalls { get; init; }
+
+    /// <summary>Gets the call a <c>tool</c> message answers.</summary>
+    public string? ToolCallId { get; init; }
+
+    /// <summary>Gets an assistant message's reasoning, as llama-server and DeepSeek name it.</summary>
+    public string? ReasoningContent { get; init; }
+}
+
+/// <summary>A tool call, in an assistant message of a request or of an answer.</summary>
+internal sealed class ChatCompletionToolCall
+{
+    public string? Id { get; init; }
+
+    public string? Type { get; init; }
+
+    public ChatCompletionFunctionCall? Function { get; init; }
+}
+
+/// <summary>The function of a tool call; its arguments are a JSON object written as a string.</summary>
+internal sealed class ChatCompletionFunctionCall
+{
+    public string? Name { get; init; }
+
+    public string? Arguments { get; init; }
+}
+
+/// <summary>A tool call streamed in a delta: the whole call in one chunk, at its index.</summary>
+internal sealed class ChatCompletionChunkToolCall
+{
+    public int Index { get; init; }
+
+    public string? Id { get; init; }
+
+    public string Type { get; } = "function";
+
+    public required ChatCompletionFunctionCall Function { get; init; }
 }
 
 /// <summary>The <c>response_format</c> of a request.</summary>
@@ -106,7 +153,13 @@ internal sealed class ChatCompletionMessage
 {
     public string Role { get; } = "assistant";
 
-    public required string Content { get; init; }
+    // OpenAI writes "content": null beside tool calls.
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
+    public string? Content { get; init; }
+
+    public string? ReasoningContent { get; init; }
+
+    public IReadOnlyList<ChatCompletionToolCall>? ToolCalls { get; init; }
 }
 
 /// <summary>A <c>chat.completion.chunk</c> object, one server-sent event of a stream.</summary>
@@ -143,6 +196,10 @@ internal sealed class ChatCompletionDelta
     public string? Role { get; init; }
 
     public string? Content { get; init; }
+
+    public string? ReasoningContent { get; init; }
+
+    public IReadOnlyList<ChatCompletionChunkToolCall>? ToolCalls { get; init; }
 }
 
 /// <summary>Token counts of a completion.</summary>
@@ -153,6 +210,14 @@ internal sealed class ChatCompletionUsage
     public long CompletionTokens { get; init; }
 
     public long TotalTokens { get; init; }
+
+    public ChatCompletionPromptTokensDetails? PromptTokensDetails { get; init; }
+}
+
+/// <summary>How many prompt tokens came from the cache rather than being computed.</summary>
+internal sealed class ChatCompletionPromptTokensDetails
+{
+    public long CachedTokens { get; init; }
 }
 
 /// <summary>The answer of <c>GET /v1/models</c>.</summary>
@@ -212,6 +277,7 @@ internal sealed class ErrorDetail
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(HealthStatus))]
 [JsonSerializable(typeof(ErrorResponse))]
+[JsonSerializable(typeof(Dictionary<string, object?>))]
 internal sealed partial class OpenAIJsonContext : JsonSerializerContext
 {
     private static OpenAIJsonContext? s_wire;

@@ -6,30 +6,30 @@ namespace LlmPq.Host.Serving;
 /// <summary>The log messages of the OpenAI endpoint.</summary>
 internal static partial class ServingLog
 {
-    [LoggerMessage(1, LogLevel.Information, "Serving the OpenAI-compatible API at {Address}")]
+    [LoggerMessage(301, LogLevel.Information, "Serving the OpenAI-compatible API at {Address}")]
     public static partial void Listening(ILogger logger, Uri address);
 
-    [LoggerMessage(2, LogLevel.Warning,
+    [LoggerMessage(302, LogLevel.Warning,
         "LISTENING BEYOND LOOPBACK on {Address}: every machine that can reach this port can use the model with the API key, "
         + "and the traffic, key included, is plain HTTP. Put a TLS proxy in front of it on any network you do not trust.")]
     public static partial void ListeningBeyondLoopback(ILogger logger, IPAddress address);
 
-    [LoggerMessage(3, LogLevel.Warning, "Refused {Method} {Path} from {RemoteAddress}: missing or wrong API key")]
+    [LoggerMessage(303, LogLevel.Warning, "Refused {Method} {Path} from {RemoteAddress}: missing or wrong API key")]
     public static partial void Unauthorized(ILogger logger, string method, string path, IPAddress? remoteAddress);
 
-    [LoggerMessage(4, LogLevel.Debug, "Chat completion {RequestId} started: {MessageCount} messages, model '{Model}', streaming {Streaming}")]
+    [LoggerMessage(304, LogLevel.Debug, "Chat completion {RequestId} started: {MessageCount} messages, model '{Model}', streaming {Streaming}")]
     public static partial void ChatStarted(ILogger logger, string requestId, int messageCount, string? model, bool streaming);
 
-    [LoggerMessage(5, LogLevel.Debug,
+    [LoggerMessage(305, LogLevel.Debug,
         "Chat completion {RequestId} finished ({FinishReason}): {PromptTokens} prompt and {CompletionTokens} completion tokens in {ElapsedMs} ms")]
     public static partial void ChatFinished(ILogger logger, string requestId, string finishReason, long promptTokens, long completionTokens, long elapsedMs);
 
-    [LoggerMessage(6, LogLevel.Debug, "Chat completion {RequestId} cancelled after {ElapsedMs} ms: the client went away")]
+    [LoggerMessage(306, LogLevel.Debug, "Chat completion {RequestId} cancelled after {ElapsedMs} ms: the client went away")]
     public static partial void ChatCancelled(ILogger logger, string requestId, long elapsedMs);
 
-    [LoggerMessage(7, LogLevel.Warning, "Chat completion {RequestId} refused with status {StatusCode} ({Code}): {Message}")]
+    [LoggerMessage(307, LogLevel.Warning, "Chat completion {RequestId} refused with status {StatusCode} ({Code}): {Message}")]
     public static partial void ChatRefused(ILogger logger, string requestId, int statusCode, string? code, string message);
 
-    [LoggerMessage(8, LogLevel.Error, "Chat completion {RequestId} failed")]
+    [LoggerMessage(308, LogLevel.Error, "Chat completion {RequestId} failed")]
     public static partial void ChatFailed(ILogger logger, string requestId, Exception exception);
 }

@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using System.Text.Json;
 using LlmPq.Chat;
 using LlmPq.Engine;
+using LlmPq.Grammar;
 using Microsoft.Extensions.AI;
 
 namespace LlmPq.Tests.Chat;
@@ -194,7 +195,7 @@ public sealed class ChatClientTests
     public async Task Options_map_to_llama_cpp_sampling()
     {
         await using var engine = await StartAsync();
-        var client = new LlmPqChatClient(engine, Options());
+        EngineChatClient client = new LlmPqChatClient(engine, Options()).GetService<EngineChatClient>()!;
         var options = new ChatOptions
         {
             Temperature = 0.5f,
@@ -243,7 +244,7 @@ public sealed class ChatClientTests
         ChatClientMetadata metadata = client.GetRequiredService<ChatClientMetadata>();
         Assert.Equal("llmpq", metadata.ProviderName);
         Assert.Equal(engine.ModelId, metadata.DefaultModelId);
-        Assert.NotNull(metadata.ProviderUri);
+        Assert.Null(metadata.ProviderUri); // OpenTelemetry would read a server address from it
         Assert.Same(client, client.GetService<LlmPqChatClient>());
         Assert.Same(engine, client.GetService<LlmPqEngine>());
         Assert.Null(client.GetService<ChatClientMetadata>("some key"));

@@ -1,4 +1,3 @@
-using LlmPq.Chat;
 using LlmPq.Engine;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
@@ -77,7 +76,7 @@ public sealed class DependencyInjectionTests
         ChatResponse response = await chat.GetResponseAsync("Hello stages", new ChatOptions { Temperature = 0, MaxOutputTokens = 6 });
 
         Assert.NotEmpty(response.Text);
-        Assert.NotNull(chat.GetService<LlmPq.Pipeline.LlmPqPipeline>());
+        Assert.NotNull(chat.GetService<LlmPq.Runner.LlmPqPipeline>());
         Assert.Throws<InvalidOperationException>(() => host.Services.GetRequiredService<LlmPqEngine>());
         await host.StopAsync();
     }
@@ -137,5 +136,83 @@ public sealed class DependencyInjectionTests
         builder.Services.AddLlmPqChatClient(o => o.ModelPath = path);
         using IHost host = builder.Build();
         await Assert.ThrowsAnyAsync<Exception>(() => host.StartAsync());
+    }
+
+    [Fact]
+    public async Task Without_a_host_the_first_request_starts_the_engine_and_disposal_stops_it()
+    {
+        var services = new ServiceCollection();
+        services.AddLlmPqChatClient(o =>
+        {
+            o.ModelPath = TestModels.Small;
+            o.ContextLength = 512;
+            o.Threads = 2;
+        });
+        LlmPqEngine engine;
+        await using (ServiceProvider provider = services.BuildServiceProvider())
+        {
+            IChatClient client = provider.GetRequiredService<IChatClient>();
+            engine = provider.GetRequiredService<LlmPqEngine>();
+            Assert.False(engine.IsReady);
+            ChatResponse response = await client.GetResponseAsync("Hello", new ChatOptions { Temperature = 0, MaxOutputTokens = 3 });
+            Assert.Equal(3, response.Usage?.OutputTokenCount);
+            Assert.True(engine.IsReady);
+        }
+
+        Assert.False(engine.IsReady);
+    }
+
+    [Fact]
+    public async Task The_returned_builder_adds_middleware_that_iChatClient_resolves()
+    {
+        var services = new ServiceCollection();
+        var seen = new List<string>();
+        services.AddLlmPqChatClient(o =>
+        {
+            o.ModelPath = TestModels.Small;
+            o.ContextLength = 512;
+        })
+            .Use((messages, options, next, ct) =>
+            {
+                seen.Add(messages.Last().Text);
+                return next(messages, options, ct);
+            })
+            .UseFunctionInvocation();
+        await using ServiceProvider provider = services.BuildServiceProvider();
+
+        IChatClient client = provider.GetRequiredService<IChatClient>();
+        Assert.NotSame(provider.GetRequiredService<LlmPqChatClient>(), client);
+        Assert.NotNull(client.GetService<FunctionInvokingChatClient>());
+        Assert.Same(provider.GetRequiredService<LlmPqChatClient>(), client.GetService<LlmPqChatClient>());
+        await client.GetResponseAsync("through the middleware", new ChatOptions { Temperature = 0, MaxOutputTokens = 2 });
+        Assert.Equal(["through the middleware"], seen);
+    }
+
+    [Fact]
+    public async Task Without_a_host_invalid_options_fail_the_first_resolution_with_what_to_fix()
+    {
+        var services = new ServiceCollection();
+        services.AddLlmPqChatClient(o => o.ModelPath = TestModels.TempPath("missing.gguf"));
+        await using ServiceProvider provider = services.BuildServiceProvider();
+        OptionsValidationException ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IChatClient>());
+        Assert.Contains("missing.gguf", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_stopped_client_does_not_start_again_on_a_request()
+    {
+        await using var client = LlmPqChatClient.Create(new LlmPqOptions { ModelPath = TestModels.Small, ContextLength = 512 });
+        await client.StartAsync();
+        Assert.True(client.IsReady);
+        await client.StopAsync();
+        await Assert.ThrowsAsync<LlmPqUnavailableException>(() => client.GetResponseAsync("Hello"));
+        await Assert.ThrowsAsync<LlmPqUnavailableException>(() => client.StartAsync());
+    }
+
+    [Fact]
+    public void Create_refuses_invalid_options_naming_the_problem()
+    {
+        ArgumentException ex = Assert.Throws<ArgumentException>(() => LlmPqChatClient.Create(new LlmPqOptions { ModelPath = TestModels.Small, ContextLength = -1 }));
+        Assert.Contains("ContextLength must be positive", ex.Message, StringComparison.Ordinal);
     }
 }

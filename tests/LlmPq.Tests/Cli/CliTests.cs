@@ -44,6 +44,36 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void Make_model_writes_a_named_chat_template_byte_identically()
+    {
+        string a = TestModels.TempPath("hermes-a.gguf");
+        string b = TestModels.TempPath("hermes-b.gguf");
+        string[] common = ["--layers", "1", "--embd", "32", "--ff", "32", "--heads", "2", "--kv-heads", "2", "--chat-template", "hermes", "--vocab", TestModels.VocabularyPath];
+        Assert.Equal(0, CliRunner.Run(["make-model", "--out", a, .. common]).ExitCode);
+        Assert.Equal(0, CliRunner.Run(["make-model", "--out", b, .. common]).ExitCode);
+
+        Assert.Equal(SHA256.HashData(File.ReadAllBytes(a)), SHA256.HashData(File.ReadAllBytes(b)));
+        Assert.Equal(ChatTemplateLibrary.Hermes, GgufReader.Read(a).GetString("tokenizer.chat_template"));
+    }
+
+    [Fact]
+    public void Make_model_reads_a_chat_template_file_and_refuses_an_unknown_name()
+    {
+        string template = TestModels.TempPath("template.jinja");
+        File.WriteAllText(template, "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}");
+        string path = TestModels.TempPath("file-template.gguf");
+        string[] shape = ["--layers", "1", "--embd", "32", "--ff", "32", "--heads", "2", "--kv-heads", "2", "--vocab", TestModels.VocabularyPath];
+
+        CliRunner.Result made = CliRunner.Run(["make-model", "--out", path, "--chat-template", template, .. shape]);
+        Assert.True(made.ExitCode == 0, made.StandardError);
+        Assert.Equal(File.ReadAllText(template), GgufReader.Read(path).GetString("tokenizer.chat_template"));
+
+        CliRunner.Result refused = CliRunner.Run(["make-model", "--out", TestModels.TempPath("x.gguf"), "--chat-template", "no-such-template", .. shape]);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("hermes", refused.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Info_prints_a_readable_table()
     {
         CliRunner.Result info = CliRunner.Run("info", TestModels.Small);

@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using LlmPq.Tests.Pipeline;
+using LlmPq.Tests.Stages;
 
 namespace LlmPq.Tests.Cli;
 

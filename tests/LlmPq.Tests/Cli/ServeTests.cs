@@ -3,7 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using LlmPq.Host.Benchmarking;
-using LlmPq.Pipeline;
+using LlmPq.Stages;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging.Abstractions;
 

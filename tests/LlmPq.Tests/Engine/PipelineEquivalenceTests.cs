@@ -1,8 +1,7 @@
-using LlmPq.Chat;
 using LlmPq.Engine;
 using LlmPq.Native;
-using LlmPq.Pipeline;
-using LlmPq.Tests.Pipeline;
+using LlmPq.Stages;
+using LlmPq.Tests.Stages;
 using Microsoft.Extensions.AI;
 
 namespace LlmPq.Tests.Engine;

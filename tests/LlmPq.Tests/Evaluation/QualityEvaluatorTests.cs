@@ -4,8 +4,8 @@ using LlmPq.Evaluation;
 using LlmPq.Gguf;
 using LlmPq.Host.Commands;
 using LlmPq.Native;
-using LlmPq.Pipeline;
 using LlmPq.Quantization;
+using LlmPq.Stages;
 using LlmPq.Tests.Quantization;
 using Microsoft.Extensions.Logging.Abstractions;
 

@@ -1,7 +1,7 @@
 using LlmPq.Engine;
 using LlmPq.Native;
-using LlmPq.Pipeline;
-using LlmPq.Tests.Pipeline;
+using LlmPq.Stages;
+using LlmPq.Tests.Stages;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 

@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using LlmPq.Chat;
 using LlmPq.Engine;
 using LlmPq.Scheduling;
 using LlmPq.Tests.Chat;

@@ -188,14 +188,15 @@ public sealed class ChatCompletionsTests
               {"role":"system","content":"s"},
               {"role":"user","content":"u","name":"ann"},
               {"role":"assistant","content":"a"},
-              {"role":"tool","content":"t"}
+              {"role":"tool","content":"t","tool_call_id":"c1"}
             ]}
             """);
 
         IReadOnlyList<ChatMessage> messages = server.Client.ReceivedMessages!;
         Assert.Equal([ChatRole.System, ChatRole.System, ChatRole.User, ChatRole.Assistant, ChatRole.Tool], messages.Select(m => m.Role));
-        Assert.Equal(["d", "s", "u", "a", "t"], messages.Select(m => m.Text));
+        Assert.Equal(["d", "s", "u", "a"], messages.Take(4).Select(m => m.Text));
         Assert.Equal("ann", messages[2].AuthorName);
+        Assert.Equal("t", Assert.IsType<FunctionResultContent>(Assert.Single(messages[4].Contents)).Result);
     }
 
     [Fact]

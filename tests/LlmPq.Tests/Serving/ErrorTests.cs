@@ -1,5 +1,4 @@
 using System.Text.Json;
-using LlmPq.Chat;
 using Microsoft.Extensions.Logging;
 
 namespace LlmPq.Tests.Serving;

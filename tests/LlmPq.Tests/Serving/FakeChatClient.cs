@@ -20,6 +20,12 @@ internal sealed class FakeChatClient : IChatClient
     /// <summary>Gets or sets the finish reason of the last update.</summary>
     public ChatFinishReason FinishReason { get; set; } = ChatFinishReason.Stop;
 
+    /// <summary>Gets or sets the tool calls sent, each in an update of its own, after the text.</summary>
+    public IReadOnlyList<FunctionCallContent> ToolCalls { get; set; } = [];
+
+    /// <summary>Gets or sets reasoning sent before the text.</summary>
+    public string? Reasoning { get; set; }
+
     /// <summary>Gets or sets an exception thrown before the first update.</summary>
     public Exception? ThrowAtStart { get; set; }
 
@@ -51,6 +57,11 @@ internal sealed class FakeChatClient : IChatClient
             throw atStart;
         }
 
+        if (Reasoning is not null)
+        {
+            yield return new ChatResponseUpdate { Role = ChatRole.Assistant, ResponseId = ResponseId, Contents = [new TextReasoningContent(Reasoning)] };
+        }
+
         for (int i = 0; i < Pieces.Length; i++)
         {
             yield return new ChatResponseUpdate(ChatRole.Assistant, Pieces[i]) { ResponseId = ResponseId, CreatedAt = Created, ModelId = Model };
@@ -71,6 +82,11 @@ internal sealed class FakeChatClient : IChatClient
                     throw;
                 }
             }
+        }
+
+        foreach (FunctionCallContent call in ToolCalls)
+        {
+            yield return new ChatResponseUpdate { Role = ChatRole.Assistant, ResponseId = ResponseId, Contents = [call] };
         }
 
         yield return new ChatResponseUpdate

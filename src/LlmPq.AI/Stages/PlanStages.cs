@@ -1,0 +1,38 @@
+using LlmPq.Planning;
+
+namespace LlmPq.Stages;
+
+/// <summary>Turns a plan into the engine's settings: its stages, token budget and micro-batch.</summary>
+public static class PlanStages
+{
+    /// <summary>
+    /// Sets <paramref name="options"/> to serve <paramref name="plan"/>: one stage per planned stage with its layer
+    /// count, memory need, endpoint (a stage server the cluster file names) or else a local server with the stage's
+    /// threads; the plan's token budget as <c>n_batch</c> and a micro-batch (<c>n_ubatch</c>) of one prefill
+    /// micro-batch per stage, so every stage has one in flight; and the plan's global batch as the sequences.
+    /// </summary>
+    /// <param name="options">The options to change; their stages are replaced.</param>
+    /// <param name="plan">The plan (made for the model <see cref="LlmPqOptions.ModelPath"/> holds, quantized by it).</param>
+    public static void Apply(LlmPqOptions options, Plan plan)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(plan);
+        options.Stages.Clear();
+        foreach (StagePlan stage in plan.Stages)
+        {
+            bool cpu = string.Equals(stage.Device.Kind, "CPU", StringComparison.OrdinalIgnoreCase);
+            options.Stages.Add(new LlmPqStageOptions
+            {
+                Endpoint = stage.Device.Endpoint,
+                Layers = stage.LayerEnd - stage.LayerStart,
+                Device = cpu && stage.Device.Endpoint is null ? "CPU" : null,
+                Threads = stage.Device.Threads,
+                MemoryBytes = stage.MemoryBytes,
+            });
+        }
+
+        options.TokenBudget = plan.TokenBudget;
+        options.MicroBatchSize = Math.Max(plan.DecodeMicroBatch, plan.TokenBudget / plan.Stages.Count);
+        options.MaxSequences = plan.Workload.BatchSize;
+    }
+}
