@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Reflection;
 using System.Runtime.InteropServices;
 
@@ -7,6 +8,8 @@ namespace LlmPq.Native;
 /// Finds the pinned llama.cpp build and checks its version before any binding call runs.
 /// Search order: <c>LLMPQ_LLAMA_DIR</c>, then the cache that <c>eng/build-native.sh</c> fills
 /// (<c>LLMPQ_NATIVE_CACHE</c>, else <c>$XDG_CACHE_HOME/llmpq</c>, else <c>~/.cache/llmpq</c>), CUDA flavor first.
+/// An empty cache is filled on first use by running that script, whose progress reaches standard error, and a tool the
+/// cache lacks (the tools build apart, after the libraries) the same way; <c>LLMPQ_SKIP_NATIVE=1</c> turns both off.
 /// </summary>
 internal static class NativeLibraryLoader
 {
@@ -18,6 +21,7 @@ internal static class NativeLibraryLoader
 
     private static readonly Lazy<string> s_directory = new(FindDirectory);
     private static readonly Lazy<IntPtr> s_ggmlBase = new(() => LoadCheckedGgmlBase(Directory));
+    private static readonly Lock s_toolBuild = new();
     private static int s_registered;
 
     /// <summary>Gets the folder holding <c>libllama.so</c> and the llama.cpp tools of the same build.</summary>
@@ -32,13 +36,70 @@ internal static class NativeLibraryLoader
         }
     }
 
-    /// <summary>Gets the path of a tool (for example <c>ggml-rpc-server</c>) of the same build.</summary>
-    public static string ToolPath(string name)
+    /// <summary>
+    /// Gets the path of a tool (for example <c>ggml-rpc-server</c>) of the same build, building the tools into the
+    /// cache first when it lacks this one.
+    /// </summary>
+    public static string ToolPath(string name) => ToolPath(Directory, name, BuildScript());
+
+    /// <summary>Gets the path of a tool in <paramref name="directory"/>, running <paramref name="buildScript"/> <c>--tools</c> first when it is missing there.</summary>
+    internal static string ToolPath(string directory, string name, string? buildScript)
     {
-        string path = Path.Combine(Directory, name);
+        string path = Path.Combine(directory, name);
+        if (!File.Exists(path) && buildScript is not null)
+        {
+            // Threads that want a tool at once wait for one build; processes wait on the script's lock.
+            lock (s_toolBuild)
+            {
+                if (!File.Exists(path))
+                {
+                    RunBuildScript(buildScript, "--tools");
+                }
+            }
+        }
+
         return File.Exists(path)
             ? path
-            : throw new FileNotFoundException($"The llama.cpp build in '{Directory}' has no '{name}'. Rebuild it with eng/build-native.sh.", path);
+            : throw new FileNotFoundException($"The llama.cpp build in '{directory}' has no '{name}' ('bash eng/build-native.sh --tools' builds the tools into the cache).", path);
+    }
+
+    /// <summary>
+    /// Gets the script that builds llama.cpp into the cache (<c>eng/build-native.sh</c> of the source tree this assembly
+    /// was built from), or null where it must not run: <c>LLMPQ_LLAMA_DIR</c> names another build,
+    /// <c>LLMPQ_SKIP_NATIVE=1</c>, Windows, or a tree that is gone.
+    /// </summary>
+    internal static string? BuildScript()
+    {
+        string? script = typeof(NativeLibraryLoader).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .FirstOrDefault(a => a.Key == "LlmPq.NativeBuildScript")?.Value;
+        return string.IsNullOrEmpty(Environment.GetEnvironmentVariable("LLMPQ_LLAMA_DIR"))
+            && Environment.GetEnvironmentVariable("LLMPQ_SKIP_NATIVE") != "1"
+            && !OperatingSystem.IsWindows()
+            && File.Exists(script)
+            ? script
+            : null;
+    }
+
+    /// <summary>
+    /// Runs the build script and returns the folder it prints on its last line. Its standard error stays this process's,
+    /// so its progress reaches the user as it happens.
+    /// </summary>
+    internal static string RunBuildScript(string script, params string[] arguments)
+    {
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, UseShellExecute = false };
+        start.ArgumentList.Add(script);
+        foreach (string argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using Process process = Process.Start(start) ?? throw new LlamaException($"bash did not start '{script}'.");
+        string output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return process.ExitCode == 0 && lines.Length > 0
+            ? lines[^1]
+            : throw new LlamaException($"'{script} {string.Join(' ', arguments)}' failed (exit code {process.ExitCode}); its messages are above on standard error.");
     }
 
     /// <summary>Lists the folders searched, in order, for error messages and diagnostics.</summary>
@@ -88,9 +149,14 @@ internal static class NativeLibraryLoader
             }
         }
 
+        if (BuildScript() is string script && RunBuildScript(script) is var built && File.Exists(Path.Combine(built, "libllama.so")))
+        {
+            return built;
+        }
+
         throw new DllNotFoundException(
             $"No llama.cpp build found (looked in: {string.Join(", ", candidates)}). " +
-            "Run 'bash eng/build-native.sh' (dotnet build does it when the cache is empty), " +
+            "Run 'bash eng/build-native.sh' (LlmPq runs it on first use unless LLMPQ_SKIP_NATIVE=1), " +
             "or set LLMPQ_LLAMA_DIR to the library folder of an existing llama.cpp build.");
     }
 
