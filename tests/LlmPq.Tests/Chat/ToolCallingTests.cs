@@ -153,7 +153,7 @@ public sealed class ToolCallingTests
     {
         var client = LlmPqChatClient.Create(new LlmPqOptions
         {
-            ModelPath = template == ChatTemplateLibrary.HermesName ? s_hermes.Value : s_llama31.Value,
+            ModelPath = ModelPath(template),
             ContextLength = 1024,
             Threads = 2,
             MaxSequences = 2,
@@ -162,6 +162,8 @@ public sealed class ToolCallingTests
         return client;
     }
 
+    internal static string ModelPath(string template) => template == ChatTemplateLibrary.HermesName ? s_hermes.Value : s_llama31.Value;
+
     internal static string Prompt(LlmPqChatClient client, IEnumerable<ChatMessage> messages, ChatOptions options)
     {
         EngineChatClient engine = client.GetService<EngineChatClient>()!;
@@ -169,7 +171,7 @@ public sealed class ToolCallingTests
         return llm.Model.Detokenize([.. engine.CreateRequest(messages, options).Prompt], unparseSpecial: true);
     }
 
-    internal enum City
+    public enum City
     {
         Oslo,
         Lima,
