@@ -154,10 +154,12 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         }
 
         // The sampler is built here so a bad grammar fails the caller, not the loop.
-        var sampler = new LlamaSampler(Model, request.Sampling);
+        LlamaModel model = Model;
+        var text = new TextStreamer(model, request.StopSequences);
+        var sampler = new LlamaSampler(model, request.Sampling);
         var channel = Channel.CreateUnbounded<EngineEvent>(new UnboundedChannelOptions { SingleWriter = true });
         var sequence = new SequenceState(Interlocked.Increment(ref _nextId), request.Prompt);
-        var active = new Active(sequence, request, sampler, new TextStreamer(Model, request.StopSequences), channel.Writer);
+        var active = new Active(sequence, request, sampler, text, channel.Writer);
         if (cancellationToken.CanBeCanceled)
         {
             active.Cancellation = cancellationToken.Register(() => Post(() => Cancel(sequence, cancellationToken)));
@@ -198,9 +200,11 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             }
 
             _inbox.Enqueue(action);
+
+            // Inside the gate: once the inbox is closed the loop may end and the semaphore be disposed.
+            _wake.Release();
         }
 
-        _wake.Release();
         return true;
     }
 
@@ -229,13 +233,21 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         }
 
         _loaded.TrySetResult();
+        Exception? failure = null;
         try
         {
             Loop(batch);
         }
+        catch (Exception ex)
+        {
+            // An exception leaving this thread would end the process: stop serving and fail the requests instead.
+            _stopping = true;
+            LogLoopFailed(_logger, ex);
+            failure = new LlmPqUnavailableException($"The LlmPq engine failed and stopped: {ex.Message}", ex);
+        }
         finally
         {
-            FailAll(new LlmPqUnavailableException("The LlmPq engine stopped."));
+            FailAll(failure ?? new LlmPqUnavailableException("The LlmPq engine stopped."));
             batch.Dispose();
             _context.Dispose();
             _model.Dispose();
@@ -458,14 +470,26 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     private void Sample(SequenceState sequence, int index)
     {
         Active active = _active[sequence];
-        int token = active.Sampler.Sample(_context!, index);
+        int token;
+        try
+        {
+            token = active.Sampler.Sample(_context!, index);
+        }
+        catch (LlamaException ex)
+        {
+            // One request's sampler (a grammar that allows no token) fails that request, not the loop.
+            LogSamplingFailed(_logger, ex, sequence.Id);
+            Fail(sequence, new LlmPqUnavailableException($"The model failed while sampling: {ex.Message}", ex));
+            return;
+        }
+
         if (sequence.Generated == 0 && active.FirstToken is null)
         {
             active.FirstToken = active.Clock.Elapsed;
             _metrics!.FirstToken(active.FirstToken.Value);
         }
 
-        if (Model.IsEndOfGeneration(token))
+        if (_model!.IsEndOfGeneration(token))
         {
             Finish(sequence, FinishReason.Stop);
             return;
