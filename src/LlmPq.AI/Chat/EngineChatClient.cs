@@ -105,6 +105,7 @@ internal sealed partial class EngineChatClient : IBackendChatClient
                         InputTokenCount = finished.PromptTokens,
                         OutputTokenCount = finished.OutputTokens,
                         TotalTokenCount = finished.PromptTokens + finished.OutputTokens,
+                        CachedInputTokenCount = finished.CachedTokens,
                     }));
                     break;
             }

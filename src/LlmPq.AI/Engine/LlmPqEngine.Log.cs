@@ -40,6 +40,9 @@ public sealed partial class LlmPqEngine
     [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "Sampling request {Id} failed; the request fails")]
     private static partial void LogSamplingFailed(ILogger logger, Exception exception, long id);
 
+    [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "The model's memory cannot remove part of a sequence; prefix reuse is off")]
+    private static partial void LogPrefixReuseUnsupported(ILogger logger);
+
     [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "llama_decode failed on a batch of {Tokens} tokens; the requests in it fail")]
     private static partial void LogDecodeFailed(ILogger logger, Exception exception, int tokens);
 }

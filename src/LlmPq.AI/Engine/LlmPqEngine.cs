@@ -19,6 +19,9 @@ namespace LlmPq.Engine;
 /// </summary>
 public sealed partial class LlmPqEngine : IAsyncDisposable
 {
+    /// <summary>The most tokens a prompt prefilled while no decode runs takes in one iteration (llama-server's default <c>n_batch</c>).</summary>
+    private const int WholePromptBatch = 2048;
+
     private readonly LlmPqOptions _options;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
@@ -158,7 +161,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         var text = new TextStreamer(model, request.StopSequences);
         var sampler = new LlamaSampler(model, request.Sampling);
         var channel = Channel.CreateUnbounded<EngineEvent>(new UnboundedChannelOptions { SingleWriter = true });
-        var sequence = new SequenceState(Interlocked.Increment(ref _nextId), request.Prompt);
+        var sequence = new SequenceState(Interlocked.Increment(ref _nextId), request.Prompt) { ReusesPrefix = request.CachePrompt };
         var active = new Active(sequence, request, sampler, text, channel.Writer);
         if (cancellationToken.CanBeCanceled)
         {
@@ -270,10 +273,10 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         _context = CreateContext(_model, sizes);
         KvCapacity = (int)_context.ContextLength;
         ContextLength = Math.Min(perSequence, (int)_context.SequenceContextLength);
-        CreateScheduler();
+        CreateScheduler((int)_context.BatchSize);
         LogLoaded(_logger, ModelId, _model.LayerCount, ContextLength, KvCapacity, sizes.SharedKvCache);
         SchedulingLog.Started(_logger, _options.SchedulingPolicy, _options.TokenBudget, _options.TbtTarget);
-        return new TokenBatch((int)sizes.BatchSize);
+        return new TokenBatch((int)_context.BatchSize);
     }
 
     /// <summary>Loads the whole model here, or its layers placed across the pipeline stages.</summary>
@@ -290,16 +293,20 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         return model;
     }
 
-    /// <summary>Sizes the context: its KV cache (per sequence or shared), its batch (the budget, and every decode at once) and micro-batch.</summary>
+    /// <summary>
+    /// Sizes the context: its KV cache (per sequence or shared); its micro-batch (the budget, and every decode at once),
+    /// which sizes the compute buffers; and its batch, which also takes a whole prompt while no decode runs.
+    /// </summary>
     private LlamaContextOptions ContextSizes(int perSequence)
     {
         int batchCapacity = Math.Max(_options.TokenBudget, _options.MaxSequences);
         bool shared = _options.SharedKvCache;
+        int wholePrompt = Math.Min(WholePromptBatch, shared ? Math.Min(perSequence, _options.KvCacheTokens) : perSequence);
         return new LlamaContextOptions
         {
             ContextLength = (uint)(shared ? _options.KvCacheTokens : (long)perSequence * _options.MaxSequences),
             SharedKvCache = shared,
-            BatchSize = (uint)batchCapacity,
+            BatchSize = (uint)Math.Max(batchCapacity, wholePrompt),
             MicroBatchSize = (uint)(_options.MicroBatchSize > 0 ? _options.MicroBatchSize : batchCapacity),
             SequenceCount = (uint)_options.MaxSequences,
             Threads = _options.Threads,
@@ -331,9 +338,9 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     }
 
     /// <summary>Creates the scheduler, the budget controller (with a TBT target) and the metrics that read them.</summary>
-    private void CreateScheduler()
+    private void CreateScheduler(int batchLimit)
     {
-        BatchScheduler scheduler = _scheduler = new BatchScheduler(_options.SchedulingPolicy, _options.TokenBudget, KvCapacity, _options.MaxSequences);
+        BatchScheduler scheduler = _scheduler = new BatchScheduler(_options.SchedulingPolicy, _options.TokenBudget, KvCapacity, _options.MaxSequences, batchLimit, _options.PrefixReuse);
         _budget = _options.TbtTarget is { } tbt ? new TokenBudgetController(tbt, _options.TokenBudget) : null;
         _metrics = new EngineMetrics(_meterFactory, ModelId, () => QueueLength, () => RunningSequences, () => KvTokensInUse, KvCapacity, () => scheduler.TokenBudget);
     }
@@ -360,6 +367,8 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             }
 
             Preempt(plan.Preempted);
+            Trim(plan.Trims);
+            CountPrefills(plan.Admitted);
             if (plan.Entries.Count == 0)
             {
                 continue;
@@ -400,6 +409,31 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         {
             Interlocked.Add(ref _preemptions, evictions.Count);
             _metrics!.Preempted(evictions.Count);
+        }
+    }
+
+    /// <summary>Removes the cells a plan takes from slots: reclaimed caches, and what an admitted sequence does not share with its slot's cache.</summary>
+    private void Trim(IReadOnlyList<SlotTrim> trims)
+    {
+        foreach (SlotTrim trim in trims)
+        {
+            if (!_context!.RemoveSequence(trim.Slot, trim.From))
+            {
+                // This model's memory cannot drop part of a sequence (recurrent layers): drop it whole, stop reusing.
+                _context.RemoveSequence(trim.Slot);
+                trim.For?.Recompute();
+                _scheduler!.PrefixReuse = false;
+                LogPrefixReuseUnsupported(_logger);
+            }
+        }
+    }
+
+    /// <summary>Counts the tokens admitted sequences found cached and those they compute.</summary>
+    private void CountPrefills(IReadOnlyList<SequenceState> admitted)
+    {
+        foreach (SequenceState s in admitted)
+        {
+            _metrics!.Prefill(s.Reused, s.Tokens.Count - s.Reused);
         }
     }
 
@@ -448,13 +482,22 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             }
 
             _context!.ClearMemory();
+            _scheduler!.ForgetIdleCaches();
             return false;
         }
 
         if (!decoded)
         {
             // llama.cpp found no room although the token accounting did (a fragmented cache): make room, retry.
-            Preempt([_scheduler!.EvictYoungest()]);
+            if (_scheduler!.ReclaimIdle() is { } trim)
+            {
+                Trim([trim]);
+            }
+            else
+            {
+                Preempt([_scheduler.EvictYoungest()]);
+            }
+
             return false;
         }
 
@@ -514,14 +557,15 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
     private void Finish(SequenceState sequence, FinishReason reason)
     {
-        Active active = Detach(sequence);
+        int cachedTokens = Math.Min(sequence.Reused, sequence.PromptLength);
+        Active active = Detach(sequence, keepCells: true);
         string rest = active.Text.Flush();
         if (rest.Length > 0)
         {
             active.Writer.TryWrite(new EngineEvent.Text(rest));
         }
 
-        active.Writer.TryWrite(new EngineEvent.Finished(reason, sequence.PromptLength, sequence.Generated));
+        active.Writer.TryWrite(new EngineEvent.Finished(reason, sequence.PromptLength, sequence.Generated, cachedTokens));
         active.Writer.TryComplete();
         TimeSpan duration = active.Clock.Elapsed;
         _metrics!.Completed(duration, duration - (active.FirstToken ?? duration), sequence.PromptLength, sequence.Generated);
@@ -532,7 +576,8 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     {
         if (_active.ContainsKey(sequence))
         {
-            Active active = Detach(sequence);
+            // A cancelled request frees its cells: its caller is gone, and so, likely, is its conversation.
+            Active active = Detach(sequence, keepCells: false);
             active.Writer.TryComplete(new OperationCanceledException("The request was cancelled.", token));
             LogCancelled(_logger, sequence.Id, sequence.Generated);
         }
@@ -540,7 +585,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
     private void Fail(SequenceState sequence, Exception error)
     {
-        Active active = Detach(sequence);
+        Active active = Detach(sequence, keepCells: false);
         active.Writer.TryComplete(error);
     }
 
@@ -562,18 +607,18 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         }
     }
 
-    /// <summary>Takes a sequence out of the scheduler and the cache and releases what it holds.</summary>
-    private Active Detach(SequenceState sequence)
+    /// <summary>Takes a sequence out of the scheduler and releases what it holds; its cells stay for reuse when valid and the scheduler keeps them.</summary>
+    private Active Detach(SequenceState sequence, bool keepCells)
     {
         Active active = _active[sequence];
         _active.Remove(sequence);
         Interlocked.Decrement(ref _outstanding);
-        if (sequence.IsResident)
+        int slot = sequence.Slot;
+        if (!_scheduler!.Remove(sequence, keepCells) && slot >= 0)
         {
-            _context!.RemoveSequence(sequence.Slot);
+            _context!.RemoveSequence(slot);
         }
 
-        _scheduler!.Remove(sequence);
         active.Cancellation.Dispose();
         active.Sampler.Dispose();
         return active;
