@@ -11,17 +11,18 @@ namespace LlmPq.Scheduling;
 /// and that an iteration with no decode to protect prefills up to the batch limit (<c>n_batch</c>) instead.
 /// </summary>
 /// <remarks>
+/// <para>
 /// With prefix reuse, a finished sequence leaves its cells in its slot: a new request takes the free slot whose cells
 /// share the longest prefix with its tokens and computes only the rest (never its last token, whose logits it samples
 /// from). Those cells count as KV in use; when admission or running decodes need the room, or a request needs a slot
 /// and none is empty, the least recently used cache goes first, before any running sequence is evicted.
-/// </remarks>
-/// <remarks>
-/// Under <see cref="SchedulingPolicy.PrefillFirst"/> a prompt longer than the budget is prefilled in budget-sized
-/// chunks, in prefill-only iterations that run before any decode. vLLM (2023) would run it whole, but one
-/// <c>llama_decode</c> takes at most <c>n_batch</c> tokens, which the engine sizes to the budget; raising it to the
-/// context length would enlarge the compute buffers of every policy and make the comparison unfair. Chunking keeps
-/// what the policy is compared for (decodes stall until the whole prompt is in the cache) and the budget strict.
+/// </para>
+/// <para>
+/// Under <see cref="SchedulingPolicy.PrefillFirst"/>, while decodes wait, a prompt longer than the budget is prefilled
+/// in budget-sized chunks, in prefill-only iterations that run before any decode. vLLM (2023) would run it whole; the
+/// budget keeps the policies' iterations comparable. Chunking keeps what the policy is compared for (decodes stall
+/// until the whole prompt is in the cache) and the budget strict.
+/// </para>
 /// </remarks>
 internal sealed class BatchScheduler
 {
