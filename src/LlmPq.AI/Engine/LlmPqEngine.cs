@@ -340,7 +340,10 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     /// <summary>Creates the scheduler, the budget controller (with a TBT target) and the metrics that read them.</summary>
     private void CreateScheduler(int batchLimit)
     {
-        BatchScheduler scheduler = _scheduler = new BatchScheduler(_options.SchedulingPolicy, _options.TokenBudget, KvCapacity, _options.MaxSequences, batchLimit, _options.PrefixReuse);
+        BatchScheduler scheduler = _scheduler = new BatchScheduler(_options.SchedulingPolicy, _options.TokenBudget, KvCapacity, _options.MaxSequences, batchLimit, _options.PrefixReuse)
+        {
+            PrefixCopy = _options.PrefixReuse && _context!.SharedKvCache,
+        };
         _budget = _options.TbtTarget is { } tbt ? new TokenBudgetController(tbt, _options.TokenBudget) : null;
         _metrics = new EngineMetrics(_meterFactory, ModelId, () => QueueLength, () => RunningSequences, () => KvTokensInUse, KvCapacity, () => scheduler.TokenBudget);
     }
@@ -368,6 +371,11 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
             Preempt(plan.Preempted);
             Trim(plan.Trims);
+            foreach (SlotCopy copy in plan.Copies)
+            {
+                _context!.ShareSequence(copy.Source, copy.Slot, 0, copy.Count);
+            }
+
             CountPrefills(plan.Admitted);
             if (plan.Entries.Count == 0)
             {

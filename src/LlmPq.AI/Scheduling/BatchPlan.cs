@@ -19,11 +19,14 @@ internal readonly record struct Eviction(SequenceState Sequence, int Slot);
 /// </summary>
 internal readonly record struct SlotTrim(int Slot, int From, SequenceState? For);
 
+/// <summary>Positions [0, <paramref name="Count"/>) of the running sequence in slot <paramref name="Source"/> to share with the (emptied) slot <paramref name="Slot"/>, after the trims.</summary>
+internal readonly record struct SlotCopy(int Source, int Slot, int Count);
+
 /// <summary>
-/// What one engine iteration does: sequences to evict and slot caches to trim first, sequences to admit, then one
-/// batch to decode.
+/// What one engine iteration does: sequences to evict, slot caches to trim and running prefixes to share first,
+/// sequences to admit, then one batch to decode.
 /// </summary>
-internal sealed record BatchPlan(IReadOnlyList<Eviction> Preempted, IReadOnlyList<SlotTrim> Trims, IReadOnlyList<SequenceState> Admitted, IReadOnlyList<BatchEntry> Entries)
+internal sealed record BatchPlan(IReadOnlyList<Eviction> Preempted, IReadOnlyList<SlotTrim> Trims, IReadOnlyList<SlotCopy> Copies, IReadOnlyList<SequenceState> Admitted, IReadOnlyList<BatchEntry> Entries)
 {
     /// <summary>Gets the tokens in the batch.</summary>
     public int TokenCount => Entries.Sum(e => e.Count);

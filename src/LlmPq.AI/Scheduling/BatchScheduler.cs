@@ -61,6 +61,13 @@ internal sealed class BatchScheduler
     /// <summary>Gets or sets a value indicating whether finished sequences leave their cells for later requests; turning it off forgets no cache already kept.</summary>
     public bool PrefixReuse { get; set; }
 
+    /// <summary>
+    /// Gets or sets a value indicating whether, with prefix reuse, a new sequence may share the cells of a prefix it has
+    /// in common with a running one (only a unified KV cache shares cells between sequences). The accounting still
+    /// counts those cells for each sequence, so it errs on the safe side.
+    /// </summary>
+    public bool PrefixCopy { get; set; }
+
     /// <summary>Gets the sequences holding a slot, in admission order.</summary>
     public List<SequenceState> Running { get; } = [];
 
@@ -147,6 +154,7 @@ internal sealed class BatchScheduler
     {
         var preempted = new List<Eviction>();
         var trims = new List<SlotTrim>();
+        var copies = new List<SlotCopy>();
 
         // Every decode grows by one token; reclaim idle caches, then evict the youngest, until the cache holds them all.
         while (KvTokensReserved + Decodes > _kvCapacity)
@@ -167,7 +175,7 @@ internal sealed class BatchScheduler
 
         var entries = new List<BatchEntry>();
         var admitted = new List<SequenceState>();
-        var prefills = new Prefills(entries, admitted, trims);
+        var prefills = new Prefills(entries, admitted, trims, copies);
         switch (_policy)
         {
             case SchedulingPolicy.Sarathi:
@@ -212,7 +220,7 @@ internal sealed class BatchScheduler
                 throw new UnreachableException();
         }
 
-        return entries.Count == 0 && preempted.Count == 0 && trims.Count == 0 ? null : new BatchPlan(preempted, trims, admitted, entries);
+        return entries.Count == 0 && preempted.Count == 0 && trims.Count == 0 ? null : new BatchPlan(preempted, trims, copies, admitted, entries);
     }
 
     /// <summary>
@@ -256,7 +264,7 @@ internal sealed class BatchScheduler
     /// </summary>
     private void AddPrefills(Prefills plan, Admission admission)
     {
-        (List<BatchEntry> entries, List<SequenceState> admitted, List<SlotTrim> trims) = plan;
+        (List<BatchEntry> entries, List<SequenceState> admitted, List<SlotTrim> trims, List<SlotCopy> copies) = plan;
         int budget = (Decodes == 0 ? Math.Max(TokenBudget, _batchLimit) : TokenBudget) - entries.Sum(e => e.Count);
         foreach (SequenceState s in Running)
         {
@@ -276,7 +284,7 @@ internal sealed class BatchScheduler
         while (admission != Admission.None && (budget > 0 || admission == Admission.Batch) && Waiting.Count > 0 && _slots.Any(s => s.Owner is null))
         {
             SequenceState head = Waiting[0];
-            (Slot slot, int reused) = ChooseSlot(head);
+            (Slot slot, int reused, SequenceState? source) = ChooseSlot(head);
             if (admission == Admission.WholePrompts && head.Tokens.Count - reused > budget && entries.Count > 0)
             {
                 return; // the head waits for an iteration of its own rather than be split behind others
@@ -293,7 +301,17 @@ internal sealed class BatchScheduler
                 return; // first come, first served: nobody overtakes the head while it waits for room
             }
 
-            if (slot.Tokens.Count > reused)
+            if (source is not null)
+            {
+                // The slot's own cache goes whole; the running sequence's prefix takes its place.
+                if (slot.Tokens.Count > 0)
+                {
+                    trims.Add(new SlotTrim(slot.Index, 0, head));
+                }
+
+                copies.Add(new SlotCopy(source.Slot, slot.Index, reused));
+            }
+            else if (slot.Tokens.Count > reused)
             {
                 trims.Add(new SlotTrim(slot.Index, reused, head));
             }
@@ -318,19 +336,30 @@ internal sealed class BatchScheduler
     /// Chooses a free slot for a sequence: the one whose cache shares the longest prefix with it, when that prefix is
     /// at least a tenth of its tokens (llama-server's default slot similarity), so a cache is not given up for a few
     /// tokens (every prompt shares its BOS); else an empty slot, else the least recently used. The sequence reuses
-    /// what it shares with the chosen slot, but never its last token, which must be computed to sample.
+    /// what it shares with the chosen slot, but never its last token, which must be computed to sample. With
+    /// <see cref="PrefixCopy"/>, a running sequence sharing a longer prefix than any free slot is its source instead.
     /// </summary>
-    private (Slot Slot, int Reused) ChooseSlot(SequenceState sequence)
+    private (Slot Slot, int Reused, SequenceState? Source) ChooseSlot(SequenceState sequence)
     {
         bool reuse = PrefixReuse && sequence.ReusesPrefix;
-        int Shared(Slot slot) => reuse ? Math.Min(CommonPrefix(slot.Tokens, sequence.Tokens), sequence.Tokens.Count - 1) : 0;
+        int Shared(IReadOnlyList<int> cached, int count) => reuse ? Math.Min(CommonPrefix(cached, count, sequence.Tokens), sequence.Tokens.Count - 1) : 0;
+        bool Worth(int shared) => shared > 0 && shared * 10 >= sequence.Tokens.Count;
 
         Slot[] free = [.. _slots.Where(s => s.Owner is null)];
-        Slot longest = free.MaxBy(Shared)!;
-        Slot chosen = Shared(longest) * 10 >= sequence.Tokens.Count && Shared(longest) > 0
-            ? longest
-            : free.MinBy(s => (s.Tokens.Count > 0, s.LastUsed))!;
-        return (chosen, Shared(chosen));
+        Slot longest = free.MaxBy(s => Shared(s.Tokens, s.Tokens.Count))!;
+        Slot chosen = Worth(Shared(longest.Tokens, longest.Tokens.Count)) ? longest : free.MinBy(s => (s.Tokens.Count > 0, s.LastUsed))!;
+        int reused = Shared(chosen.Tokens, chosen.Tokens.Count);
+        if (PrefixCopy && Running.Count > 0)
+        {
+            // Only the cells a running sequence already holds can be shared.
+            (SequenceState source, int copied) = Running.Select(r => (r, Shared(r.Tokens, r.Cached))).MaxBy(c => c.Item2);
+            if (copied > reused && Worth(copied))
+            {
+                return (free.MinBy(s => (s.Tokens.Count > 0, s.LastUsed))!, copied, source);
+            }
+        }
+
+        return (chosen, reused, null);
     }
 
     /// <summary>Empties the least recently used free slot's cache (but <paramref name="except"/>).</summary>
@@ -346,9 +375,10 @@ internal sealed class BatchScheduler
         return new SlotTrim(lru.Index, 0, null);
     }
 
-    private static int CommonPrefix(List<int> a, IReadOnlyList<int> b)
+    /// <summary>Counts the leading tokens the first <paramref name="count"/> of <paramref name="a"/> share with <paramref name="b"/>.</summary>
+    private static int CommonPrefix(IReadOnlyList<int> a, int count, IReadOnlyList<int> b)
     {
-        int n = Math.Min(a.Count, b.Count), i = 0;
+        int n = Math.Min(count, b.Count), i = 0;
         while (i < n && a[i] == b[i])
         {
             i++;
@@ -378,7 +408,7 @@ internal sealed class BatchScheduler
     }
 
     /// <summary>What an iteration's admissions add to its plan.</summary>
-    private readonly record struct Prefills(List<BatchEntry> Entries, List<SequenceState> Admitted, List<SlotTrim> Trims);
+    private readonly record struct Prefills(List<BatchEntry> Entries, List<SequenceState> Admitted, List<SlotTrim> Trims, List<SlotCopy> Copies);
 
     /// <summary>Which new requests an iteration admits.</summary>
     private enum Admission

@@ -107,6 +107,23 @@ public sealed class PrefixReuseTests
     }
 
     [Fact]
+    public async Task With_a_shared_kv_cache_a_request_shares_the_prefix_of_a_running_one()
+    {
+        await using LlmPqEngine engine = await ChatClientTests.StartAsync(o => o.KvCacheTokens = 1024);
+        int[] story = Tokens(engine, Story);
+        int[] tail = Tokens(engine, " Then a storm came.", bos: false);
+        Assert.NotEqual(story[60], tail[0]);
+
+        // A long, sampled answer runs while the second request arrives; nothing finished has left cells to reuse.
+        EngineStream running = engine.Submit(new EngineRequest(story, new SamplingSettings { Temperature = 0.8f, Seed = 5 }, 400, []), CancellationToken.None);
+        Assert.True(await running.Events.WaitToReadAsync());
+        Result next = await RunAsync(engine, [.. story[..60], .. tail]);
+
+        Assert.Equal(60, next.Finished.CachedTokens);
+        Assert.False(running.Events.Completion.IsCompleted, "the first request was meant to be still running");
+    }
+
+    [Fact]
     public async Task Through_a_pipeline_stage_the_reused_request_answers_as_without_reuse()
     {
         (ChildProcess server, string endpoint) = await TestStageServer.StartAsync();

@@ -37,7 +37,7 @@ public sealed class BatchSchedulerTests
     {
         var random = new Random(seed);
         int batchLimit = 3 * budget / 2;
-        var scheduler = new BatchScheduler(policy, budget, kvCapacity, slots, batchLimit, prefixReuse);
+        var scheduler = new BatchScheduler(policy, budget, kvCapacity, slots, batchLimit, prefixReuse) { PrefixCopy = prefixReuse };
 
         // The cells of each slot as llama.cpp would hold them after the plans' trims, evictions and batches.
         List<int>[] cells = [.. Enumerable.Range(0, slots).Select(_ => new List<int>())];
@@ -164,6 +164,13 @@ public sealed class BatchSchedulerTests
                 Assert.True(prefixReuse);
                 Assert.InRange(trim.From, 0, cells[trim.Slot].Count - 1);
                 cells[trim.Slot].RemoveRange(trim.From, cells[trim.Slot].Count - trim.From);
+            }
+
+            foreach (SlotCopy copy in plan.Copies)
+            {
+                Assert.Empty(cells[copy.Slot]);
+                Assert.InRange(copy.Count, 1, cells[copy.Source].Count);
+                cells[copy.Slot].AddRange(cells[copy.Source].Take(copy.Count));
             }
 
             Assert.All(plan.Admitted, a => Assert.True(a.Reused < a.Tokens.Count && (prefixReuse || a.Reused == 0)));
@@ -505,6 +512,28 @@ public sealed class BatchSchedulerTests
         Assert.Empty(plan.Trims);
         Assert.Equal(0, other.Reused);
         Assert.Equal(21, scheduler.IdleTokens);
+    }
+
+    [Fact]
+    public void With_shared_cells_a_new_request_shares_the_prefix_a_running_sequence_holds()
+    {
+        int[] system = [.. Enumerable.Range(100, 16)];
+        foreach (bool copy in new[] { true, false })
+        {
+            var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 3, prefixReuse: true) { PrefixCopy = copy };
+            var running = new SequenceState(1, [.. system, 1, 2]);
+            scheduler.Enqueue(running);
+            Run(scheduler.Plan()!);
+
+            var next = new SequenceState(2, [.. system, 3, 4]);
+            scheduler.Enqueue(next);
+            BatchPlan plan = scheduler.Plan()!;
+
+            Assert.Equal(copy ? [new SlotCopy(running.Slot, next.Slot, 16)] : [], plan.Copies);
+            Assert.Equal(copy ? 16 : 0, next.Reused);
+            Assert.Contains(new BatchEntry(next, copy ? 2 : 18), plan.Entries);
+            Assert.Empty(plan.Trims);
+        }
     }
 
     [Fact]
