@@ -59,6 +59,13 @@ public sealed class LlmPqOptions
     /// <summary>Gets or sets llama.cpp's physical micro-batch (<c>n_ubatch</c>); 0 uses the token budget. With several stages, micro-batches are pipelined.</summary>
     public int MicroBatchSize { get; set; }
 
+    /// <summary>
+    /// Gets or sets a value indicating whether a finished request leaves its KV cells in its sequence slot, so that a
+    /// later request sharing a prefix with it (the same system prompt, an earlier turn of its conversation) computes
+    /// only the rest (true, the default). Idle cells count as KV in use and are reclaimed least recently used first.
+    /// </summary>
+    public bool PrefixReuse { get; set; } = true;
+
     /// <summary>Gets or sets the CPU threads; 0 uses every core.</summary>
     public int Threads { get; set; }
 

@@ -118,6 +118,7 @@ internal sealed class EngineChatClient : IBackendChatClient
                         InputTokenCount = finished.PromptTokens,
                         OutputTokenCount = finished.OutputTokens,
                         TotalTokenCount = finished.PromptTokens + finished.OutputTokens,
+                        CachedInputTokenCount = finished.CachedTokens,
                     }));
                     ChatResponseUpdate last = Update(rest);
                     last.FinishReason = chat.Reader?.CalledTools == true ? ChatFinishReason.ToolCalls

@@ -20,6 +20,8 @@ internal sealed class EngineMetrics : IDisposable
     private readonly Histogram<long> _tokenUsage;
     private readonly Histogram<long> _batchTokens;
     private readonly Counter<long> _preemptions;
+    private readonly Counter<long> _reusedTokens;
+    private readonly Counter<long> _computedTokens;
     private readonly Histogram<double> _iterationDuration;
     private readonly IterationSpread _spread = new();
     private readonly Histogram<double> _schedulingDelay;
@@ -36,6 +38,8 @@ internal sealed class EngineMetrics : IDisposable
         _batchTokens = _meter.CreateHistogram<long>("llmpq.engine.batch.tokens", "{token}", "Tokens in one iteration's batch, by phase (prefill or decode).");
         _schedulingDelay = _meter.CreateHistogram<double>("llmpq.engine.scheduling_delay", "s", "Time from a request's arrival to the first iteration that computes any of its tokens (Sarathi-Serve's scheduling delay).");
         _preemptions = _meter.CreateCounter<long>("llmpq.engine.preemptions", "{sequence}", "Sequences evicted from the KV cache to be recomputed later.");
+        _reusedTokens = _meter.CreateCounter<long>("llmpq.engine.prompt_tokens.reused", "{token}", "Prompt tokens an admitted sequence found in its slot's KV cache (prefix reuse) instead of computing them.");
+        _computedTokens = _meter.CreateCounter<long>("llmpq.engine.prompt_tokens.computed", "{token}", "Prompt tokens an admitted sequence computes (a preempted one recomputes its output too); the prefix hit rate is reused / (reused + computed).");
         _meter.CreateObservableGauge("llmpq.engine.queue.length", queueLength, "{request}", "Requests waiting for a sequence slot.");
         _meter.CreateObservableGauge("llmpq.engine.sequences.running", running, "{sequence}", "Sequences holding a slot.");
         _meter.CreateObservableGauge("llmpq.engine.kv.tokens", kvTokens, "{token}", "KV cache tokens in use.");
@@ -69,6 +73,12 @@ internal sealed class EngineMetrics : IDisposable
     }
 
     public void Preempted(int count) => _preemptions.Add(count);
+
+    public void Prefill(int reusedTokens, int computedTokens)
+    {
+        _reusedTokens.Add(reusedTokens, _model);
+        _computedTokens.Add(computedTokens, _model);
+    }
 
     public void Iteration(IterationKind kind, TimeSpan elapsed)
     {

@@ -13,8 +13,11 @@ internal enum FinishReason
     Length,
 }
 
-/// <summary>A generation request for the engine: prompt tokens, how to sample, and when to stop.</summary>
-internal sealed record EngineRequest(IReadOnlyList<int> Prompt, SamplingSettings Sampling, int MaxOutputTokens, IReadOnlyList<string> StopSequences);
+/// <summary>
+/// A generation request for the engine: prompt tokens, how to sample, and when to stop; <paramref name="CachePrompt"/>
+/// false computes the whole prompt even where a finished request left a shared prefix in the KV cache.
+/// </summary>
+internal sealed record EngineRequest(IReadOnlyList<int> Prompt, SamplingSettings Sampling, int MaxOutputTokens, IReadOnlyList<string> StopSequences, bool CachePrompt = true);
 
 /// <summary>Something the engine tells a caller about its request.</summary>
 internal abstract record EngineEvent
@@ -22,8 +25,8 @@ internal abstract record EngineEvent
     /// <summary>New text (never part of a stop sequence).</summary>
     public sealed record Text(string Delta) : EngineEvent;
 
-    /// <summary>The end: why, and the token counts.</summary>
-    public sealed record Finished(FinishReason Reason, int PromptTokens, int OutputTokens) : EngineEvent;
+    /// <summary>The end: why, and the token counts; <paramref name="CachedTokens"/> of the prompt tokens were reused from the KV cache, not computed.</summary>
+    public sealed record Finished(FinishReason Reason, int PromptTokens, int OutputTokens, int CachedTokens) : EngineEvent;
 }
 
 /// <summary>A submitted request as its caller sees it: the events, in order; the channel fails with the error when the request fails.</summary>

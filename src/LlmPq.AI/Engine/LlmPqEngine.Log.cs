@@ -34,6 +34,15 @@ public sealed partial class LlmPqEngine
     [LoggerMessage(EventId = 9, Level = LogLevel.Trace, Message = "Iteration: {DecodeTokens} decode + {PrefillTokens} prefill tokens over {Sequences} sequences in {Milliseconds:F1} ms")]
     private static partial void LogIteration(ILogger logger, int decodeTokens, int prefillTokens, int sequences, double milliseconds);
 
+    [LoggerMessage(EventId = 12, Level = LogLevel.Critical, Message = "The engine loop failed; the engine stops and its requests fail")]
+    private static partial void LogLoopFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "Sampling request {Id} failed; the request fails")]
+    private static partial void LogSamplingFailed(ILogger logger, Exception exception, long id);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "The model's memory cannot remove part of a sequence; prefix reuse is off")]
+    private static partial void LogPrefixReuseUnsupported(ILogger logger);
+
     [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "llama_decode failed on a batch of {Tokens} tokens; the requests in it fail")]
     private static partial void LogDecodeFailed(ILogger logger, Exception exception, int tokens);
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using LlmPq.Native;
@@ -18,6 +19,9 @@ namespace LlmPq.Engine;
 /// </summary>
 public sealed partial class LlmPqEngine : IAsyncDisposable
 {
+    /// <summary>The most tokens a prompt prefilled while no decode runs takes in one iteration (llama-server's default <c>n_batch</c>).</summary>
+    private const int WholePromptBatch = 2048;
+
     private readonly LlmPqOptions _options;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
@@ -153,10 +157,12 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         }
 
         // The sampler is built here so a bad grammar fails the caller, not the loop.
-        var sampler = new LlamaSampler(Model, request.Sampling);
+        LlamaModel model = Model;
+        var text = new TextStreamer(model, request.StopSequences);
+        var sampler = new LlamaSampler(model, request.Sampling);
         var channel = Channel.CreateUnbounded<EngineEvent>(new UnboundedChannelOptions { SingleWriter = true });
-        var sequence = new SequenceState(Interlocked.Increment(ref _nextId), request.Prompt);
-        var active = new Active(sequence, request, sampler, new TextStreamer(Model, request.StopSequences), channel.Writer);
+        var sequence = new SequenceState(Interlocked.Increment(ref _nextId), request.Prompt) { ReusesPrefix = request.CachePrompt };
+        var active = new Active(sequence, request, sampler, text, channel.Writer);
         if (cancellationToken.CanBeCanceled)
         {
             active.Cancellation = cancellationToken.Register(() => Post(() => Cancel(sequence, cancellationToken)));
@@ -197,76 +203,26 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             }
 
             _inbox.Enqueue(action);
+
+            // Inside the gate: once the inbox is closed the loop may end and the semaphore be disposed.
+            _wake.Release();
         }
 
-        _wake.Release();
         return true;
     }
 
+    /// <summary>The loop thread: load, serve until stopped, then fail what is left and unload.</summary>
     private void Run()
     {
-        LlamaContext? context = null;
-        TokenBatch? batch = null;
+        TokenBatch batch;
         try
         {
-            LlamaBackend.EnsureInitialized(_loggerFactory);
-            if (_options.Stages.Count > 0)
-            {
-                (_model, Placement placement) = LayerPlacement.Load(_options.ModelPath, [.. _options.Stages], _options.PipelineParallelism);
-                string layout = string.Join(", ", _options.Stages.Select((s, i) => $"{placement.Devices[i]} {s.Endpoint ?? "in-process"}: {s.Layers} layers"));
-                LogPlaced(_logger, layout);
-            }
-            else
-            {
-                _model = LlamaModel.Load(_options.ModelPath, new LlamaModelLoadOptions { GpuLayers = _options.GpuLayers });
-            }
-
-            int batchCapacity = Math.Max(_options.TokenBudget, _options.MaxSequences);
-            bool shared = _options.SharedKvCache;
-
-            // Past its training context a model degrades; keep conversations within it.
-            int perSequence = _model.TrainingContextLength > 0 ? Math.Min(_options.ContextLength, _model.TrainingContextLength) : _options.ContextLength;
-            var contextOptions = new LlamaContextOptions
-            {
-                ContextLength = (uint)(shared ? _options.KvCacheTokens : (long)perSequence * _options.MaxSequences),
-                SharedKvCache = shared,
-                BatchSize = (uint)batchCapacity,
-                MicroBatchSize = (uint)(_options.MicroBatchSize > 0 ? _options.MicroBatchSize : batchCapacity),
-                SequenceCount = (uint)_options.MaxSequences,
-                Threads = _options.Threads,
-            };
-
-            // llama.cpp decides on pipeline parallelism itself and only says so in its log.
-            bool pipelined = false;
-            using (LlamaBackend.ObserveLog(text =>
-            {
-                pipelined |= text.Contains("pipeline parallelism enabled", StringComparison.Ordinal);
-                return false;
-            }))
-            {
-                context = new LlamaContext(_model, contextOptions);
-            }
-
-            PipelineParallel = pipelined;
-            if (_options.Stages.Count > 0)
-            {
-                LogPipelineParallelism(_logger, pipelined, contextOptions.MicroBatchSize, contextOptions.BatchSize);
-            }
-            batch = new TokenBatch(batchCapacity);
-            _context = context;
-            KvCapacity = (int)context.ContextLength;
-            ContextLength = Math.Min(perSequence, (int)context.SequenceContextLength);
-            BatchScheduler scheduler = _scheduler = new BatchScheduler(_options.SchedulingPolicy, _options.TokenBudget, KvCapacity, _options.MaxSequences);
-            _budget = _options.TbtTarget is { } tbt ? new TokenBudgetController(tbt, _options.TokenBudget) : null;
-            _metrics = new EngineMetrics(_meterFactory, ModelId, () => QueueLength, () => RunningSequences, () => KvTokensInUse, KvCapacity, () => scheduler.TokenBudget);
-            LogLoaded(_logger, ModelId, _model.LayerCount, ContextLength, KvCapacity, shared);
-            SchedulingLog.Started(_logger, _options.SchedulingPolicy, _options.TokenBudget, _options.TbtTarget);
+            batch = Load();
         }
         catch (Exception ex)
         {
             LogLoadFailed(_logger, ex, _options.ModelPath);
-            batch?.Dispose();
-            context?.Dispose();
+            _context?.Dispose();
             _model?.Dispose();
             _model = null;
             _loaded.TrySetException(ex);
@@ -280,28 +236,126 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         }
 
         _loaded.TrySetResult();
+        Exception? failure = null;
         try
         {
             Loop(batch);
         }
+        catch (Exception ex)
+        {
+            // An exception leaving this thread would end the process: stop serving and fail the requests instead.
+            _stopping = true;
+            LogLoopFailed(_logger, ex);
+            failure = new LlmPqUnavailableException($"The LlmPq engine failed and stopped: {ex.Message}", ex);
+        }
         finally
         {
-            FailAll(new LlmPqUnavailableException("The LlmPq engine stopped."));
+            FailAll(failure ?? new LlmPqUnavailableException("The LlmPq engine stopped."));
             batch.Dispose();
-            context.Dispose();
+            _context.Dispose();
             _model.Dispose();
-            _metrics.Dispose();
+            _metrics!.Dispose();
             LogStopped(_logger, ModelId);
             _stopped.TrySetResult();
         }
     }
 
+    /// <summary>Loads the model, sizes and creates its context, and wires the scheduler; returns the batch iterations fill.</summary>
+    [MemberNotNull(nameof(_model), nameof(_context))]
+    private TokenBatch Load()
+    {
+        LlamaBackend.EnsureInitialized(_loggerFactory);
+        _model = LoadModel();
+
+        // Past its training context a model degrades; keep conversations within it.
+        int perSequence = _model.TrainingContextLength > 0 ? Math.Min(_options.ContextLength, _model.TrainingContextLength) : _options.ContextLength;
+        LlamaContextOptions sizes = ContextSizes(perSequence);
+        _context = CreateContext(_model, sizes);
+        KvCapacity = (int)_context.ContextLength;
+        ContextLength = Math.Min(perSequence, (int)_context.SequenceContextLength);
+        CreateScheduler((int)_context.BatchSize);
+        LogLoaded(_logger, ModelId, _model.LayerCount, ContextLength, KvCapacity, sizes.SharedKvCache);
+        SchedulingLog.Started(_logger, _options.SchedulingPolicy, _options.TokenBudget, _options.TbtTarget);
+        return new TokenBatch((int)_context.BatchSize);
+    }
+
+    /// <summary>Loads the whole model here, or its layers placed across the pipeline stages.</summary>
+    private LlamaModel LoadModel()
+    {
+        if (_options.Stages.Count == 0)
+        {
+            return LlamaModel.Load(_options.ModelPath, new LlamaModelLoadOptions { GpuLayers = _options.GpuLayers });
+        }
+
+        (LlamaModel model, Placement placement) = LayerPlacement.Load(_options.ModelPath, [.. _options.Stages], _options.PipelineParallelism);
+        string layout = string.Join(", ", _options.Stages.Select((s, i) => $"{placement.Devices[i]} {s.Endpoint ?? "in-process"}: {s.Layers} layers"));
+        LogPlaced(_logger, layout);
+        return model;
+    }
+
+    /// <summary>
+    /// Sizes the context: its KV cache (per sequence or shared); its micro-batch (the budget, and every decode at once),
+    /// which sizes the compute buffers; and its batch, which also takes a whole prompt while no decode runs.
+    /// </summary>
+    private LlamaContextOptions ContextSizes(int perSequence)
+    {
+        int batchCapacity = Math.Max(_options.TokenBudget, _options.MaxSequences);
+        bool shared = _options.SharedKvCache;
+        int wholePrompt = Math.Min(WholePromptBatch, shared ? Math.Min(perSequence, _options.KvCacheTokens) : perSequence);
+        return new LlamaContextOptions
+        {
+            ContextLength = (uint)(shared ? _options.KvCacheTokens : (long)perSequence * _options.MaxSequences),
+            SharedKvCache = shared,
+            BatchSize = (uint)Math.Max(batchCapacity, wholePrompt),
+            MicroBatchSize = (uint)(_options.MicroBatchSize > 0 ? _options.MicroBatchSize : batchCapacity),
+            SequenceCount = (uint)_options.MaxSequences,
+            Threads = _options.Threads,
+        };
+    }
+
+    /// <summary>Creates the context and learns whether llama.cpp pipelines micro-batches across the stages.</summary>
+    private LlamaContext CreateContext(LlamaModel model, LlamaContextOptions sizes)
+    {
+        // llama.cpp decides on pipeline parallelism itself and only says so in its log.
+        bool pipelined = false;
+        LlamaContext context;
+        using (LlamaBackend.ObserveLog(text =>
+        {
+            pipelined |= text.Contains("pipeline parallelism enabled", StringComparison.Ordinal);
+            return false;
+        }))
+        {
+            context = new LlamaContext(model, sizes);
+        }
+
+        PipelineParallel = pipelined;
+        if (_options.Stages.Count > 0)
+        {
+            LogPipelineParallelism(_logger, pipelined, sizes.MicroBatchSize, sizes.BatchSize);
+        }
+
+        return context;
+    }
+
+    /// <summary>Creates the scheduler, the budget controller (with a TBT target) and the metrics that read them.</summary>
+    private void CreateScheduler(int batchLimit)
+    {
+        BatchScheduler scheduler = _scheduler = new BatchScheduler(_options.SchedulingPolicy, _options.TokenBudget, KvCapacity, _options.MaxSequences, batchLimit, _options.PrefixReuse)
+        {
+            PrefixCopy = _options.PrefixReuse && _context!.SharedKvCache,
+        };
+        _budget = _options.TbtTarget is { } tbt ? new TokenBudgetController(tbt, _options.TokenBudget) : null;
+        _metrics = new EngineMetrics(_meterFactory, ModelId, () => QueueLength, () => RunningSequences, () => KvTokensInUse, KvCapacity, () => scheduler.TokenBudget);
+    }
+
+    /// <summary>Runs iterations until stopped: the inbox, a plan, its evictions, one decode, then sampling.</summary>
     private void Loop(TokenBatch batch)
     {
-        LlamaContext context = _context!;
         BatchScheduler scheduler = _scheduler!;
+        var samples = new List<(SequenceState Sequence, int Index)>();
         while (!_stopping)
         {
+            // Submissions and cancellations from other threads.
             while (_inbox.TryDequeue(out Action? action))
             {
                 action();
@@ -315,79 +369,23 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
                 continue;
             }
 
-            foreach (Eviction eviction in plan.Preempted)
+            Preempt(plan.Preempted);
+            Trim(plan.Trims);
+            foreach (SlotCopy copy in plan.Copies)
             {
-                context.RemoveSequence(eviction.Slot);
-                LogPreempted(_logger, eviction.Sequence.Id, eviction.Sequence.Tokens.Count);
+                _context!.ShareSequence(copy.Source, copy.Slot, 0, copy.Count);
             }
 
-            if (plan.Preempted.Count > 0)
-            {
-                Interlocked.Add(ref _preemptions, plan.Preempted.Count);
-                _metrics!.Preempted(plan.Preempted.Count);
-            }
-
+            CountPrefills(plan.Admitted);
             if (plan.Entries.Count == 0)
             {
                 continue;
             }
 
-            batch.Clear();
-            var samples = new List<(SequenceState Sequence, int Index)>();
-            foreach (BatchEntry entry in plan.Entries)
-            {
-                SequenceState s = entry.Sequence;
-                if (_active.TryGetValue(s, out Active? owner) && !owner.Scheduled)
-                {
-                    owner.Scheduled = true;
-                    _metrics!.Scheduled(owner.Clock.Elapsed);
-                }
-
-                for (int k = 0; k < entry.Count; k++)
-                {
-                    int position = s.Cached + k;
-                    bool last = k == entry.Count - 1 && entry.Samples;
-                    int index = batch.Add(s.Tokens[position], position, s.Slot, last);
-                    if (last)
-                    {
-                        samples.Add((s, index));
-                    }
-                }
-            }
-
-            bool decoded;
+            Fill(batch, plan, samples);
             long started = Stopwatch.GetTimestamp();
-            try
+            if (!Decode(batch, plan, started))
             {
-                decoded = context.Decode(batch);
-                if (_logger.IsEnabled(LogLevel.Trace))
-                {
-                    double milliseconds = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-                    int decodes = plan.DecodeTokens, prefills = plan.PrefillTokens;
-                    LogIteration(_logger, decodes, prefills, plan.Entries.Count, milliseconds);
-                }
-            }
-            catch (Exception ex) when (ex is LlamaException or OperationCanceledException)
-            {
-                // A failed decode leaves the cache in an unknown state: end what ran in it, keep the queue.
-                LogDecodeFailed(_logger, ex, batch.Count);
-                foreach (SequenceState s in scheduler.Running.ToList())
-                {
-                    Fail(s, new LlmPqUnavailableException($"The model failed while generating: {ex.Message}", ex));
-                }
-
-                context.ClearMemory();
-                continue;
-            }
-
-            if (!decoded)
-            {
-                // llama.cpp found no room although the token accounting did (a fragmented cache): make room, retry.
-                Eviction eviction = scheduler.EvictYoungest();
-                context.RemoveSequence(eviction.Slot);
-                Interlocked.Increment(ref _preemptions);
-                _metrics!.Preempted(1);
-                LogPreempted(_logger, eviction.Sequence.Id, eviction.Sequence.Tokens.Count);
                 continue;
             }
 
@@ -399,24 +397,150 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
             foreach ((SequenceState s, int index) in samples)
             {
-                Sample(s, index, context);
+                Sample(s, index);
             }
 
             Measured(scheduler, plan, Stopwatch.GetElapsedTime(started));
         }
     }
 
-    private void Sample(SequenceState sequence, int index, LlamaContext context)
+    /// <summary>Clears the evicted sequences' cells; they are recomputed when readmitted.</summary>
+    private void Preempt(IReadOnlyList<Eviction> evictions)
+    {
+        foreach (Eviction eviction in evictions)
+        {
+            _context!.RemoveSequence(eviction.Slot);
+            LogPreempted(_logger, eviction.Sequence.Id, eviction.Sequence.Tokens.Count);
+        }
+
+        if (evictions.Count > 0)
+        {
+            Interlocked.Add(ref _preemptions, evictions.Count);
+            _metrics!.Preempted(evictions.Count);
+        }
+    }
+
+    /// <summary>Removes the cells a plan takes from slots: reclaimed caches, and what an admitted sequence does not share with its slot's cache.</summary>
+    private void Trim(IReadOnlyList<SlotTrim> trims)
+    {
+        foreach (SlotTrim trim in trims)
+        {
+            if (!_context!.RemoveSequence(trim.Slot, trim.From))
+            {
+                // This model's memory cannot drop part of a sequence (recurrent layers): drop it whole, stop reusing.
+                _context.RemoveSequence(trim.Slot);
+                trim.For?.Recompute();
+                _scheduler!.PrefixReuse = false;
+                LogPrefixReuseUnsupported(_logger);
+            }
+        }
+    }
+
+    /// <summary>Counts the tokens admitted sequences found cached and those they compute.</summary>
+    private void CountPrefills(IReadOnlyList<SequenceState> admitted)
+    {
+        foreach (SequenceState s in admitted)
+        {
+            _metrics!.Prefill(s.Reused, s.Tokens.Count - s.Reused);
+        }
+    }
+
+    /// <summary>Puts the plan's tokens into the batch and lists the entries to sample from (by batch index).</summary>
+    private void Fill(TokenBatch batch, BatchPlan plan, List<(SequenceState Sequence, int Index)> samples)
+    {
+        batch.Clear();
+        samples.Clear();
+        foreach (BatchEntry entry in plan.Entries)
+        {
+            SequenceState s = entry.Sequence;
+            if (_active.TryGetValue(s, out Active? owner) && !owner.Scheduled)
+            {
+                owner.Scheduled = true;
+                _metrics!.Scheduled(owner.Clock.Elapsed);
+            }
+
+            for (int k = 0; k < entry.Count; k++)
+            {
+                int position = s.Cached + k;
+                bool last = k == entry.Count - 1 && entry.Samples;
+                int index = batch.Add(s.Tokens[position], position, s.Slot, last);
+                if (last)
+                {
+                    samples.Add((s, index));
+                }
+            }
+        }
+    }
+
+    /// <summary>Decodes the batch; false when it did not run (the running requests failed, or a sequence was evicted to make room).</summary>
+    private bool Decode(TokenBatch batch, BatchPlan plan, long started)
+    {
+        bool decoded;
+        try
+        {
+            decoded = _context!.Decode(batch);
+        }
+        catch (Exception ex) when (ex is LlamaException or OperationCanceledException)
+        {
+            // A failed decode leaves the cache in an unknown state: end what ran in it, keep the queue.
+            LogDecodeFailed(_logger, ex, batch.Count);
+            foreach (SequenceState s in _scheduler!.Running.ToList())
+            {
+                Fail(s, new LlmPqUnavailableException($"The model failed while generating: {ex.Message}", ex));
+            }
+
+            _context!.ClearMemory();
+            _scheduler!.ForgetIdleCaches();
+            return false;
+        }
+
+        if (!decoded)
+        {
+            // llama.cpp found no room although the token accounting did (a fragmented cache): make room, retry.
+            if (_scheduler!.ReclaimIdle() is { } trim)
+            {
+                Trim([trim]);
+            }
+            else
+            {
+                Preempt([_scheduler.EvictYoungest()]);
+            }
+
+            return false;
+        }
+
+        if (_logger.IsEnabled(LogLevel.Trace))
+        {
+            double milliseconds = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            LogIteration(_logger, plan.DecodeTokens, plan.PrefillTokens, plan.Entries.Count, milliseconds);
+        }
+
+        return true;
+    }
+
+    private void Sample(SequenceState sequence, int index)
     {
         Active active = _active[sequence];
-        int token = active.Sampler.Sample(context, index);
+        int token;
+        try
+        {
+            token = active.Sampler.Sample(_context!, index);
+        }
+        catch (LlamaException ex)
+        {
+            // One request's sampler (a grammar that allows no token) fails that request, not the loop.
+            LogSamplingFailed(_logger, ex, sequence.Id);
+            Fail(sequence, new LlmPqUnavailableException($"The model failed while sampling: {ex.Message}", ex));
+            return;
+        }
+
         if (sequence.Generated == 0 && active.FirstToken is null)
         {
             active.FirstToken = active.Clock.Elapsed;
             _metrics!.FirstToken(active.FirstToken.Value);
         }
 
-        if (Model.IsEndOfGeneration(token))
+        if (_model!.IsEndOfGeneration(token))
         {
             Finish(sequence, FinishReason.Stop);
             return;
@@ -441,14 +565,15 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
     private void Finish(SequenceState sequence, FinishReason reason)
     {
-        Active active = Detach(sequence);
+        int cachedTokens = Math.Min(sequence.Reused, sequence.PromptLength);
+        Active active = Detach(sequence, keepCells: true);
         string rest = active.Text.Flush();
         if (rest.Length > 0)
         {
             active.Writer.TryWrite(new EngineEvent.Text(rest));
         }
 
-        active.Writer.TryWrite(new EngineEvent.Finished(reason, sequence.PromptLength, sequence.Generated));
+        active.Writer.TryWrite(new EngineEvent.Finished(reason, sequence.PromptLength, sequence.Generated, cachedTokens));
         active.Writer.TryComplete();
         TimeSpan duration = active.Clock.Elapsed;
         _metrics!.Completed(duration, duration - (active.FirstToken ?? duration), sequence.PromptLength, sequence.Generated);
@@ -459,7 +584,8 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     {
         if (_active.ContainsKey(sequence))
         {
-            Active active = Detach(sequence);
+            // A cancelled request frees its cells: its caller is gone, and so, likely, is its conversation.
+            Active active = Detach(sequence, keepCells: false);
             active.Writer.TryComplete(new OperationCanceledException("The request was cancelled.", token));
             LogCancelled(_logger, sequence.Id, sequence.Generated);
         }
@@ -467,7 +593,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
     private void Fail(SequenceState sequence, Exception error)
     {
-        Active active = Detach(sequence);
+        Active active = Detach(sequence, keepCells: false);
         active.Writer.TryComplete(error);
     }
 
@@ -489,18 +615,18 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         }
     }
 
-    /// <summary>Takes a sequence out of the scheduler and the cache and releases what it holds.</summary>
-    private Active Detach(SequenceState sequence)
+    /// <summary>Takes a sequence out of the scheduler and releases what it holds; its cells stay for reuse when valid and the scheduler keeps them.</summary>
+    private Active Detach(SequenceState sequence, bool keepCells)
     {
         Active active = _active[sequence];
         _active.Remove(sequence);
         Interlocked.Decrement(ref _outstanding);
-        if (sequence.IsResident)
+        int slot = sequence.Slot;
+        if (!_scheduler!.Remove(sequence, keepCells) && slot >= 0)
         {
-            _context!.RemoveSequence(sequence.Slot);
+            _context!.RemoveSequence(slot);
         }
 
-        _scheduler!.Remove(sequence);
         active.Cancellation.Dispose();
         active.Sampler.Dispose();
         return active;

@@ -61,6 +61,7 @@ internal sealed unsafe class LlamaContext : IDisposable
 
         handle.Retain(model.Handle);
         Handle = handle;
+        SharedKvCache = options.SharedKvCache;
         Model = model;
         _memory = LlamaNative.llama_get_memory(handle);
         ContextLength = LlamaNative.llama_n_ctx(handle);
@@ -86,6 +87,9 @@ internal sealed unsafe class LlamaContext : IDisposable
 
     /// <summary>Gets the most sequences.</summary>
     public uint SequenceCount { get; }
+
+    /// <summary>Gets a value indicating whether all sequences share one cache (<c>kv_unified</c>).</summary>
+    public bool SharedKvCache { get; }
 
     /// <summary>Runs the model on a batch. Returns false when the KV cache has no room for it (nothing was decoded).</summary>
     public bool Decode(TokenBatch batch)
@@ -113,6 +117,21 @@ internal sealed unsafe class LlamaContext : IDisposable
 
     /// <summary>Removes positions [<paramref name="from"/>, <paramref name="to"/>) of a sequence (-1 for open ends) from the cache.</summary>
     public bool RemoveSequence(int sequence, int from = -1, int to = -1) => LlamaNative.llama_memory_seq_rm(_memory, sequence, from, to);
+
+    /// <summary>
+    /// Makes positions [<paramref name="from"/>, <paramref name="to"/>) of a sequence also belong to another, which
+    /// shares their cells. Only in a shared cache: across per-sequence cells llama.cpp copies whole streams only, and
+    /// aborts the process for a range.
+    /// </summary>
+    public void ShareSequence(int source, int destination, int from, int to)
+    {
+        if (!SharedKvCache)
+        {
+            throw new InvalidOperationException("Cells are shared between sequences only in a shared KV cache.");
+        }
+
+        LlamaNative.llama_memory_seq_cp(_memory, source, destination, from, to);
+    }
 
     /// <summary>Gets the highest position a sequence holds in the cache, or -1 when it holds none.</summary>
     public int SequenceMaxPosition(int sequence) => LlamaNative.llama_memory_seq_pos_max(_memory, sequence);

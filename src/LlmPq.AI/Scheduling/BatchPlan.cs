@@ -13,8 +13,20 @@ internal readonly record struct BatchEntry(SequenceState Sequence, int Count)
 /// <summary>A sequence evicted from its KV slot; the engine must clear <paramref name="Slot"/> before reusing it.</summary>
 internal readonly record struct Eviction(SequenceState Sequence, int Slot);
 
-/// <summary>What one engine iteration does: sequences to evict first, sequences to admit, then one batch to decode.</summary>
-internal sealed record BatchPlan(IReadOnlyList<Eviction> Preempted, IReadOnlyList<SequenceState> Admitted, IReadOnlyList<BatchEntry> Entries)
+/// <summary>
+/// Cells of a slot to remove from position <paramref name="From"/> on before the batch: a prefix cache reclaimed
+/// (from 0), or what a sequence admitted to the slot (<paramref name="For"/>) does not share with the cache.
+/// </summary>
+internal readonly record struct SlotTrim(int Slot, int From, SequenceState? For);
+
+/// <summary>Positions [0, <paramref name="Count"/>) of the running sequence in slot <paramref name="Source"/> to share with the (emptied) slot <paramref name="Slot"/>, after the trims.</summary>
+internal readonly record struct SlotCopy(int Source, int Slot, int Count);
+
+/// <summary>
+/// What one engine iteration does: sequences to evict, slot caches to trim and running prefixes to share first,
+/// sequences to admit, then one batch to decode.
+/// </summary>
+internal sealed record BatchPlan(IReadOnlyList<Eviction> Preempted, IReadOnlyList<SlotTrim> Trims, IReadOnlyList<SlotCopy> Copies, IReadOnlyList<SequenceState> Admitted, IReadOnlyList<BatchEntry> Entries)
 {
     /// <summary>Gets the tokens in the batch.</summary>
     public int TokenCount => Entries.Sum(e => e.Count);

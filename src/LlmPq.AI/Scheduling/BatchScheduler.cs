@@ -7,21 +7,31 @@ namespace LlmPq.Scheduling;
 /// differ only in what one iteration carries. KV capacity is counted in tokens: a request is admitted, first come
 /// first served, only when the cache can hold all of its tokens, and when the running decodes would overflow it
 /// the youngest sequence is evicted and recomputed later. No iteration carries more than the token budget, except
-/// that a decode is never split, so running decodes alone may outnumber a budget smaller than the sequence count.
+/// that a decode is never split, so running decodes alone may outnumber a budget smaller than the sequence count,
+/// and that an iteration with no decode to protect prefills up to the batch limit (<c>n_batch</c>) instead.
 /// </summary>
 /// <remarks>
-/// Under <see cref="SchedulingPolicy.PrefillFirst"/> a prompt longer than the budget is prefilled in budget-sized
-/// chunks, in prefill-only iterations that run before any decode. vLLM (2023) would run it whole, but one
-/// <c>llama_decode</c> takes at most <c>n_batch</c> tokens, which the engine sizes to the budget; raising it to the
-/// context length would enlarge the compute buffers of every policy and make the comparison unfair. Chunking keeps
-/// what the policy is compared for (decodes stall until the whole prompt is in the cache) and the budget strict.
+/// <para>
+/// With prefix reuse, a finished sequence leaves its cells in its slot: a new request takes the free slot whose cells
+/// share the longest prefix with its tokens and computes only the rest (never its last token, whose logits it samples
+/// from). Those cells count as KV in use; when admission or running decodes need the room, or a request needs a slot
+/// and none is empty, the least recently used cache goes first, before any running sequence is evicted.
+/// </para>
+/// <para>
+/// Under <see cref="SchedulingPolicy.PrefillFirst"/>, while decodes wait, a prompt longer than the budget is prefilled
+/// in budget-sized chunks, in prefill-only iterations that run before any decode. vLLM (2023) would run it whole; the
+/// budget keeps the policies' iterations comparable. Chunking keeps what the policy is compared for (decodes stall
+/// until the whole prompt is in the cache) and the budget strict.
+/// </para>
 /// </remarks>
 internal sealed class BatchScheduler
 {
     private readonly SchedulingPolicy _policy;
     private readonly int _kvCapacity;
-    private readonly Stack<int> _freeSlots;
+    private readonly int _batchLimit;
+    private readonly Slot[] _slots;
     private int _tokenBudget;
+    private long _clock;
     private bool _prefillTurn = true;
 
     /// <summary>Creates a scheduler.</summary>
@@ -29,7 +39,9 @@ internal sealed class BatchScheduler
     /// <param name="tokenBudget">The most tokens of one iteration (decodes are never skipped, so they may use all of it).</param>
     /// <param name="kvCapacity">The KV cache size in tokens, shared by all sequences.</param>
     /// <param name="slots">The number of sequence slots (llama.cpp's <c>n_seq_max</c>).</param>
-    public BatchScheduler(SchedulingPolicy policy, int tokenBudget, int kvCapacity, int slots)
+    /// <param name="batchLimit">The most tokens of one <c>llama_decode</c> (<c>n_batch</c>), which an iteration without decodes fills; null keeps every iteration within the budget.</param>
+    /// <param name="prefixReuse">Whether finished sequences leave their cells for later requests that share a prefix.</param>
+    public BatchScheduler(SchedulingPolicy policy, int tokenBudget, int kvCapacity, int slots, int? batchLimit = null, bool prefixReuse = false)
     {
         if (!Enum.IsDefined(policy))
         {
@@ -41,8 +53,20 @@ internal sealed class BatchScheduler
         _policy = policy;
         TokenBudget = tokenBudget;
         _kvCapacity = kvCapacity;
-        _freeSlots = new Stack<int>(Enumerable.Range(0, slots).Reverse());
+        _batchLimit = batchLimit ?? 0;
+        _slots = [.. Enumerable.Range(0, slots).Select(i => new Slot(i))];
+        PrefixReuse = prefixReuse;
     }
+
+    /// <summary>Gets or sets a value indicating whether finished sequences leave their cells for later requests; turning it off forgets no cache already kept.</summary>
+    public bool PrefixReuse { get; set; }
+
+    /// <summary>
+    /// Gets or sets a value indicating whether, with prefix reuse, a new sequence may share the cells of a prefix it has
+    /// in common with a running one (only a unified KV cache shares cells between sequences). The accounting still
+    /// counts those cells for each sequence, so it errs on the safe side.
+    /// </summary>
+    public bool PrefixCopy { get; set; }
 
     /// <summary>Gets the sequences holding a slot, in admission order.</summary>
     public List<SequenceState> Running { get; } = [];
@@ -50,11 +74,14 @@ internal sealed class BatchScheduler
     /// <summary>Gets the sequences waiting for a slot, in arrival order (evicted ones go back by arrival).</summary>
     public List<SequenceState> Waiting { get; } = [];
 
-    /// <summary>Gets the KV tokens the resident sequences hold or have reserved.</summary>
-    public int KvTokensReserved => Running.Sum(s => s.Tokens.Count);
+    /// <summary>Gets the KV tokens the resident sequences hold or have reserved, and the idle slots' caches.</summary>
+    public int KvTokensReserved => Running.Sum(s => s.Tokens.Count) + IdleTokens;
 
     /// <summary>Gets the KV tokens actually in the cache.</summary>
-    public int KvTokensCached => Running.Sum(s => s.Cached);
+    public int KvTokensCached => Running.Sum(s => s.Cached) + IdleTokens;
+
+    /// <summary>Gets the tokens the free slots keep cached for reuse.</summary>
+    public int IdleTokens => _slots.Sum(s => s.Owner is null ? s.Tokens.Count : 0);
 
     /// <summary>Gets the running sequences in their decode phase.</summary>
     public int Decodes => Running.Count(s => s.IsDecoding);
@@ -78,12 +105,24 @@ internal sealed class BatchScheduler
     }
 
     /// <summary>Takes a sequence out wherever it is (finished, cancelled or failed) and frees its slot.</summary>
-    public void Remove(SequenceState sequence)
+    /// <param name="sequence">The sequence.</param>
+    /// <param name="keepCells">Whether its cells are still valid and may stay in the slot for reuse.</param>
+    /// <returns>Whether the slot keeps the cells (with prefix reuse); otherwise the engine must remove them.</returns>
+    public bool Remove(SequenceState sequence, bool keepCells = false)
     {
         ArgumentNullException.ThrowIfNull(sequence);
+        bool kept = false;
         if (sequence.IsResident)
         {
-            _freeSlots.Push(sequence.Slot);
+            Slot slot = _slots[sequence.Slot];
+            slot.Owner = null;
+            slot.LastUsed = ++_clock;
+            kept = keepCells && PrefixReuse && sequence.Cached > 0;
+            if (kept)
+            {
+                slot.Tokens.AddRange(sequence.Tokens.Take(sequence.Cached));
+            }
+
             Running.Remove(sequence);
         }
         else
@@ -92,43 +131,73 @@ internal sealed class BatchScheduler
         }
 
         sequence.Release();
+        return kept;
     }
+
+    /// <summary>Forgets every idle slot's cache (the engine cleared the whole KV cache).</summary>
+    public void ForgetIdleCaches()
+    {
+        foreach (Slot slot in _slots)
+        {
+            if (slot.Owner is null)
+            {
+                slot.Tokens.Clear();
+            }
+        }
+    }
+
+    /// <summary>Reclaims the least recently used idle slot's cache; null when no free slot holds one.</summary>
+    public SlotTrim? ReclaimIdle() => ReclaimIdle(except: null);
 
     /// <summary>Plans the next iteration; returns null when there is nothing to run.</summary>
     public BatchPlan? Plan()
     {
         var preempted = new List<Eviction>();
+        var trims = new List<SlotTrim>();
+        var copies = new List<SlotCopy>();
 
-        // Every decode grows by one token; evict the youngest until the cache holds them all.
-        while (Running.Count > 1 && KvTokensReserved + Decodes > _kvCapacity)
+        // Every decode grows by one token; reclaim idle caches, then evict the youngest, until the cache holds them all.
+        while (KvTokensReserved + Decodes > _kvCapacity)
         {
-            preempted.Add(EvictYoungest());
+            if (ReclaimIdle() is { } trim)
+            {
+                trims.Add(trim);
+            }
+            else if (Running.Count > 1)
+            {
+                preempted.Add(EvictYoungest());
+            }
+            else
+            {
+                break;
+            }
         }
 
         var entries = new List<BatchEntry>();
         var admitted = new List<SequenceState>();
+        var prefills = new Prefills(entries, admitted, trims, copies);
         switch (_policy)
         {
             case SchedulingPolicy.Sarathi:
                 AddDecodes(entries);
-                AddPrefills(entries, admitted, Admission.Chunks);
+                AddPrefills(prefills, Admission.Chunks);
                 break;
 
             case SchedulingPolicy.PrefillFirst:
-                AddPrefills(entries, admitted, Admission.WholePrompts);
+                AddPrefills(prefills, Admission.WholePrompts);
                 AddDecodesIfIdle(entries);
                 break;
 
             case SchedulingPolicy.RequestLevel:
                 // A batch is admitted at once while nothing decodes, prefilled, then decoded until its last request ends.
-                AddPrefills(entries, admitted, Decodes == 0 ? Admission.Batch : Admission.None);
+                AddPrefills(prefills, Decodes == 0 ? Admission.Batch : Admission.None);
                 AddDecodesIfIdle(entries);
                 break;
 
             case SchedulingPolicy.ChunkedOnly:
                 if (_prefillTurn)
                 {
-                    AddPrefills(entries, admitted, Admission.Chunks);
+                    AddPrefills(prefills, Admission.Chunks);
                     AddDecodesIfIdle(entries);
                 }
                 else
@@ -136,7 +205,7 @@ internal sealed class BatchScheduler
                     AddDecodes(entries);
                     if (entries.Count == 0)
                     {
-                        AddPrefills(entries, admitted, Admission.Chunks);
+                        AddPrefills(prefills, Admission.Chunks);
                     }
                 }
 
@@ -151,7 +220,7 @@ internal sealed class BatchScheduler
                 throw new UnreachableException();
         }
 
-        return entries.Count == 0 && preempted.Count == 0 ? null : new BatchPlan(preempted, admitted, entries);
+        return entries.Count == 0 && preempted.Count == 0 && trims.Count == 0 ? null : new BatchPlan(preempted, trims, copies, admitted, entries);
     }
 
     /// <summary>
@@ -162,7 +231,7 @@ internal sealed class BatchScheduler
     {
         SequenceState youngest = Running[^1];
         var eviction = new Eviction(youngest, youngest.Slot);
-        _freeSlots.Push(youngest.Slot);
+        _slots[youngest.Slot].Owner = null;
         Running.RemoveAt(Running.Count - 1);
         youngest.Evict();
         InsertWaiting(youngest);
@@ -189,10 +258,14 @@ internal sealed class BatchScheduler
         }
     }
 
-    /// <summary>Fills what is left of the budget with chunks of the prompts being prefilled, then admits new requests first come first served.</summary>
-    private void AddPrefills(List<BatchEntry> entries, List<SequenceState> admitted, Admission admission)
+    /// <summary>
+    /// Fills what is left of the budget with chunks of the prompts being prefilled, then admits new requests first
+    /// come first served. With no decode running there is nothing for chunks to protect: the batch limit applies.
+    /// </summary>
+    private void AddPrefills(Prefills plan, Admission admission)
     {
-        int budget = TokenBudget - entries.Sum(e => e.Count);
+        (List<BatchEntry> entries, List<SequenceState> admitted, List<SlotTrim> trims, List<SlotCopy> copies) = plan;
+        int budget = (Decodes == 0 ? Math.Max(TokenBudget, _batchLimit) : TokenBudget) - entries.Sum(e => e.Count);
         foreach (SequenceState s in Running)
         {
             if (budget <= 0)
@@ -208,25 +281,48 @@ internal sealed class BatchScheduler
             }
         }
 
-        int reserved = KvTokensReserved + Decodes;
-        while (admission != Admission.None && (budget > 0 || admission == Admission.Batch) && Waiting.Count > 0 && _freeSlots.Count > 0)
+        while (admission != Admission.None && (budget > 0 || admission == Admission.Batch) && Waiting.Count > 0 && _slots.Any(s => s.Owner is null))
         {
             SequenceState head = Waiting[0];
-            if (reserved + head.Tokens.Count + 1 > _kvCapacity && Running.Count > 0)
-            {
-                return; // first come, first served: nobody overtakes the head while it waits for room
-            }
-
-            if (admission == Admission.WholePrompts && head.Pending > budget && entries.Count > 0)
+            (Slot slot, int reused, SequenceState? source) = ChooseSlot(head);
+            if (admission == Admission.WholePrompts && head.Tokens.Count - reused > budget && entries.Count > 0)
             {
                 return; // the head waits for an iteration of its own rather than be split behind others
             }
 
+            // The head's tokens replace the slot's cache; other idle caches make room if needed.
+            while (KvTokensReserved + Decodes - slot.Tokens.Count + head.Tokens.Count + 1 > _kvCapacity && ReclaimIdle(slot) is { } reclaimed)
+            {
+                trims.Add(reclaimed);
+            }
+
+            if (KvTokensReserved + Decodes - slot.Tokens.Count + head.Tokens.Count + 1 > _kvCapacity && Running.Count > 0)
+            {
+                return; // first come, first served: nobody overtakes the head while it waits for room
+            }
+
+            if (source is not null)
+            {
+                // The slot's own cache goes whole; the running sequence's prefix takes its place.
+                if (slot.Tokens.Count > 0)
+                {
+                    trims.Add(new SlotTrim(slot.Index, 0, head));
+                }
+
+                copies.Add(new SlotCopy(source.Slot, slot.Index, reused));
+            }
+            else if (slot.Tokens.Count > reused)
+            {
+                trims.Add(new SlotTrim(slot.Index, reused, head));
+            }
+
             Waiting.RemoveAt(0);
-            head.Admit(_freeSlots.Pop());
+            slot.Tokens.Clear();
+            slot.Owner = head;
+            slot.LastUsed = ++_clock;
+            head.Admit(slot.Index, reused);
             Running.Add(head);
             admitted.Add(head);
-            reserved += head.Tokens.Count;
             int take = Math.Min(head.Pending, budget);
             if (take > 0)
             {
@@ -236,11 +332,83 @@ internal sealed class BatchScheduler
         }
     }
 
+    /// <summary>
+    /// Chooses a free slot for a sequence: the one whose cache shares the longest prefix with it, when that prefix is
+    /// at least a tenth of its tokens (llama-server's default slot similarity), so a cache is not given up for a few
+    /// tokens (every prompt shares its BOS); else an empty slot, else the least recently used. The sequence reuses
+    /// what it shares with the chosen slot, but never its last token, which must be computed to sample. With
+    /// <see cref="PrefixCopy"/>, a running sequence sharing a longer prefix than any free slot is its source instead.
+    /// </summary>
+    private (Slot Slot, int Reused, SequenceState? Source) ChooseSlot(SequenceState sequence)
+    {
+        bool reuse = PrefixReuse && sequence.ReusesPrefix;
+        int Shared(IReadOnlyList<int> cached, int count) => reuse ? Math.Min(CommonPrefix(cached, count, sequence.Tokens), sequence.Tokens.Count - 1) : 0;
+        bool Worth(int shared) => shared > 0 && shared * 10 >= sequence.Tokens.Count;
+
+        Slot[] free = [.. _slots.Where(s => s.Owner is null)];
+        Slot longest = free.MaxBy(s => Shared(s.Tokens, s.Tokens.Count))!;
+        Slot chosen = Worth(Shared(longest.Tokens, longest.Tokens.Count)) ? longest : free.MinBy(s => (s.Tokens.Count > 0, s.LastUsed))!;
+        int reused = Shared(chosen.Tokens, chosen.Tokens.Count);
+        if (PrefixCopy && Running.Count > 0)
+        {
+            // Only the cells a running sequence already holds can be shared.
+            (SequenceState source, int copied) = Running.Select(r => (r, Shared(r.Tokens, r.Cached))).MaxBy(c => c.Item2);
+            if (copied > reused && Worth(copied))
+            {
+                return (free.MinBy(s => (s.Tokens.Count > 0, s.LastUsed))!, copied, source);
+            }
+        }
+
+        return (chosen, reused, null);
+    }
+
+    /// <summary>Empties the least recently used free slot's cache (but <paramref name="except"/>).</summary>
+    private SlotTrim? ReclaimIdle(Slot? except)
+    {
+        Slot? lru = _slots.Where(s => s.Owner is null && s.Tokens.Count > 0 && s != except).MinBy(s => s.LastUsed);
+        if (lru is null)
+        {
+            return null;
+        }
+
+        lru.Tokens.Clear();
+        return new SlotTrim(lru.Index, 0, null);
+    }
+
+    /// <summary>Counts the leading tokens the first <paramref name="count"/> of <paramref name="a"/> share with <paramref name="b"/>.</summary>
+    private static int CommonPrefix(IReadOnlyList<int> a, int count, IReadOnlyList<int> b)
+    {
+        int n = Math.Min(count, b.Count), i = 0;
+        while (i < n && a[i] == b[i])
+        {
+            i++;
+        }
+
+        return i;
+    }
+
     private void InsertWaiting(SequenceState sequence)
     {
         int i = Waiting.FindIndex(w => w.Id > sequence.Id);
         Waiting.Insert(i < 0 ? Waiting.Count : i, sequence);
     }
+
+    /// <summary>A KV sequence slot: who runs in it, or the tokens its cells still hold since its last sequence left.</summary>
+    private sealed class Slot(int index)
+    {
+        public int Index { get; } = index;
+
+        public SequenceState? Owner { get; set; }
+
+        /// <summary>Gets the tokens of the cells kept for reuse, in position order (empty while a sequence owns the slot).</summary>
+        public List<int> Tokens { get; } = [];
+
+        /// <summary>Gets or sets when the slot was last taken or freed (the scheduler's clock).</summary>
+        public long LastUsed { get; set; }
+    }
+
+    /// <summary>What an iteration's admissions add to its plan.</summary>
+    private readonly record struct Prefills(List<BatchEntry> Entries, List<SequenceState> Admitted, List<SlotTrim> Trims, List<SlotCopy> Copies);
 
     /// <summary>Which new requests an iteration admits.</summary>
     private enum Admission

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace LlmPq.Scheduling;
 
-/// <summary>What the engine logs about scheduling, on its own logger (event ids 30 and up, clear of the engine's).</summary>
+/// <summary>What the engine logs about scheduling, on the engine's logger (event ids 30 and up, clear of the engine's 1 to 14).</summary>
 internal static partial class SchedulingLog
 {
     /// <summary>Logs the policy and how the budget is set.</summary>

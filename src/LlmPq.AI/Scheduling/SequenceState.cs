@@ -32,6 +32,12 @@ internal sealed class SequenceState
     /// <summary>Gets how many leading tokens the KV cache holds for this sequence.</summary>
     public int Cached { get; private set; }
 
+    /// <summary>Gets a value indicating whether the sequence may start from cells a finished one left in its slot (prefix reuse).</summary>
+    public bool ReusesPrefix { get; init; } = true;
+
+    /// <summary>Gets how many leading tokens the last admission found in its slot's cache instead of computing them.</summary>
+    public int Reused { get; private set; }
+
     /// <summary>Gets the KV sequence slot while resident, or -1.</summary>
     public int Slot { get; private set; } = -1;
 
@@ -50,12 +56,22 @@ internal sealed class SequenceState
     /// <summary>Gets how many times the sequence was preempted and recomputed.</summary>
     public int Preemptions { get; private set; }
 
-    /// <summary>Gives the sequence a slot.</summary>
-    public void Admit(int slot)
+    /// <summary>Gives the sequence a slot whose cache already holds its first <paramref name="reused"/> tokens.</summary>
+    public void Admit(int slot, int reused = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(slot);
+        ArgumentOutOfRangeException.ThrowIfNegative(reused);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(reused, _tokens.Count);
         Slot = slot;
+        Cached = reused;
+        Reused = reused;
+    }
+
+    /// <summary>Forgets the reused cells (the engine could not keep them): every token is computed.</summary>
+    public void Recompute()
+    {
         Cached = 0;
+        Reused = 0;
     }
 
     /// <summary>Records that <paramref name="count"/> more tokens are now in the KV cache.</summary>

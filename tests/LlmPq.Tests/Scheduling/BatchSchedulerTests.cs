@@ -14,14 +14,15 @@ public sealed class BatchSchedulerTests
         (5, 8, 96, 6),      // decodes can fill the whole budget
     ];
 
-    public static TheoryData<SchedulingPolicy, int, int, int, int> Workloads()
+    public static TheoryData<SchedulingPolicy, int, int, int, int, bool> Workloads()
     {
-        var data = new TheoryData<SchedulingPolicy, int, int, int, int>();
+        var data = new TheoryData<SchedulingPolicy, int, int, int, int, bool>();
         foreach (SchedulingPolicy policy in Enum.GetValues<SchedulingPolicy>())
         {
             foreach ((int seed, int budget, int kvCapacity, int slots) in s_workloads)
             {
-                data.Add(policy, seed, budget, kvCapacity, slots);
+                data.Add(policy, seed, budget, kvCapacity, slots, false);
+                data.Add(policy, seed, budget, kvCapacity, slots, true);
             }
         }
 
@@ -32,14 +33,19 @@ public sealed class BatchSchedulerTests
 
     [Theory]
     [MemberData(nameof(Workloads))]
-    public void Randomized_workloads_keep_every_invariant(SchedulingPolicy policy, int seed, int budget, int kvCapacity, int slots)
+    public void Randomized_workloads_keep_every_invariant(SchedulingPolicy policy, int seed, int budget, int kvCapacity, int slots, bool prefixReuse)
     {
         var random = new Random(seed);
-        var scheduler = new BatchScheduler(policy, budget, kvCapacity, slots);
+        int batchLimit = 3 * budget / 2;
+        var scheduler = new BatchScheduler(policy, budget, kvCapacity, slots, batchLimit, prefixReuse) { PrefixCopy = prefixReuse };
+
+        // The cells of each slot as llama.cpp would hold them after the plans' trims, evictions and batches.
+        List<int>[] cells = [.. Enumerable.Range(0, slots).Select(_ => new List<int>())];
         var targets = new Dictionary<SequenceState, int>();
         var finished = new List<SequenceState>();
         long nextId = 0;
         int preemptions = 0;
+        int reused = 0;
         long lastFreshAdmission = 0;
         IterationKind? previous = null;
 
@@ -47,8 +53,10 @@ public sealed class BatchSchedulerTests
         {
             if (nextId < 60 && random.NextDouble() < 0.3)
             {
+                // Prompts share a prefix of random length with each other, as conversations share a system prompt.
                 int promptLength = random.Next(1, Math.Min(80, kvCapacity / 2));
-                var s = new SequenceState(++nextId, [.. Enumerable.Range(0, promptLength)]);
+                int shared = random.Next(0, promptLength + 1);
+                var s = new SequenceState(++nextId, [.. Enumerable.Range(0, promptLength).Select(t => t < shared ? t : t + (1000 * (int)nextId))]);
                 targets[s] = random.Next(1, 40);
                 scheduler.Enqueue(s);
             }
@@ -74,9 +82,11 @@ public sealed class BatchSchedulerTests
             decodingBefore.ExceptWith(evicted);
             prefillingBefore.ExceptWith(evicted);
 
-            // The budget holds (decodes alone may use all of it, never more than one token each).
-            Assert.True(plan.TokenCount <= Math.Max(tokenBudget, plan.DecodeTokens), $"{plan.TokenCount} tokens over a budget of {tokenBudget}");
-            Assert.True(plan.PrefillTokens == 0 || plan.TokenCount <= tokenBudget);
+            // The budget holds (decodes alone may use all of it, never more than one token each); with no decode to
+            // protect, the batch limit does.
+            int limit = decodingBefore.Count == 0 ? Math.Max(tokenBudget, batchLimit) : tokenBudget;
+            Assert.True(plan.TokenCount <= Math.Max(limit, plan.DecodeTokens), $"{plan.TokenCount} tokens over a limit of {limit}");
+            Assert.True(plan.PrefillTokens == 0 || plan.TokenCount <= limit);
             Assert.Equal(plan.Entries.Count, plan.Entries.Select(e => e.Sequence).Distinct().Count());
             Assert.All(plan.Entries, e => Assert.True(e.Count > 0 && e.Count <= e.Sequence.Pending));
 
@@ -143,7 +153,35 @@ public sealed class BatchSchedulerTests
                 Assert.DoesNotContain(scheduler.Waiting, w => w.Id < a.Id && w.Preemptions == 0);
             }
 
-            // Execute the plan as the engine would.
+            // Execute the plan as the engine would: reused cells must be exactly the sequence's leading tokens.
+            foreach (Eviction eviction in plan.Preempted)
+            {
+                cells[eviction.Slot].Clear();
+            }
+
+            foreach (SlotTrim trim in plan.Trims)
+            {
+                Assert.True(prefixReuse);
+                Assert.InRange(trim.From, 0, cells[trim.Slot].Count - 1);
+                cells[trim.Slot].RemoveRange(trim.From, cells[trim.Slot].Count - trim.From);
+            }
+
+            foreach (SlotCopy copy in plan.Copies)
+            {
+                Assert.Empty(cells[copy.Slot]);
+                Assert.InRange(copy.Count, 1, cells[copy.Source].Count);
+                cells[copy.Slot].AddRange(cells[copy.Source].Take(copy.Count));
+            }
+
+            Assert.All(plan.Admitted, a => Assert.True(a.Reused < a.Tokens.Count && (prefixReuse || a.Reused == 0)));
+            reused += plan.Admitted.Sum(a => a.Reused);
+            foreach (BatchEntry entry in plan.Entries)
+            {
+                SequenceState s = entry.Sequence;
+                Assert.Equal(s.Tokens.Take(s.Cached), cells[s.Slot]);
+                cells[s.Slot].AddRange(s.Tokens.Skip(s.Cached).Take(entry.Count));
+            }
+
             foreach (BatchEntry entry in plan.Entries)
             {
                 bool samples = entry.Samples;
@@ -156,7 +194,12 @@ public sealed class BatchSchedulerTests
                 SequenceState s = entry.Sequence;
                 if (s.Generated + 1 >= targets[s] || s.Tokens.Count + 1 >= kvCapacity)
                 {
-                    scheduler.Remove(s);
+                    int slot = s.Slot;
+                    if (!scheduler.Remove(s, keepCells: true))
+                    {
+                        cells[slot].Clear();
+                    }
+
                     targets.Remove(s);
                     finished.Add(s);
                 }
@@ -165,9 +208,12 @@ public sealed class BatchSchedulerTests
                     s.Append(7);
                 }
             }
+
+            Assert.Equal(scheduler.KvTokensCached, cells.Sum(c => c.Count));
         }
 
         Assert.Equal(60, finished.Count); // none lost, preempted ones included
+        Assert.Equal(prefixReuse, reused > 0);
         Assert.Empty(scheduler.Running);
         Assert.Empty(scheduler.Waiting);
         if (kvCapacity <= 256)
@@ -351,6 +397,207 @@ public sealed class BatchSchedulerTests
         Assert.Equal(0, young.Cached);
         Assert.Equal([young, waiting], scheduler.Waiting);
         Assert.Equal([old], plan.Entries.Select(e => e.Sequence));
+    }
+
+    [Theory]
+    [MemberData(nameof(Policies))]
+    public void With_no_decode_running_a_prompt_is_prefilled_whole_up_to_the_batch_limit(SchedulingPolicy policy)
+    {
+        var scheduler = new BatchScheduler(policy, tokenBudget: 10, kvCapacity: 1000, slots: 4, batchLimit: 32);
+        var a = new SequenceState(1, [.. Enumerable.Range(0, 25)]);
+        scheduler.Enqueue(a);
+
+        // One iteration, where the budget of 10 would have taken three.
+        BatchPlan first = scheduler.Plan()!;
+        Assert.Equal([new BatchEntry(a, 25)], first.Entries);
+        Run(first);
+
+        var b = new SequenceState(2, [.. Enumerable.Range(0, 50)]);
+        scheduler.Remove(a);
+        scheduler.Enqueue(b);
+        Assert.Equal([new BatchEntry(b, 32)], scheduler.Plan()!.Entries);
+    }
+
+    [Theory]
+    [MemberData(nameof(Policies))]
+    public void With_a_decode_running_the_budget_holds(SchedulingPolicy policy)
+    {
+        var scheduler = new BatchScheduler(policy, tokenBudget: 10, kvCapacity: 1000, slots: 4, batchLimit: 32);
+        var a = new SequenceState(1, [1, 2, 3]);
+        scheduler.Enqueue(a);
+        Run(scheduler.Plan()!);
+        scheduler.Enqueue(new SequenceState(2, [.. Enumerable.Range(0, 25)]));
+
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.True(a.IsDecoding);
+            BatchPlan plan = scheduler.Plan()!;
+            Assert.True(plan.TokenCount <= 10, $"{policy}: {plan.TokenCount} tokens while a decode runs");
+            Run(plan);
+        }
+    }
+
+    [Fact]
+    public void A_new_request_reuses_the_longest_cached_prefix_among_the_idle_slots_and_computes_the_rest()
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 4, prefixReuse: true);
+        int[] system = [.. Enumerable.Range(100, 8)];
+        int[] slots = FinishTogether(scheduler, 1, [.. system, 1, 2, 3], [.. system, 1, 2, 3, 4, 5, 6], [7, 7, 7]);
+        Assert.Equal(12 + 15 + 4, scheduler.IdleTokens); // each prompt and its first sampled token, fed back
+
+        // A follow-up of the second conversation whose fifth message token changed: the rest is recomputed.
+        var next = new SequenceState(4, [.. system, 1, 2, 3, 4, 99, 6, 8]);
+        scheduler.Enqueue(next);
+        BatchPlan plan = scheduler.Plan()!;
+
+        Assert.Equal([next], plan.Admitted);
+        Assert.Equal(slots[1], next.Slot);
+        Assert.Equal(12, next.Reused);
+        Assert.Equal([new BatchEntry(next, 3)], plan.Entries);
+        Assert.Equal(new SlotTrim(slots[1], 12, next), Assert.Single(plan.Trims));
+        Assert.Equal(12 + 4, scheduler.IdleTokens);
+    }
+
+    [Fact]
+    public void The_same_prompt_again_reuses_all_but_its_last_token()
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 2, prefixReuse: true);
+        int[] prompt = [.. Enumerable.Range(0, 20)];
+        Finish(scheduler, 1, prompt);
+
+        var again = new SequenceState(2, prompt);
+        scheduler.Enqueue(again);
+        BatchPlan plan = scheduler.Plan()!;
+
+        Assert.Equal(19, again.Reused);
+        Assert.Equal([new BatchEntry(again, 1)], plan.Entries);
+        Assert.True(plan.Entries[0].Samples);
+    }
+
+    [Fact]
+    public void A_request_that_opts_out_or_a_scheduler_without_reuse_computes_every_token()
+    {
+        int[] prompt = [.. Enumerable.Range(0, 20)];
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 2, prefixReuse: true);
+        Finish(scheduler, 1, prompt);
+        var optedOut = new SequenceState(2, prompt) { ReusesPrefix = false };
+        scheduler.Enqueue(optedOut);
+        Assert.Equal([new BatchEntry(optedOut, 20)], scheduler.Plan()!.Entries);
+
+        var off = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 2);
+        var first = new SequenceState(1, prompt);
+        off.Enqueue(first);
+        Run(off.Plan()!);
+        Assert.False(off.Remove(first, keepCells: true));
+        Assert.Equal(0, off.IdleTokens);
+        var second = new SequenceState(2, prompt);
+        off.Enqueue(second);
+        BatchPlan plan = off.Plan()!;
+        Assert.Empty(plan.Trims);
+        Assert.Equal([new BatchEntry(second, 20)], plan.Entries);
+    }
+
+    [Fact]
+    public void A_request_sharing_only_a_few_tokens_takes_an_empty_slot_and_the_cache_stays()
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 2, prefixReuse: true);
+        int cached = Finish(scheduler, 1, [.. Enumerable.Range(0, 20)]);
+
+        // One shared token (a BOS) of twenty is under a tenth of the prompt.
+        var other = new SequenceState(2, [0, .. Enumerable.Range(100, 19)]);
+        scheduler.Enqueue(other);
+        BatchPlan plan = scheduler.Plan()!;
+
+        Assert.NotEqual(cached, other.Slot);
+        Assert.Empty(plan.Trims);
+        Assert.Equal(0, other.Reused);
+        Assert.Equal(21, scheduler.IdleTokens);
+    }
+
+    [Fact]
+    public void With_shared_cells_a_new_request_shares_the_prefix_a_running_sequence_holds()
+    {
+        int[] system = [.. Enumerable.Range(100, 16)];
+        foreach (bool copy in new[] { true, false })
+        {
+            var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 3, prefixReuse: true) { PrefixCopy = copy };
+            var running = new SequenceState(1, [.. system, 1, 2]);
+            scheduler.Enqueue(running);
+            Run(scheduler.Plan()!);
+
+            var next = new SequenceState(2, [.. system, 3, 4]);
+            scheduler.Enqueue(next);
+            BatchPlan plan = scheduler.Plan()!;
+
+            Assert.Equal(copy ? [new SlotCopy(running.Slot, next.Slot, 16)] : [], plan.Copies);
+            Assert.Equal(copy ? 16 : 0, next.Reused);
+            Assert.Contains(new BatchEntry(next, copy ? 2 : 18), plan.Entries);
+            Assert.Empty(plan.Trims);
+        }
+    }
+
+    [Fact]
+    public void Idle_caches_make_room_least_recently_used_first()
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 30, slots: 4, prefixReuse: true);
+        int older = Finish(scheduler, 1, [.. Enumerable.Range(0, 9)]);
+        int newer = Finish(scheduler, 2, [.. Enumerable.Range(50, 9)]);
+        Assert.Equal(20, scheduler.IdleTokens);
+
+        // 15 new tokens do not fit beside both caches (20 + 15 + 1 > 30): the older cache goes, the newer stays.
+        var big = new SequenceState(3, [.. Enumerable.Range(200, 15)]);
+        scheduler.Enqueue(big);
+        BatchPlan plan = scheduler.Plan()!;
+
+        Assert.Equal([big], plan.Admitted);
+        Assert.Equal(new SlotTrim(older, 0, null), Assert.Single(plan.Trims));
+        Assert.Equal(10, scheduler.IdleTokens);
+        Run(plan);
+
+        // The newer cache still serves its prefix.
+        var follow = new SequenceState(4, [.. Enumerable.Range(50, 9), 1]);
+        scheduler.Enqueue(follow);
+        Run(scheduler.Plan()!);
+        Assert.Equal(newer, follow.Slot);
+        Assert.Equal(9, follow.Reused);
+    }
+
+    [Fact]
+    public void Without_an_empty_slot_a_request_takes_the_least_recently_used_cache()
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 2, prefixReuse: true);
+        Finish(scheduler, 1, [1, 2, 3]);
+        Finish(scheduler, 2, [4, 5, 6]);
+        int third = Finish(scheduler, 3, [7, 8, 9]); // takes the older slot: the first cache is gone
+        Assert.Equal(8, scheduler.IdleTokens);
+
+        var unrelated = new SequenceState(4, [10, 11]);
+        scheduler.Enqueue(unrelated);
+        BatchPlan plan = scheduler.Plan()!;
+
+        // The second conversation's cache is now the least recently used; the third's stays.
+        Assert.Equal(new SlotTrim(unrelated.Slot, 0, unrelated), Assert.Single(plan.Trims));
+        Assert.Equal(4, scheduler.IdleTokens);
+        Assert.NotEqual(third, unrelated.Slot);
+    }
+
+    /// <summary>Runs a request alone to its first sampled token and one decode, then finishes it leaving its cells; returns its slot.</summary>
+    private static int Finish(BatchScheduler scheduler, long id, int[] prompt) => FinishTogether(scheduler, id, prompt)[0];
+
+    /// <summary>Runs requests together (each in its own slot) as <see cref="Finish"/> does; returns their slots.</summary>
+    private static int[] FinishTogether(BatchScheduler scheduler, long firstId, params int[][] prompts)
+    {
+        SequenceState[] sequences = [.. prompts.Select((p, i) => new SequenceState(firstId + i, p))];
+        foreach (SequenceState s in sequences)
+        {
+            scheduler.Enqueue(s);
+        }
+
+        Run(scheduler.Plan()!);
+        Run(scheduler.Plan()!);
+        int[] slots = [.. sequences.Select(s => s.Slot)];
+        Assert.All(sequences, s => Assert.True(scheduler.Remove(s, keepCells: true)));
+        return slots;
     }
 
     /// <summary>Executes a plan as the engine would, every sampling sequence drawing token 9.</summary>
