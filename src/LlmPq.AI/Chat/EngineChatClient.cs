@@ -179,7 +179,13 @@ internal sealed class EngineChatClient : IBackendChatClient
             int[] tokens = model.Tokenize(prompt.Prompt, addSpecial: !StartsWithBos(model, prompt.Prompt), parseSpecial: true);
             IReadOnlyList<string> stops = [.. options?.StopSequences ?? [], .. prompt.AdditionalStops];
             ChatOutputReader? reader = tools || prompt.SupportsThinking ? new ChatOutputReader(prompt.Syntax, chat.ParallelToolCalls == false ? 1 : int.MaxValue) : null;
-            return new PreparedChat(new EngineRequest(tokens, sampling, maxOutput, stops), reader);
+            bool cachePrompt = options?.AdditionalProperties?.TryGetValue("cache_prompt", out object? cache) != true || cache switch
+            {
+                bool b => b,
+                JsonElement { ValueKind: JsonValueKind.True or JsonValueKind.False } j => j.GetBoolean(),
+                _ => throw new LlmPqRequestException($"AdditionalProperties['cache_prompt'] must be true or false; it is {cache}."),
+            };
+            return new PreparedChat(new EngineRequest(tokens, sampling, maxOutput, stops, cachePrompt), reader);
         }
         catch (ObjectDisposedException ex)
         {

@@ -74,8 +74,14 @@ internal sealed class EngineCommandOptions
         Description = "Choose the token budget per iteration to keep time between tokens under this target (--token-budget is then the largest); none by default: a fixed budget.",
     };
 
+    /// <summary>Gets <c>--no-prefix-reuse</c>: <see cref="LlmPqOptions.PrefixReuse"/> off.</summary>
+    public Option<bool> NoPrefixReuse { get; } = new("--no-prefix-reuse")
+    {
+        Description = "Compute every prompt whole: no reuse of the KV cells an earlier request with the same prefix left (on by default; a request opts out with \"cache_prompt\": false).",
+    };
+
     /// <summary>Gets the options, in the order help lists them.</summary>
-    public IEnumerable<Option> All => [ContextLength, MaxSequences, TokenBudget, Threads, Policy, TbtTargetMs];
+    public IEnumerable<Option> All => [ContextLength, MaxSequences, TokenBudget, Threads, Policy, TbtTargetMs, NoPrefixReuse];
 
     /// <summary>Reads the engine settings the command line gives.</summary>
     public EngineSettings Read(ParseResult parse)
@@ -87,7 +93,8 @@ internal sealed class EngineCommandOptions
             parse.GetValue(TokenBudget),
             parse.GetValue(Threads),
             Cli.ParsePolicies(parse.GetValue(Policy)!),
-            parse.GetValue(TbtTargetMs) is double ms ? TimeSpan.FromMilliseconds(ms) : null);
+            parse.GetValue(TbtTargetMs) is double ms ? TimeSpan.FromMilliseconds(ms) : null,
+            !parse.GetValue(NoPrefixReuse));
     }
 }
 
@@ -98,7 +105,8 @@ internal sealed class EngineCommandOptions
 /// <param name="Threads">CPU threads; 0: every core.</param>
 /// <param name="Policies">The scheduling policies, at least one; a command that runs one engine takes the first.</param>
 /// <param name="TbtTarget">The time-between-tokens target; null: a fixed budget.</param>
-internal sealed record EngineSettings(int ContextLength, int MaxSequences, int TokenBudget, int Threads, IReadOnlyList<SchedulingPolicy> Policies, TimeSpan? TbtTarget)
+/// <param name="PrefixReuse">Whether a prompt reuses the cells of an earlier one with the same prefix.</param>
+internal sealed record EngineSettings(int ContextLength, int MaxSequences, int TokenBudget, int Threads, IReadOnlyList<SchedulingPolicy> Policies, TimeSpan? TbtTarget, bool PrefixReuse)
 {
     /// <summary>Sets these settings on <paramref name="options"/>, with the first policy.</summary>
     public void Fill(LlmPqOptions options)
@@ -110,5 +118,6 @@ internal sealed record EngineSettings(int ContextLength, int MaxSequences, int T
         options.Threads = Threads;
         options.SchedulingPolicy = Policies[0];
         options.TbtTarget = TbtTarget;
+        options.PrefixReuse = PrefixReuse;
     }
 }

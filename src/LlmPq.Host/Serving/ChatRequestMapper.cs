@@ -73,6 +73,11 @@ internal static class ChatRequestMapper
             (options.AdditionalProperties ??= [])["min_p"] = minP;
         }
 
+        if (request.CachePrompt is bool cachePrompt)
+        {
+            (options.AdditionalProperties ??= [])["cache_prompt"] = cachePrompt;
+        }
+
         if (request.RepeatPenalty is float repeatPenalty)
         {
             (options.AdditionalProperties ??= [])["repeat_penalty"] = repeatPenalty;

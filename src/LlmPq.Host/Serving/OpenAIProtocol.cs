@@ -52,6 +52,9 @@ internal sealed class ChatCompletionRequest
     public float? MinP { get; init; }
 
     public float? RepeatPenalty { get; init; }
+
+    /// <summary>Gets llama-server's per-request switch of prompt reuse (on unless false).</summary>
+    public bool? CachePrompt { get; init; }
 }
 
 /// <summary>One message of a request.</summary>

@@ -338,4 +338,22 @@ public sealed class ChatClientTests
             await Task.Delay(20);
         }
     }
+
+    [Fact]
+    public async Task A_repeated_conversation_reports_cached_input_tokens_unless_cache_prompt_is_false()
+    {
+        await using var engine = await StartAsync();
+        var client = new LlmPqChatClient(engine, Options());
+        ChatMessage[] chat = [new(ChatRole.System, "You are a lighthouse keeper who answers briefly."), new(ChatRole.User, "What do you see tonight?")];
+
+        ChatResponse first = await client.GetResponseAsync(chat, new ChatOptions { Temperature = 0, MaxOutputTokens = 4 });
+        ChatResponse again = await client.GetResponseAsync(chat, new ChatOptions { Temperature = 0, MaxOutputTokens = 4 });
+        ChatResponse optedOut = await client.GetResponseAsync(chat, new ChatOptions { Temperature = 0, MaxOutputTokens = 4, AdditionalProperties = new() { ["cache_prompt"] = false } });
+
+        Assert.Equal(0, first.Usage!.CachedInputTokenCount ?? 0);
+        Assert.InRange(again.Usage!.CachedInputTokenCount!.Value, 1, again.Usage.InputTokenCount!.Value - 1);
+        Assert.Equal(first.Text, again.Text);
+        Assert.Equal(0, optedOut.Usage!.CachedInputTokenCount ?? 0);
+        await Assert.ThrowsAsync<LlmPqRequestException>(() => client.GetResponseAsync(chat, new ChatOptions { AdditionalProperties = new() { ["cache_prompt"] = "sometimes" } }));
+    }
 }

@@ -1,4 +1,3 @@
-using LlmPq.Chat;
 using LlmPq.Engine;
 using LlmPq.Tests.Chat;
 using Microsoft.Extensions.AI;

@@ -23,6 +23,9 @@ internal sealed class FakeChatClient : IChatClient
     /// <summary>Gets or sets the tool calls sent, each in an update of its own, after the text.</summary>
     public IReadOnlyList<FunctionCallContent> ToolCalls { get; set; } = [];
 
+    /// <summary>Gets or sets the cached prompt tokens the usage reports.</summary>
+    public long? CachedTokens { get; set; }
+
     /// <summary>Gets or sets reasoning sent before the text.</summary>
     public string? Reasoning { get; set; }
 
@@ -93,7 +96,7 @@ internal sealed class FakeChatClient : IChatClient
         {
             ResponseId = ResponseId,
             FinishReason = FinishReason,
-            Contents = [new UsageContent(new UsageDetails { InputTokenCount = InputTokens, OutputTokenCount = Pieces.Length, TotalTokenCount = InputTokens + Pieces.Length })],
+            Contents = [new UsageContent(new UsageDetails { InputTokenCount = InputTokens, OutputTokenCount = Pieces.Length, TotalTokenCount = InputTokens + Pieces.Length, CachedInputTokenCount = CachedTokens })],
         };
     }
 

@@ -159,4 +159,17 @@ public sealed class ToolCallTests
 
         Assert.Equal(param, error.GetProperty("param").GetString());
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Cached_prompt_tokens_are_reported_and_cache_prompt_false_reaches_the_client(bool stream)
+    {
+        await using var server = await RunningServer.StartAsync(new FakeChatClient { CachedTokens = 7 });
+        using HttpResponseMessage response = await server.PostChatAsync($$"""{"messages":[{"role":"user","content":"Hi"}],"cache_prompt":false,"stream":{{(stream ? "true" : "false")}}}""");
+        string body = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(false, server.Client.ReceivedOptions!.AdditionalProperties!["cache_prompt"]);
+        Assert.Contains("\"prompt_tokens_details\":{\"cached_tokens\":7}", body, StringComparison.Ordinal);
+    }
 }
