@@ -108,8 +108,11 @@ internal sealed class TravelPlugin
 
     [KernelFunction("weather_today")]
     [Description("Whether today is sunny in Oslo.")]
-    public static string WeatherToday([Description("Answer in Celsius, else Fahrenheit.")] bool celsius) =>
-        celsius ? "Oslo: sunny, 21 °C" : "Oslo: sunny, 70 °F";
+    public static string WeatherToday([Description("Answer in Celsius, else Fahrenheit.")] bool celsius)
+    {
+        Console.WriteLine($"kernel invoked weather_today(celsius: {celsius})");
+        return celsius ? "Oslo: sunny, 21 °C" : "Oslo: sunny, 70 °F";
+    }
 
     public static string Forecast([Description("The city.")] City city) => city switch
     {
