@@ -24,9 +24,6 @@ internal sealed class EngineChatClient : IBackendChatClient
     private readonly bool _ownsEngine;
     private readonly ILogger _logger;
     private readonly int _defaultMaxOutputTokens;
-    private readonly string? _templateOverride;
-    private readonly Lock _templatesLock = new();
-    private ChatTemplates? _templates;
 
     /// <summary>Initializes a new instance of the <see cref="EngineChatClient"/> class.</summary>
     /// <param name="engine">The engine.</param>
@@ -39,7 +36,6 @@ internal sealed class EngineChatClient : IBackendChatClient
         _ownsEngine = ownsEngine;
         _logger = logger;
         _defaultMaxOutputTokens = options.DefaultMaxOutputTokens;
-        _templateOverride = options.ChatTemplate is { } template && File.Exists(template) ? File.ReadAllText(template) : options.ChatTemplate;
     }
 
     /// <inheritdoc/>
@@ -162,7 +158,7 @@ internal sealed class EngineChatClient : IBackendChatClient
         try
         {
             LlamaModel model = _engine.Model;
-            ChatPrompt prompt = Render(Templates(model), chat);
+            ChatPrompt prompt = Render(_engine.Templates, chat);
             bool tools = chat.Tools.Count > 0 && chat.ToolChoice != ChatToolChoice.None;
             if (tools && prompt.Grammar.Length > 0)
             {
@@ -190,22 +186,6 @@ internal sealed class EngineChatClient : IBackendChatClient
         catch (ObjectDisposedException ex)
         {
             throw new LlmPqUnavailableException("The LlmPq engine stopped while the request was being prepared.", ex);
-        }
-    }
-
-    /// <summary>The model's chat templates (or the configured one), loaded once.</summary>
-    private ChatTemplates Templates(LlamaModel model)
-    {
-        lock (_templatesLock)
-        {
-            try
-            {
-                return _templates ??= ChatTemplates.Create(model, _templateOverride);
-            }
-            catch (LlamaException ex)
-            {
-                throw new LlmPqRequestException($"The chat template cannot be used: {ex.Message}", ex);
-            }
         }
     }
 

@@ -34,6 +34,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     private readonly Lock _inboxGate = new();
     private Thread? _thread;
     private LlamaModel? _model;
+    private ChatTemplates? _templates;
     private LlamaContext? _context;
     private bool _inboxClosed;
     private EngineMetrics? _metrics;
@@ -86,7 +87,12 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     /// <summary>Gets how many times a sequence was evicted from the KV cache to be recomputed.</summary>
     internal long Preemptions => Interlocked.Read(ref _preemptions);
 
-    /// <summary>Gets the loaded model; only for read-only use (tokenizing, templates) off the loop thread.</summary>
+    /// <summary>Gets the model's chat templates (or the configured one), loaded with the model; usable off the loop thread.</summary>
+    internal ChatTemplates Templates => IsReady && _templates is { } templates
+        ? templates
+        : throw new LlmPqUnavailableException("The LlmPq engine is not serving: start the host (or call StartAsync) first; it may also be stopping.");
+
+    /// <summary>Gets the loaded model; only for read-only use (tokenizing) off the loop thread.</summary>
     internal LlamaModel Model => IsReady && _model is { } model
         ? model
         : throw new LlmPqUnavailableException("The LlmPq engine is not serving: start the host (or call StartAsync) first; it may also be stopping.");
@@ -222,6 +228,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         catch (Exception ex)
         {
             LogLoadFailed(_logger, ex, _options.ModelPath);
+            _templates?.Dispose();
             _context?.Dispose();
             _model?.Dispose();
             _model = null;
@@ -252,6 +259,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         {
             FailAll(failure ?? new LlmPqUnavailableException("The LlmPq engine stopped."));
             batch.Dispose();
+            _templates!.Dispose();
             _context.Dispose();
             _model.Dispose();
             _metrics!.Dispose();
@@ -266,6 +274,9 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     {
         LlamaBackend.EnsureInitialized(_loggerFactory);
         _model = LoadModel();
+
+        // The chat templates hold the model (and so its stage servers' connections) until the engine unloads them.
+        _templates = ChatTemplates.Create(_model, _options.ChatTemplate is { } template && File.Exists(template) ? File.ReadAllText(template) : _options.ChatTemplate);
 
         // Past its training context a model degrades; keep conversations within it.
         int perSequence = _model.TrainingContextLength > 0 ? Math.Min(_options.ContextLength, _model.TrainingContextLength) : _options.ContextLength;

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Text.Json;
 using LlmPq.Chat;
 using LlmPq.Gguf;
+using LlmPq.Native;
 using LlmPq.Tests.Native;
 using Microsoft.Extensions.AI;
 
@@ -147,6 +148,22 @@ public sealed class ToolCallingTests
         Assert.StartsWith("Sunny in ", result.Result?.ToString(), StringComparison.Ordinal);
         Assert.Equal(ChatRole.Assistant, response.Messages[^1].Role);
         Assert.NotEqual(ChatFinishReason.ToolCalls, response.FinishReason);
+    }
+
+    [Fact]
+    public async Task A_template_from_the_options_replaces_the_models_and_a_broken_one_fails_the_start_with_llama_cpps_reason()
+    {
+        string file = TestModels.TempPath("template.jinja");
+        await File.WriteAllTextAsync(file, "{% for m in messages %}<<{{ m.role }}>>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<<assistant>>{% endif %}");
+        await using (var client = LlmPqChatClient.Create(new LlmPqOptions { ModelPath = s_hermes.Value, ContextLength = 512, ChatTemplate = file }))
+        {
+            await client.StartAsync();
+            Assert.Contains("<<user>>Hello<<assistant>>", Prompt(client, [new(ChatRole.User, "Hello")], new ChatOptions()), StringComparison.Ordinal);
+        }
+
+        await using var broken = LlmPqChatClient.Create(new LlmPqOptions { ModelPath = s_hermes.Value, ContextLength = 512, ChatTemplate = "{% for m in messages %}" });
+        LlamaException ex = await Assert.ThrowsAsync<LlamaException>(() => broken.StartAsync());
+        Assert.Contains("chat template", ex.Message, StringComparison.Ordinal);
     }
 
     internal static async Task<LlmPqChatClient> StartAsync(string template)
