@@ -16,6 +16,7 @@ var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster throu
     QuantizeCommand.Create(),
     EvalCommand.Create(),
     IndicatorStudyCommand.Create(),
+    ToolCheckCommand.Create(),
     RunnerCommand.Create(),
     Cli.Verbose,
 };

@@ -112,4 +112,21 @@ public sealed class CliTests
         Assert.StartsWith("llmpq: error: ", lines[0], StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", info.StandardError, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Tool_check_refuses_bad_counts_naming_the_flags()
+    {
+        CliRunner.Result result = CliRunner.Run("tool-check", "--runs", "0");
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("--runs", result.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Tool_check_counts_valid_forced_calls_per_template()
+    {
+        CliRunner.Result result = CliRunner.Run("tool-check", "--runs", "1", "--layers", "1");
+        Assert.True(result.ExitCode == 0, result.StandardError);
+        Assert.Matches(@"hermes\s+1/1\s+1/1", result.StandardOutput);
+        Assert.Matches(@"llama3\.1\s+1/1\s+1/1", result.StandardOutput);
+    }
 }
