@@ -25,7 +25,7 @@ namespace LlmPq;
 /// </remarks>
 public sealed class LlmPqChatClient : IChatClient, IAsyncDisposable
 {
-    private readonly IBackendChatClient _backend;
+    private readonly BackendChatClient _backend;
     private readonly ChatClientMetadata _metadata;
     private readonly bool _owned;
     private readonly Lock _lifecycle = new();
@@ -52,7 +52,7 @@ public sealed class LlmPqChatClient : IChatClient, IAsyncDisposable
     {
     }
 
-    private LlmPqChatClient(IBackendChatClient backend, bool owned)
+    private LlmPqChatClient(BackendChatClient backend, bool owned)
     {
         _backend = backend;
         _owned = owned;
@@ -84,7 +84,7 @@ public sealed class LlmPqChatClient : IChatClient, IAsyncDisposable
         }
 
         loggerFactory ??= NullLoggerFactory.Instance;
-        IBackendChatClient backend = options.Stages.Any(s => !s.InProcess)
+        BackendChatClient backend = options.Stages.Any(s => !s.InProcess)
             ? new PipelineChatClient(new LlmPqPipeline(options, loggerFactory, meterFactory), ownsPipeline: true)
             : new EngineChatClient(new LlmPqEngine(options, loggerFactory, meterFactory), options, loggerFactory.CreateLogger<LlmPqChatClient>(), ownsEngine: true);
         return new LlmPqChatClient(backend, owned: true);

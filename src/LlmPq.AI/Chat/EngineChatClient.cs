@@ -13,7 +13,7 @@ namespace LlmPq.Chat;
 /// The in-process backend: turns chat messages into engine requests (the model's chat template, tokens, sampling,
 /// limits) and engine events into updates. Concurrent calls are batched together by the engine.
 /// </summary>
-internal sealed class EngineChatClient : IBackendChatClient
+internal sealed class EngineChatClient : BackendChatClient
 {
     private const float DefaultTemperature = 0.8f;
     private const int DefaultTopK = 40;
@@ -21,7 +21,6 @@ internal sealed class EngineChatClient : IBackendChatClient
     private const float DefaultMinP = 0.05f;
 
     private readonly LlmPqEngine _engine;
-    private readonly bool _ownsEngine;
     private readonly ILogger _logger;
     private readonly int _defaultMaxOutputTokens;
 
@@ -31,40 +30,21 @@ internal sealed class EngineChatClient : IBackendChatClient
     /// <param name="logger">Where request problems are logged.</param>
     /// <param name="ownsEngine">Whether this client starts, stops and disposes the engine.</param>
     public EngineChatClient(LlmPqEngine engine, LlmPqOptions options, ILogger logger, bool ownsEngine)
+        : base(ownsEngine)
     {
         _engine = engine;
-        _ownsEngine = ownsEngine;
         _logger = logger;
         _defaultMaxOutputTokens = options.DefaultMaxOutputTokens;
     }
 
     /// <inheritdoc/>
-    public string ModelId => _engine.ModelId;
+    public override string ModelId => _engine.ModelId;
 
     /// <inheritdoc/>
-    public bool IsReady => _engine.IsReady;
+    public override bool IsReady => _engine.IsReady;
 
     /// <inheritdoc/>
-    public Task StartAsync(CancellationToken cancellationToken) => _ownsEngine ? _engine.StartAsync(cancellationToken) : Task.CompletedTask;
-
-    /// <inheritdoc/>
-    public Task StopAsync(CancellationToken cancellationToken) => _ownsEngine ? _engine.StopAsync(cancellationToken) : Task.CompletedTask;
-
-    /// <inheritdoc/>
-    public ValueTask DisposeAsync() => _ownsEngine ? _engine.DisposeAsync() : ValueTask.CompletedTask;
-
-    /// <inheritdoc/>
-    public void Dispose()
-    {
-        // Asynchronous disposal is the owner's (LlmPqChatClient's) job.
-    }
-
-    /// <inheritdoc/>
-    public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-        GetStreamingResponseAsync(messages, options, cancellationToken).ToChatResponseAsync(cancellationToken);
-
-    /// <inheritdoc/>
-    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
+    public override async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
         IEnumerable<ChatMessage> messages,
         ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -128,10 +108,19 @@ internal sealed class EngineChatClient : IBackendChatClient
     }
 
     /// <inheritdoc/>
-    public object? GetService(Type serviceType, object? serviceKey = null) =>
+    public override object? GetService(Type serviceType, object? serviceKey = null) =>
         serviceKey is null && serviceType == typeof(LlmPqEngine) ? _engine
         : serviceKey is null && serviceType.IsInstanceOfType(this) ? this
         : null;
+
+    /// <inheritdoc/>
+    protected override Task StartOwnedAsync(CancellationToken cancellationToken) => _engine.StartAsync(cancellationToken);
+
+    /// <inheritdoc/>
+    protected override Task StopOwnedAsync(CancellationToken cancellationToken) => _engine.StopAsync(cancellationToken);
+
+    /// <inheritdoc/>
+    protected override ValueTask DisposeOwnedAsync() => _engine.DisposeAsync();
 
     /// <summary>Turns messages and options into an engine request: template, tokens, sampling, limits.</summary>
     internal EngineRequest CreateRequest(IEnumerable<ChatMessage> messages, ChatOptions? options) => Prepare(messages, options).Request;

@@ -10,35 +10,16 @@ namespace LlmPq.Runner;
 /// </summary>
 /// <param name="pipeline">The pipeline.</param>
 /// <param name="ownsPipeline">Whether this client starts, stops and disposes the pipeline.</param>
-internal sealed class PipelineChatClient(LlmPqPipeline pipeline, bool ownsPipeline) : IBackendChatClient
+internal sealed class PipelineChatClient(LlmPqPipeline pipeline, bool ownsPipeline) : BackendChatClient(ownsPipeline)
 {
     /// <inheritdoc/>
-    public string ModelId => pipeline.ModelId;
+    public override string ModelId => pipeline.ModelId;
 
     /// <inheritdoc/>
-    public bool IsReady => pipeline.IsReady;
+    public override bool IsReady => pipeline.IsReady;
 
     /// <inheritdoc/>
-    public Task StartAsync(CancellationToken cancellationToken) => ownsPipeline ? pipeline.StartAsync(cancellationToken) : Task.CompletedTask;
-
-    /// <inheritdoc/>
-    public Task StopAsync(CancellationToken cancellationToken) => ownsPipeline ? pipeline.StopAsync(cancellationToken) : Task.CompletedTask;
-
-    /// <inheritdoc/>
-    public ValueTask DisposeAsync() => ownsPipeline ? pipeline.DisposeAsync() : ValueTask.CompletedTask;
-
-    /// <inheritdoc/>
-    public void Dispose()
-    {
-        // Asynchronous disposal is the owner's (LlmPqChatClient's) job.
-    }
-
-    /// <inheritdoc/>
-    public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
-        GetStreamingResponseAsync(messages, options, cancellationToken).ToChatResponseAsync(cancellationToken);
-
-    /// <inheritdoc/>
-    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
+    public override async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(
         IEnumerable<ChatMessage> messages,
         ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -50,8 +31,17 @@ internal sealed class PipelineChatClient(LlmPqPipeline pipeline, bool ownsPipeli
     }
 
     /// <inheritdoc/>
-    public object? GetService(Type serviceType, object? serviceKey = null) =>
+    public override object? GetService(Type serviceType, object? serviceKey = null) =>
         serviceKey is null && serviceType == typeof(LlmPqPipeline) ? pipeline
         : serviceKey is null && serviceType.IsInstanceOfType(this) ? this
         : null;
+
+    /// <inheritdoc/>
+    protected override Task StartOwnedAsync(CancellationToken cancellationToken) => pipeline.StartAsync(cancellationToken);
+
+    /// <inheritdoc/>
+    protected override Task StopOwnedAsync(CancellationToken cancellationToken) => pipeline.StopAsync(cancellationToken);
+
+    /// <inheritdoc/>
+    protected override ValueTask DisposeOwnedAsync() => pipeline.DisposeAsync();
 }
