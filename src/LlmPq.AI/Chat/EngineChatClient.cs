@@ -77,6 +77,11 @@ internal sealed class EngineChatClient : BackendChatClient
         {
             switch (e)
             {
+                case EngineEvent.Logprob logprob:
+                    ChatResponseUpdate scored = Update([]);
+                    scored.AdditionalProperties = new() { [TokenLogprob.PropertyName] = new[] { logprob.Token } };
+                    yield return scored;
+                    break;
                 case EngineEvent.Text text when chat.Reader is { } reader:
                     if (reader.Push(text.Delta) is { Count: > 0 } contents)
                     {
@@ -170,7 +175,7 @@ internal sealed class EngineChatClient : BackendChatClient
                 JsonElement { ValueKind: JsonValueKind.True or JsonValueKind.False } j => j.GetBoolean(),
                 _ => throw new LlmPqRequestException($"AdditionalProperties['cache_prompt'] must be true or false; it is {cache}."),
             };
-            return new PreparedChat(new EngineRequest(tokens, sampling, maxOutput, stops, cachePrompt), reader);
+            return new PreparedChat(new EngineRequest(tokens, sampling, maxOutput, stops, cachePrompt, TopLogprobs(options?.AdditionalProperties)), reader);
         }
         catch (ObjectDisposedException ex)
         {
@@ -248,6 +253,24 @@ internal sealed class EngineChatClient : BackendChatClient
         {
             throw new LlmPqRequestException($"The response JSON schema cannot be enforced: {ex.Message}", ex);
         }
+    }
+
+    /// <summary>Reads <c>logprobs</c> (true asks for them) and <c>top_logprobs</c> (0 to 20 alternatives), as OpenAI names them.</summary>
+    private static int? TopLogprobs(AdditionalPropertiesDictionary? extra)
+    {
+        bool wanted = extra?.TryGetValue("logprobs", out object? value) == true && value switch
+        {
+            bool b => b,
+            JsonElement { ValueKind: JsonValueKind.True or JsonValueKind.False } j => j.GetBoolean(),
+            _ => throw new LlmPqRequestException($"AdditionalProperties['logprobs'] must be true or false; it is {value}."),
+        };
+        float? top = Number(extra, "top_logprobs");
+        if (top is not null && (!wanted || top is < 0 or > TokenLogprob.MaxTop || top != MathF.Floor(top.Value)))
+        {
+            throw new LlmPqRequestException($"top_logprobs must be a whole number from 0 to {TokenLogprob.MaxTop}, with logprobs true; it is {top}.");
+        }
+
+        return wanted ? (int)(top ?? 0) : null;
     }
 
     private static float? Number(AdditionalPropertiesDictionary? extra, string key)

@@ -15,15 +15,19 @@ internal enum FinishReason
 
 /// <summary>
 /// A generation request for the engine: prompt tokens, how to sample, and when to stop; <paramref name="CachePrompt"/>
-/// false computes the whole prompt even where a finished request left a shared prefix in the KV cache.
+/// false computes the whole prompt even where a finished request left a shared prefix in the KV cache;
+/// <paramref name="TopLogprobs"/>, when set, asks for each sampled token's log-probability and that many alternatives.
 /// </summary>
-internal sealed record EngineRequest(IReadOnlyList<int> Prompt, SamplingSettings Sampling, int MaxOutputTokens, IReadOnlyList<string> StopSequences, bool CachePrompt = true);
+internal sealed record EngineRequest(IReadOnlyList<int> Prompt, SamplingSettings Sampling, int MaxOutputTokens, IReadOnlyList<string> StopSequences, bool CachePrompt = true, int? TopLogprobs = null);
 
 /// <summary>Something the engine tells a caller about its request.</summary>
 internal abstract record EngineEvent
 {
     /// <summary>New text (never part of a stop sequence).</summary>
     public sealed record Text(string Delta) : EngineEvent;
+
+    /// <summary>A sampled token's log-probability, when the request asked for them (before the token's text).</summary>
+    public sealed record Logprob(TokenLogprob Token) : EngineEvent;
 
     /// <summary>The end: why, and the token counts; <paramref name="CachedTokens"/> of the prompt tokens were reused from the KV cache, not computed.</summary>
     public sealed record Finished(FinishReason Reason, int PromptTokens, int OutputTokens, int CachedTokens) : EngineEvent;

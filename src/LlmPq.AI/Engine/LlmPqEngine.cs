@@ -557,6 +557,11 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             return;
         }
 
+        if (active.Request.TopLogprobs is int top)
+        {
+            active.Writer.TryWrite(new EngineEvent.Logprob(TokenLogprob.From(_model, _context!.Logits(index), token, top)));
+        }
+
         sequence.Append(token);
         string text = active.Text.Push(token);
         if (text.Length > 0)

@@ -73,6 +73,16 @@ internal static class ChatRequestMapper
             (options.AdditionalProperties ??= [])["min_p"] = minP;
         }
 
+        if (request.Logprobs is bool logprobs)
+        {
+            (options.AdditionalProperties ??= [])["logprobs"] = logprobs;
+        }
+
+        if (request.TopLogprobs is int top)
+        {
+            (options.AdditionalProperties ??= [])["top_logprobs"] = top;
+        }
+
         if (request.CachePrompt is bool cachePrompt)
         {
             (options.AdditionalProperties ??= [])["cache_prompt"] = cachePrompt;

@@ -1,6 +1,8 @@
 using System.Buffers;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using LlmPq.Engine;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.AI;
@@ -73,14 +75,32 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
 
     private async Task<Outcome> CompleteAsync(HttpContext context, IChatClient client, List<ChatMessage> messages, ChatOptions options)
     {
-        ChatResponse response = await client.GetResponseAsync(messages, options, context.RequestAborted).ConfigureAwait(false);
+        // Log-probabilities come per update; a merged response would keep only the last update's.
+        List<ChatCompletionTokenLogprob>? logprobs = null;
+        ChatResponse response;
+        if (options.AdditionalProperties?.TryGetValue("logprobs", out object? wanted) == true && wanted is true)
+        {
+            var updates = new List<ChatResponseUpdate>();
+            await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync(messages, options, context.RequestAborted).ConfigureAwait(false))
+            {
+                updates.Add(update);
+                (logprobs ??= []).AddRange(ToLogprobs(update) ?? []);
+            }
+
+            response = updates.ToChatResponse();
+        }
+        else
+        {
+            response = await client.GetResponseAsync(messages, options, context.RequestAborted).ConfigureAwait(false);
+        }
+
         var outcome = new Outcome(ToFinishReason(response.FinishReason), ToUsage(response.Usage));
         var completion = new ChatCompletion
         {
             Id = response.ResponseId ?? NewId(),
             Created = ToUnixSeconds(response.CreatedAt),
             Model = response.ModelId ?? options.ModelId ?? DefaultModelId(client),
-            Choices = [new() { Message = ToMessage(response), FinishReason = outcome.FinishReason }],
+            Choices = [new() { Message = ToMessage(response), FinishReason = outcome.FinishReason, Logprobs = logprobs is null ? null : new() { Content = logprobs } }],
             Usage = outcome.Usage,
         };
         await context.Response.WriteAsJsonAsync(completion, OpenAIJsonContext.Wire.ChatCompletion, cancellationToken: context.RequestAborted)
@@ -109,8 +129,8 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
         string id = first?.ResponseId ?? NewId();
         long created = ToUnixSeconds(first?.CreatedAt);
         string model = first?.ModelId ?? options.ModelId ?? DefaultModelId(client);
-        ChatCompletionChunk Chunk(ChatCompletionDelta delta, string? finishReason = null) =>
-            new() { Id = id, Created = created, Model = model, Choices = [new() { Delta = delta, FinishReason = finishReason }] };
+        ChatCompletionChunk Chunk(ChatCompletionDelta delta, string? finishReason = null, List<ChatCompletionTokenLogprob>? logprobs = null) =>
+            new() { Id = id, Created = created, Model = model, Choices = [new() { Delta = delta, FinishReason = finishReason, Logprobs = logprobs is null ? null : new() { Content = logprobs } }] };
 
         await WriteEventAsync(response, Chunk(new() { Role = "assistant", Content = string.Empty }), cancellationToken).ConfigureAwait(false);
         ChatFinishReason? finishReason = null;
@@ -127,9 +147,11 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
                     (usage ??= new()).Add(content.Details);
                 }
 
-                if (ToDelta(update, ref toolCalls) is { } delta)
+                ChatCompletionDelta? delta = ToDelta(update, ref toolCalls);
+                List<ChatCompletionTokenLogprob>? logprobs = ToLogprobs(update);
+                if (delta is not null || logprobs is not null)
                 {
-                    await WriteEventAsync(response, Chunk(delta), cancellationToken).ConfigureAwait(false);
+                    await WriteEventAsync(response, Chunk(delta ?? new(), logprobs: logprobs), cancellationToken).ConfigureAwait(false);
                 }
             }
         }
@@ -216,6 +238,24 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
             ReasoningContent = reasoning.Length > 0 ? reasoning : null,
             ToolCalls = calls,
         };
+    }
+
+    /// <summary>The token log-probabilities of an update: typed from the engine in this process, JSON through a runner.</summary>
+    private static List<ChatCompletionTokenLogprob>? ToLogprobs(ChatResponseUpdate update)
+    {
+        IEnumerable<TokenLogprob>? tokens = update.AdditionalProperties?.GetValueOrDefault(TokenLogprob.PropertyName) switch
+        {
+            IEnumerable<TokenLogprob> typed => typed,
+            JsonElement json => json.Deserialize<TokenLogprob[]>(AIJsonUtilities.DefaultOptions),
+            _ => null,
+        };
+        return tokens?.Select(t => new ChatCompletionTokenLogprob
+        {
+            Token = t.Token,
+            Logprob = t.Logprob,
+            Bytes = Encoding.UTF8.GetBytes(t.Token),
+            TopLogprobs = [.. t.Top.Select(a => new ChatCompletionTopLogprob { Token = a.Token, Logprob = a.Logprob, Bytes = Encoding.UTF8.GetBytes(a.Token) })],
+        }).ToList();
     }
 
     private static ChatCompletionToolCall ToToolCall(FunctionCallContent call) => new()

@@ -46,6 +46,10 @@ internal sealed class ChatCompletionRequest
 
     public bool? ParallelToolCalls { get; init; }
 
+    public bool? Logprobs { get; init; }
+
+    public int? TopLogprobs { get; init; }
+
     // llama.cpp's sampler knobs, which llama-server accepts on the same endpoint.
     public int? TopK { get; init; }
 
@@ -149,6 +153,36 @@ internal sealed class ChatCompletionChoice
     public required ChatCompletionMessage Message { get; init; }
 
     public required string FinishReason { get; init; }
+
+    public ChatCompletionLogprobs? Logprobs { get; init; }
+}
+
+/// <summary>The <c>logprobs</c> of a choice: one entry per output token.</summary>
+internal sealed class ChatCompletionLogprobs
+{
+    public required IReadOnlyList<ChatCompletionTokenLogprob> Content { get; init; }
+}
+
+/// <summary>One output token's log-probability and its most likely alternatives.</summary>
+internal sealed class ChatCompletionTokenLogprob
+{
+    public required string Token { get; init; }
+
+    public required float Logprob { get; init; }
+
+    public required IReadOnlyList<byte> Bytes { get; init; }
+
+    public required IReadOnlyList<ChatCompletionTopLogprob> TopLogprobs { get; init; }
+}
+
+/// <summary>An alternative token and its log-probability.</summary>
+internal sealed class ChatCompletionTopLogprob
+{
+    public required string Token { get; init; }
+
+    public required float Logprob { get; init; }
+
+    public required IReadOnlyList<byte> Bytes { get; init; }
 }
 
 /// <summary>The assistant message of a choice.</summary>
@@ -187,6 +221,8 @@ internal sealed class ChatCompletionChunkChoice
     public int Index { get; init; }
 
     public required ChatCompletionDelta Delta { get; init; }
+
+    public ChatCompletionLogprobs? Logprobs { get; init; }
 
     // OpenAI writes "finish_reason": null on every chunk but the last; some clients look for the key.
     [JsonIgnore(Condition = JsonIgnoreCondition.Never)]

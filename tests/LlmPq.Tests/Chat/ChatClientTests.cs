@@ -356,4 +356,29 @@ public sealed class ChatClientTests
         Assert.Equal(0, optedOut.Usage!.CachedInputTokenCount ?? 0);
         await Assert.ThrowsAsync<LlmPqRequestException>(() => client.GetResponseAsync(chat, new ChatOptions { AdditionalProperties = new() { ["cache_prompt"] = "sometimes" } }));
     }
+
+    [Fact]
+    public async Task Logprobs_come_per_token_and_greedy_picks_the_most_likely()
+    {
+        await using var engine = await StartAsync();
+        var client = new LlmPqChatClient(engine, Options());
+
+        var logprobs = new List<TokenLogprob>();
+        ChatResponseUpdate? last = null;
+        await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync("Hello", new ChatOptions { Temperature = 0, MaxOutputTokens = 6, AdditionalProperties = new() { ["logprobs"] = true, ["top_logprobs"] = 3 } }))
+        {
+            logprobs.AddRange(update.AdditionalProperties?.GetValueOrDefault(TokenLogprob.PropertyName) as IEnumerable<TokenLogprob> ?? []);
+            last = update;
+        }
+
+        Assert.Equal(last!.Contents.OfType<UsageContent>().Single().Details.OutputTokenCount, logprobs.Count);
+        Assert.All(logprobs, t =>
+        {
+            Assert.InRange(t.Logprob, float.MinValue, 0);
+            Assert.Equal(3, t.Top.Count);
+            Assert.True(t.Top[0].Logprob >= t.Top[1].Logprob && t.Top[1].Logprob >= t.Top[2].Logprob);
+            Assert.Equal(t.Top[0].Logprob, t.Logprob, 4);
+        });
+        await Assert.ThrowsAsync<LlmPqRequestException>(() => client.GetResponseAsync("Hi", new ChatOptions { AdditionalProperties = new() { ["logprobs"] = true, ["top_logprobs"] = 21 } }));
+    }
 }

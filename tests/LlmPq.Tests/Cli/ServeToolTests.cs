@@ -80,10 +80,12 @@ public sealed class ServeToolTests
             new AssistantChatMessage([ChatToolCall.CreateFunctionToolCall(callId, "get_time", BinaryData.FromString(callArguments))]),
             new ToolChatMessage(callId, "12:00 UTC"),
         ];
-        var after = new ChatCompletionOptions { MaxOutputTokenCount = 6, Temperature = 0 };
+        var after = new ChatCompletionOptions { MaxOutputTokenCount = 6, Temperature = 0, IncludeLogProbabilities = true, TopLogProbabilityCount = 2 };
         after.Tools.Add(Time);
         ChatCompletion answer = await sdk.CompleteChatAsync(history, after);
         Assert.True(answer.Usage.InputTokenCount > 0);
+        Assert.Equal(answer.Usage.OutputTokenCount, answer.ContentTokenLogProbabilities.Count);
+        Assert.All(answer.ContentTokenLogProbabilities, t => Assert.Equal(2, t.TopLogProbabilities.Count));
         Assert.NotEqual(OpenAI.Chat.ChatFinishReason.ToolCalls, answer.FinishReason);
     }
 
