@@ -59,7 +59,8 @@ internal static class ToolCheckCommand
             AIFunctionFactory.CreateDeclaration("get_time", "The time now.", JsonDocument.Parse("""{"type":"object","properties":{"utc":{"type":"boolean"}},"required":["utc"]}""").RootElement),
         ];
         int valid = 0, single = 0;
-        double plain = 0, grammar = 0;
+        var plain = new List<double>();
+        var grammar = new List<double>();
         for (int seed = 0; seed < runs; seed++)
         {
             var forced = new ChatOptions { Tools = tools, ToolMode = ChatToolMode.RequireAny, Seed = seed, MaxOutputTokens = maxTokens };
@@ -70,11 +71,15 @@ internal static class ToolCheckCommand
 
             // The same seed without tools, right after: plain sampling's time per token on the same model and load.
             (_, double plainPerToken) = await TimedAsync(client, new ChatOptions { Seed = seed, MaxOutputTokens = maxTokens }, ct).ConfigureAwait(false);
-            grammar += perToken;
-            plain += plainPerToken;
+            // An answer of one token has no time between tokens.
+            if (double.IsFinite(perToken) && double.IsFinite(plainPerToken))
+            {
+                grammar.Add(perToken);
+                plain.Add(plainPerToken);
+            }
         }
 
-        return new Result(valid, single, plain / runs, grammar / runs);
+        return new Result(valid, single, plain.Count > 0 ? plain.Average() : double.NaN, grammar.Count > 0 ? grammar.Average() : double.NaN);
     }
 
     /// <summary>Runs one answer; returns it and the engine's own time per output token for it (decode, sampling included).</summary>
