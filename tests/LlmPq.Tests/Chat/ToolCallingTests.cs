@@ -122,6 +122,19 @@ public sealed class ToolCallingTests
     }
 
     [Fact]
+    public async Task A_tool_schema_llama_cpp_cannot_turn_into_a_grammar_is_a_request_error_with_its_reason()
+    {
+        await using LlmPqChatClient client = await StartAsync(ChatTemplateLibrary.HermesName);
+        AIFunctionDeclaration broken = AIFunctionFactory.CreateDeclaration(
+            "lookup", "Looks up.", JsonDocument.Parse("""{"type":"object","properties":{"key":{"$ref":"#/$defs/missing"}},"required":["key"]}""").RootElement);
+
+        LlmPqRequestException ex = await Assert.ThrowsAsync<LlmPqRequestException>(() => client.GetResponseAsync(
+            "Hi", new ChatOptions { Tools = [broken], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 4 }));
+
+        Assert.Contains("missing", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_required_function_that_was_not_given_is_a_request_error_naming_it()
     {
         await using LlmPqChatClient client = await StartAsync(ChatTemplateLibrary.HermesName);
