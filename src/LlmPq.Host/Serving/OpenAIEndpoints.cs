@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging;
 namespace LlmPq.Host.Serving;
 
 /// <summary>The request handlers of the OpenAI-compatible API, over the <see cref="IChatClient"/> of the request's services.</summary>
-internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvider timeProvider)
+internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvider timeProvider, ServerDrain drain)
 {
     private readonly long _startedAt = timeProvider.GetUtcNow().ToUnixTimeSeconds();
 
@@ -21,6 +21,13 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
         long started = timeProvider.GetTimestamp();
         try
         {
+            // A browser may post text/plain across origins without a preflight; JSON needs one.
+            if (!context.Request.HasJsonContentType())
+            {
+                throw new BadHttpRequestException(
+                    "The request body must be JSON, sent with 'Content-Type: application/json'.", StatusCodes.Status415UnsupportedMediaType);
+            }
+
             ChatCompletionRequest request = await JsonSerializer.DeserializeAsync(
                     context.Request.Body, OpenAIJsonContext.Wire.ChatCompletionRequest, cancellationToken).ConfigureAwait(false)
                 ?? throw new OpenAIRequestException("The request body must be a JSON object.");
@@ -73,7 +80,8 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
 
     private async Task<Outcome> CompleteAsync(HttpContext context, IChatClient client, List<ChatMessage> messages, ChatOptions options)
     {
-        ChatResponse response = await client.GetResponseAsync(messages, options, context.RequestAborted).ConfigureAwait(false);
+        using var generation = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, drain.GraceOver);
+        ChatResponse response = await client.GetResponseAsync(messages, options, generation.Token).ConfigureAwait(false);
         var outcome = new Outcome(ToFinishReason(response.FinishReason), ToUsage(response.Usage));
         var completion = new ChatCompletion
         {
@@ -92,8 +100,9 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
     private async Task<Outcome?> StreamAsync(HttpContext context, IChatClient client, List<ChatMessage> messages, ChatOptions options)
     {
         CancellationToken cancellationToken = context.RequestAborted;
+        using var generation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, drain.GraceOver);
         IAsyncEnumerator<ChatResponseUpdate> updates =
-            client.GetStreamingResponseAsync(messages, options, cancellationToken).GetAsyncEnumerator(cancellationToken);
+            client.GetStreamingResponseAsync(messages, options, generation.Token).GetAsyncEnumerator(generation.Token);
         await using var disposeUpdates = updates.ConfigureAwait(false);
 
         // Wait for the first update before answering, so that a request refused at once gets its real status code
@@ -168,10 +177,15 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
         await response.BodyWriter.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Logs the failure of a request (a refusal at Warning, a server fault at Error with its exception) and gets its answer.</summary>
+    /// <summary>
+    /// Logs the failure of a request (a refusal at Debug, since clients can send any number of them; a server fault at
+    /// Error with its exception) and gets its answer.
+    /// </summary>
     private OpenAIError Report(HttpContext context, Exception exception)
     {
-        OpenAIError error = OpenAIError.From(exception);
+        OpenAIError error = exception is OperationCanceledException && drain.GraceOver.IsCancellationRequested
+            ? ServerDrain.ShuttingDown
+            : OpenAIError.From(exception);
         if (error.StatusCode == StatusCodes.Status500InternalServerError)
         {
             ServingLog.ChatFailed(logger, context.TraceIdentifier, exception);

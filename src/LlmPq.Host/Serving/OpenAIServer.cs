@@ -41,24 +41,9 @@ internal static class OpenAIServer
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(configureServices);
+        options.Validate();
         IPAddress address = ParseAddress(options.Address);
-        if (options.Port is < IPEndPoint.MinPort or > IPEndPoint.MaxPort)
-        {
-            throw new ArgumentException($"Port {options.Port} is out of range (0 to {IPEndPoint.MaxPort}).");
-        }
-
-        if (options.ApiKey is { } key && string.IsNullOrWhiteSpace(key))
-        {
-            throw new ArgumentException("The API key is empty.");
-        }
-
         bool loopback = IPAddress.IsLoopback(address);
-        if (!loopback && options.ApiKey is null)
-        {
-            throw new ArgumentException(
-                $"Refusing to listen on {address} without an API key: beyond loopback, anyone who reaches the port could use the model. "
-                + "Give an API key, or listen on 127.0.0.1.");
-        }
 
         // The empty builder reads no configuration files or environment variables and adds no log providers: only these
         // options choose the address, and the caller's services decide the rest.
@@ -66,8 +51,15 @@ internal static class OpenAIServer
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
             kestrel.Listen(address, options.Port);
         });
+
+        // The host's own limit only bounds the drain, which ends the requests at the grace period.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(10));
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<ServerDrain>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ServerDrain>());
         builder.Services.AddRoutingCore();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<OpenAIEndpoints>();
@@ -81,6 +73,7 @@ internal static class OpenAIServer
         }
 
         app.Lifetime.ApplicationStarted.Register(() => ServingLog.Listening(logger, GetListenUri(app)));
+        app.Use(app.Services.GetRequiredService<ServerDrain>().InvokeAsync);
         if (options.ApiKey is { } apiKey)
         {
             app.Use(RequireApiKey(apiKey, logger));
@@ -99,7 +92,9 @@ internal static class OpenAIServer
     public static Uri GetListenUri(WebApplication app) =>
         app.Urls.FirstOrDefault() is { } url ? new Uri(url) : throw new InvalidOperationException("The server has not started.");
 
-    private static IPAddress ParseAddress(string address) =>
+    /// <summary>Reads the address to listen on.</summary>
+    /// <exception cref="ArgumentException">It is not an IP address or <c>localhost</c>.</exception>
+    public static IPAddress ParseAddress(string address) =>
         string.Equals(address, "localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
         : IPAddress.TryParse(address, out IPAddress? ip) ? ip
         : throw new ArgumentException($"'{address}' is not an IP address to listen on (for example 127.0.0.1, ::1 or 0.0.0.0).");
