@@ -28,11 +28,7 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
                     "The request body must be JSON, sent with 'Content-Type: application/json'.", StatusCodes.Status415UnsupportedMediaType);
             }
 
-            ChatCompletionRequest request = await JsonSerializer.DeserializeAsync(
-                    context.Request.Body, OpenAIJsonContext.Wire.ChatCompletionRequest, cancellationToken).ConfigureAwait(false)
-                ?? throw new OpenAIRequestException("The request body must be a JSON object.");
-            List<ChatMessage> messages = ChatRequestMapper.ToMessages(request);
-            ChatOptions options = ChatRequestMapper.ToOptions(request);
+            (ChatCompletionRequest request, List<ChatMessage> messages, ChatOptions options) = await ReadRequestAsync(context.Request, cancellationToken).ConfigureAwait(false);
             IChatClient client = context.RequestServices.GetRequiredService<IChatClient>();
             bool streaming = request.Stream == true;
             ServingLog.ChatStarted(logger, context.TraceIdentifier, messages.Count, options.ModelId, streaming);
@@ -54,6 +50,25 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
         {
             OpenAIError error = Report(context, ex);
             await error.WriteAsync(context).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Reads the request and maps it; text that is not UTF-8, or escapes a lone surrogate (read when the mapper gets a
+    /// string), is the client's error, not the server's.
+    /// </summary>
+    private static async Task<(ChatCompletionRequest Request, List<ChatMessage> Messages, ChatOptions Options)> ReadRequestAsync(
+        HttpRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            ChatCompletionRequest body = await JsonSerializer.DeserializeAsync(request.Body, OpenAIJsonContext.Wire.ChatCompletionRequest, cancellationToken).ConfigureAwait(false)
+                ?? throw new OpenAIRequestException("The request body must be a JSON object.");
+            return (body, ChatRequestMapper.ToMessages(body), ChatRequestMapper.ToOptions(body));
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new OpenAIRequestException($"The request body is not valid text: {ex.Message}", ex);
         }
     }
 
