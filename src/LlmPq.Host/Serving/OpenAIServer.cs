@@ -8,6 +8,7 @@ using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
 
 namespace LlmPq.Host.Serving;
 
@@ -17,6 +18,9 @@ namespace LlmPq.Host.Serving;
 /// </summary>
 internal static class OpenAIServer
 {
+    /// <summary>The largest request headers answered (Kestrel's default limit); larger ones get 431.</summary>
+    private const int MaxHeaderBytes = 32 * 1024;
+
     /// <summary>Builds the server, runs it until <paramref name="cancellationToken"/> fires or the host is stopped, and stops it.</summary>
     /// <param name="options">Where to listen and the API key.</param>
     /// <param name="configureServices">Registers the <see cref="IChatClient"/>, logging, and optionally an <see cref="IServerReadiness"/>.</param>
@@ -52,6 +56,10 @@ internal static class OpenAIServer
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+
+            // Kestrel answers headers over its limit itself, with an empty body; a higher limit there lets LimitHeaders
+            // answer the usual sizes with an OpenAI error.
+            kestrel.Limits.MaxRequestHeadersTotalSize = 8 * MaxHeaderBytes;
             kestrel.Listen(address, options.Port);
         });
 
@@ -73,6 +81,7 @@ internal static class OpenAIServer
         }
 
         app.Lifetime.ApplicationStarted.Register(() => ServingLog.Listening(logger, GetListenUri(app)));
+        app.Use(LimitHeaders);
         app.Use(app.Services.GetRequiredService<ServerDrain>().InvokeAsync);
         if (options.ApiKey is { } apiKey)
         {
@@ -98,6 +107,19 @@ internal static class OpenAIServer
         string.Equals(address, "localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
         : IPAddress.TryParse(address, out IPAddress? ip) ? ip
         : throw new ArgumentException($"'{address}' is not an IP address to listen on (for example 127.0.0.1, ::1 or 0.0.0.0).");
+
+    private static Task LimitHeaders(HttpContext context, RequestDelegate next)
+    {
+        long size = 0;
+        foreach (KeyValuePair<string, StringValues> header in context.Request.Headers)
+        {
+            size += header.Key.Length + header.Value.Sum(v => v?.Length ?? 0);
+        }
+
+        return size <= MaxHeaderBytes
+            ? next(context)
+            : new OpenAIError(431, "invalid_request_error", $"The request headers are {size} bytes; at most {MaxHeaderBytes} are accepted.").WriteAsync(context);
+    }
 
     private static Func<HttpContext, RequestDelegate, Task> RequireApiKey(string apiKey, ILogger logger)
     {
