@@ -20,12 +20,14 @@ internal static class ServeCommand
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every endpoint but /health." };
         var shutdownTimeout = new Option<int>(ShutdownTimeoutName) { Description = "On SIGTERM or Ctrl+C, seconds the requests in flight get to finish (new ones get 503) before they end with an error.", DefaultValueFactory = _ => 30 };
         var maxRequestBytes = new Option<long?>("--max-request-bytes") { Description = "Largest request body accepted (413 beyond); default 256 bytes per token of --ctx, at least 1 MiB." };
+        var metricsUnauthenticated = new Option<bool>("--metrics-unauthenticated") { Description = "Serve /metrics (Prometheus) without --api-key, for a scraper that cannot send it." };
+        var otlpEndpoint = new Option<Uri?>("--otlp-endpoint") { Description = "Push metrics and traces to this OpenTelemetry collector (OTLP over HTTP, e.g. http://localhost:4318)." };
         var engine = new EngineCommandOptions(severalPolicies: false);
         var plan = new Option<FileInfo?>("--plan") { Description = "Serve as a pipeline: the stages, token budget and micro-batch of this plan (from 'llmpq plan --out'; quantize the model by it first)." };
         var cluster = new Option<FileInfo?>("--cluster") { Description = "Serve as a pipeline on this cluster: plan it now, quantize the model by the plan, serve that." };
-        var command = new Command("serve", "Serve a model over the OpenAI chat API (POST /v1/chat/completions, GET /v1/models, GET /health), in-process or as a pipeline of stages.")
+        var command = new Command("serve", "Serve a model over the OpenAI chat API (POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics), in-process or as a pipeline of stages.")
         {
-            model, host, port, apiKey, shutdownTimeout, maxRequestBytes, plan, cluster,
+            model, host, port, apiKey, shutdownTimeout, maxRequestBytes, metricsUnauthenticated, otlpEndpoint, plan, cluster,
         };
         foreach (Option option in engine.All)
         {
@@ -54,6 +56,8 @@ internal static class ServeCommand
                 ApiKey = parse.GetValue(apiKey),
                 ShutdownTimeout = TimeSpan.FromSeconds(parse.GetValue(shutdownTimeout)),
                 MaxRequestBodyBytes = parse.GetValue(maxRequestBytes) ?? Math.Max(1L << 20, 256L * parse.GetValue(engine.ContextLength)),
+                MetricsUnauthenticated = parse.GetValue(metricsUnauthenticated),
+                OtlpEndpoint = parse.GetValue(otlpEndpoint),
             };
 
             // Refuse before loading or quantizing anything, and before saying where it would serve.

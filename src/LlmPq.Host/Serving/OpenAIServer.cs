@@ -69,6 +69,7 @@ internal static class OpenAIServer
         builder.Services.AddSingleton<ServerDrain>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ServerDrain>());
         builder.Services.AddRoutingCore();
+        ServerTelemetry.Add(builder.Services, options);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<OpenAIEndpoints>();
         configureServices(builder.Services);
@@ -85,13 +86,14 @@ internal static class OpenAIServer
         app.Use(app.Services.GetRequiredService<ServerDrain>().InvokeAsync);
         if (options.ApiKey is { } apiKey)
         {
-            app.Use(RequireApiKey(apiKey, logger));
+            app.Use(RequireApiKey(apiKey, options.MetricsUnauthenticated, logger));
         }
 
         OpenAIEndpoints endpoints = app.Services.GetRequiredService<OpenAIEndpoints>();
         app.MapPost("/v1/chat/completions", endpoints.ChatCompletionsAsync);
         app.MapGet("/v1/models", endpoints.ModelsAsync);
         app.MapGet("/health", OpenAIEndpoints.HealthAsync);
+        app.MapPrometheusScrapingEndpoint(ServerTelemetry.MetricsPath);
         app.MapFallback(OpenAIEndpoints.NotFoundAsync);
         return app;
     }
@@ -121,14 +123,16 @@ internal static class OpenAIServer
             : new OpenAIError(431, "invalid_request_error", $"The request headers are {size} bytes; at most {MaxHeaderBytes} are accepted.").WriteAsync(context);
     }
 
-    private static Func<HttpContext, RequestDelegate, Task> RequireApiKey(string apiKey, ILogger logger)
+    private static Func<HttpContext, RequestDelegate, Task> RequireApiKey(string apiKey, bool metricsUnauthenticated, ILogger logger)
     {
         // Comparing hashes keeps the comparison constant-time whatever the length of the key sent.
         byte[] expected = SHA256.HashData(Encoding.UTF8.GetBytes(apiKey));
         return (context, next) =>
         {
             // /health stays open so that load balancers and supervisors can probe without the key.
-            if (context.Request.Path == "/health" || HasApiKey(context.Request, expected))
+            if (context.Request.Path == "/health"
+                || (metricsUnauthenticated && context.Request.Path == ServerTelemetry.MetricsPath)
+                || HasApiKey(context.Request, expected))
             {
                 return next(context);
             }

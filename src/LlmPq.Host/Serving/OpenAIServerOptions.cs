@@ -23,6 +23,12 @@ internal sealed class OpenAIServerOptions
     /// <summary>Gets the largest request body accepted; a larger one is answered 413 before it is read.</summary>
     public long MaxRequestBodyBytes { get; init; } = 1 << 20;
 
+    /// <summary>Gets a value indicating whether <c>/metrics</c> answers without the API key (for a scraper that cannot send it).</summary>
+    public bool MetricsUnauthenticated { get; init; }
+
+    /// <summary>Gets the base address of an OpenTelemetry collector (OTLP over HTTP) to push metrics and traces to; null for none.</summary>
+    public Uri? OtlpEndpoint { get; init; }
+
     /// <summary>Checks the options.</summary>
     /// <exception cref="ArgumentException">The options are invalid, or ask for a non-loopback address without an API key.</exception>
     public void Validate()
