@@ -8,7 +8,8 @@ using OpenTelemetry.Trace;
 namespace LlmPq.Host.Serving;
 
 /// <summary>
-/// The server's OpenTelemetry: the engine's meter (<c>gen_ai.server.*</c>, <c>llmpq.engine.*</c>) scraped at
+/// The server's OpenTelemetry: the engine's meter (<c>gen_ai.server.*</c>, <c>llmpq.engine.*</c>) and ASP.NET Core's
+/// request meter, scraped at
 /// <c>/metrics</c> in Prometheus' format, and, given an OTLP endpoint, metrics and traces pushed there too.
 /// </summary>
 internal static class ServerTelemetry
@@ -23,7 +24,8 @@ internal static class ServerTelemetry
             .ConfigureResource(r => r.AddService("llmpq"))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(EngineMetrics.MeterName).AddPrometheusExporter();
+                // ASP.NET Core's own meter adds http.server.request.duration by route and status: the refusals and 503s.
+                metrics.AddMeter(EngineMetrics.MeterName, "Microsoft.AspNetCore.Hosting").AddPrometheusExporter();
                 if (options.OtlpEndpoint is { } endpoint)
                 {
                     metrics.AddOtlpExporter(o => Configure(o, endpoint, "v1/metrics"));
