@@ -22,15 +22,16 @@ public sealed class ServeShutdownTests
         string[] arguments =
         [
             Path.Combine(AppContext.BaseDirectory, "llmpq.dll"), "serve", "--model", TestModels.Small, "--port", port.ToString(CultureInfo.InvariantCulture),
-            "--ctx", "1024", "--parallel", Streams.ToString(CultureInfo.InvariantCulture), "--threads", "2", "--shutdown-timeout-s", "120",
+            "--ctx", "1024", "--parallel", Streams.ToString(CultureInfo.InvariantCulture), "--threads", "2", "--shutdown-timeout-s", "600",
         ];
         await using ChildProcess server = await ChildProcess.StartAsync("dotnet", arguments, NullLogger.Instance);
         var baseUri = new Uri($"http://127.0.0.1:{port}/");
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(120) };
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(660) };
         await server.WaitUntilAsync(ct => OpenAIHttpChatClient.IsHealthyAsync(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(60), CancellationToken.None);
 
-        // Answers long enough that the signal finds them generating, short enough to finish within the grace: a stop past the
-        // grace is tested in process (ShutdownTests), since the engine cannot yet stop under live sequences.
+        // Answers long enough that the signal finds them generating (more than System.CommandLine's 2 s on two cores), and a
+        // grace long enough for them to finish on a loaded machine: a stop past the grace is tested in process
+        // (ShutdownTests), since the engine cannot yet stop under live sequences.
         string body = JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = "Tell a long story" } }, max_tokens = 400, stream = true });
         var started = new List<TaskCompletionSource>();
         var streams = new List<Task<List<string>>>();
@@ -48,7 +49,7 @@ public sealed class ServeShutdownTests
             await kill.WaitForExitAsync();
         }
 
-        List<string>[] events = await Task.WhenAll(streams).WaitAsync(TimeSpan.FromSeconds(90));
+        List<string>[] events = await Task.WhenAll(streams).WaitAsync(TimeSpan.FromSeconds(660));
         foreach (List<string> stream in events)
         {
             string last = Assert.IsType<string>(stream.LastOrDefault(), exactMatch: false);
