@@ -21,4 +21,5 @@ var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster throu
     Cli.Verbose,
 };
 
-return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+ParseResult parse = root.Parse(args);
+return await parse.InvokeAsync(Cli.Invocation(parse)).ConfigureAwait(false);

@@ -136,6 +136,7 @@ internal sealed class EngineChatClient : BackendChatClient
     /// </summary>
     private PreparedChat Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options)
     {
+        PromptSizeGuard.Check(_engine, messages);
         if (options?.ModelId is { Length: > 0 } modelId && !string.Equals(modelId, ModelId, StringComparison.Ordinal))
         {
             throw new LlmPqRequestException("model_not_found", $"The model '{modelId}' is not served here; this LlmPq serves '{ModelId}'.");

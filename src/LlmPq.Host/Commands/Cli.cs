@@ -36,6 +36,13 @@ internal static class Cli
         }
     }
 
+    /// <summary>
+    /// Gets how to invoke a parsed command line: System.CommandLine's two seconds between a termination signal and a
+    /// forced exit, except for <c>serve</c>, which needs its drain (<see cref="ServeCommand.TerminationTimeout"/>).
+    /// </summary>
+    public static InvocationConfiguration Invocation(ParseResult parse) =>
+        new() { ProcessTerminationTimeout = ServeCommand.TerminationTimeout(parse) ?? new InvocationConfiguration().ProcessTerminationTimeout };
+
     /// <summary>Gets this program's own assembly, which a pipeline starts again as its runner (<c>llmpq runner</c>).</summary>
     public static string RunnerPath => typeof(Cli).Assembly.Location;
 

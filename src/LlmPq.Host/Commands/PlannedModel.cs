@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 using LlmPq.Gguf;
 using LlmPq.Planning;
 using LlmPq.Planning.Indicator;
@@ -10,16 +12,51 @@ namespace LlmPq.Host.Commands;
 /// <summary>The way from a model and a cluster to what the pipeline serves: a plan, and the model quantized by it.</summary>
 internal static class PlannedModel
 {
-    /// <summary>Plans <paramref name="model"/> on <paramref name="cluster"/> (the indicator from its weights) and quantizes it by the plan beside the default model.</summary>
+    /// <summary>
+    /// Plans <paramref name="model"/> on <paramref name="cluster"/> (the indicator from its weights) and quantizes it by
+    /// the plan, once: the result is kept at <see cref="OutputPath"/> and reused while the source and the plan are the same.
+    /// </summary>
     /// <returns>The plan and the quantized model's path.</returns>
     public static async Task<(Plan Plan, string Model)> PlanAndQuantizeAsync(string model, ClusterSpec cluster, Workload workload, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         ModelSpec spec = ModelSpec.FromGguf(GgufReader.Read(model));
         QualityIndicatorTable indicator = QualityIndicator.Compute(model, cancellationToken: cancellationToken);
         Plan plan = Planner.Create(spec, cluster, workload, QualityTarget.Default, indicator, cancellationToken: cancellationToken);
-        string output = Path.Combine(Path.GetTempPath(), "llmpq", string.Create(CultureInfo.InvariantCulture, $"{Path.GetFileNameWithoutExtension(model)}.planned.gguf"));
-        await PlanQuantizer.QuantizeAsync(model, plan, output, loggerFactory: loggers, cancellationToken: cancellationToken).ConfigureAwait(false);
+        string output = OutputPath(model, plan);
+        if (!File.Exists(output))
+        {
+            // Quantize under a name of its own and rename, so that a concurrent run never reads a half-written model.
+            Directory.CreateDirectory(Path.GetDirectoryName(output)!);
+            string partial = string.Create(CultureInfo.InvariantCulture, $"{output}.{Guid.NewGuid():N}.partial.gguf");
+            try
+            {
+                await PlanQuantizer.QuantizeAsync(model, plan, partial, loggerFactory: loggers, cancellationToken: cancellationToken).ConfigureAwait(false);
+                File.Move(partial, output, overwrite: true);
+            }
+            finally
+            {
+                File.Delete(partial);
+            }
+        }
+
         return (plan, output);
+    }
+
+    /// <summary>
+    /// Gets where the model quantized by <paramref name="plan"/> is kept: in this user's local data folder (not the shared
+    /// temporary folder, where other users could replace it), in a folder named by a hash of the source's path, size and
+    /// time and of the plan's types (all the quantizer reads of it), under the source's name (which becomes the served
+    /// model's id).
+    /// </summary>
+    public static string OutputPath(string model, Plan plan)
+    {
+        var source = new FileInfo(model);
+        string key = string.Create(CultureInfo.InvariantCulture, $"{source.FullName}\n{source.Length}\n{source.LastWriteTimeUtc.Ticks}\n{plan.EmbeddingType} {plan.OutputType} {string.Join(' ', plan.LayerTypes())}");
+        string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..16];
+        string root = Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create) is { Length: > 0 } data
+            ? data
+            : Path.GetTempPath();
+        return Path.Combine(root, "llmpq", "planned", hash, Path.GetFileNameWithoutExtension(model) + ".planned.gguf");
     }
 
     /// <summary>Reads a plan for <paramref name="model"/>, refusing one made for another model.</summary>

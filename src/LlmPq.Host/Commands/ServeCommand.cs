@@ -10,18 +10,24 @@ namespace LlmPq.Host.Commands;
 /// <summary><c>llmpq serve</c>: the engine behind an OpenAI-compatible endpoint, on loopback unless asked otherwise.</summary>
 internal static class ServeCommand
 {
+    private const string ShutdownTimeoutName = "--shutdown-timeout-s";
+
     public static Command Create()
     {
         var model = new Option<FileInfo>("--model", "-m") { Description = "GGUF model file.", Required = true };
         var host = new Option<string>("--host") { Description = "Address to listen on; anything but loopback needs --api-key.", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Port to listen on.", DefaultValueFactory = _ => 8080 };
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every endpoint but /health." };
+        var shutdownTimeout = new Option<int>(ShutdownTimeoutName) { Description = "On SIGTERM or Ctrl+C, seconds the requests in flight get to finish (new ones get 503) before they end with an error.", DefaultValueFactory = _ => 30 };
+        var maxRequestBytes = new Option<long?>("--max-request-bytes") { Description = "Largest request body accepted (413 beyond); default 256 bytes per token of --ctx, at least 1 MiB." };
+        var metricsUnauthenticated = new Option<bool>("--metrics-unauthenticated") { Description = "Serve /metrics (Prometheus) without --api-key, for a scraper that cannot send it." };
+        var otlpEndpoint = new Option<Uri?>("--otlp-endpoint") { Description = "Push metrics and traces to this OpenTelemetry collector (OTLP over HTTP, e.g. http://localhost:4318)." };
         var engine = new EngineCommandOptions(severalPolicies: false);
         var plan = new Option<FileInfo?>("--plan") { Description = "Serve as a pipeline: the stages, token budget and micro-batch of this plan (from 'llmpq plan --out'; quantize the model by it first)." };
         var cluster = new Option<FileInfo?>("--cluster") { Description = "Serve as a pipeline on this cluster: plan it now, quantize the model by the plan, serve that." };
-        var command = new Command("serve", "Serve a model over the OpenAI chat API (POST /v1/chat/completions, GET /v1/models, GET /health), in-process or as a pipeline of stages.")
+        var command = new Command("serve", "Serve a model over the OpenAI chat API (POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics), in-process or as a pipeline of stages.")
         {
-            model, host, port, apiKey, plan, cluster,
+            model, host, port, apiKey, shutdownTimeout, maxRequestBytes, metricsUnauthenticated, otlpEndpoint, plan, cluster,
         };
         foreach (Option option in engine.All)
         {
@@ -34,10 +40,28 @@ internal static class ServeCommand
             {
                 r.AddError("Give --plan or --cluster, not both.");
             }
+
+            if (r.GetValue(shutdownTimeout) < 0)
+            {
+                r.AddError("--shutdown-timeout-s must not be negative.");
+            }
         });
 
         command.SetAction((parse, ct) => Cli.RunAsync(async () =>
         {
+            var server = new OpenAIServerOptions
+            {
+                Address = parse.GetValue(host)!,
+                Port = parse.GetValue(port),
+                ApiKey = parse.GetValue(apiKey),
+                ShutdownTimeout = TimeSpan.FromSeconds(parse.GetValue(shutdownTimeout)),
+                MaxRequestBodyBytes = parse.GetValue(maxRequestBytes) ?? Math.Max(1L << 20, 256L * parse.GetValue(engine.ContextLength)),
+                MetricsUnauthenticated = parse.GetValue(metricsUnauthenticated),
+                OtlpEndpoint = parse.GetValue(otlpEndpoint),
+            };
+
+            // Refuse before loading or quantizing anything, and before saying where it would serve.
+            server.Validate();
             string modelPath = parse.GetValue(model)!.FullName;
             Plan? planned = null;
             if (parse.GetValue(plan) is { } planFile)
@@ -57,7 +81,6 @@ internal static class ServeCommand
                 PlanTable.Print(Console.Error, planned);
             }
 
-            var server = new OpenAIServerOptions { Address = parse.GetValue(host)!, Port = parse.GetValue(port), ApiKey = parse.GetValue(apiKey) };
             bool verbose = parse.GetValue(Cli.Verbose);
             Console.Error.WriteLine($"llmpq: serving {parse.GetValue(model)!.Name} on http://{server.Address}:{server.Port}/v1 (Ctrl+C stops)");
             await OpenAIServer.RunAsync(
@@ -87,6 +110,15 @@ internal static class ServeCommand
         }));
         return command;
     }
+
+    /// <summary>
+    /// Gets how long System.CommandLine lets <c>serve</c> run on after SIGTERM or Ctrl+C before it exits on its own
+    /// (143 or 130, cutting every stream): past the drain, so the drain decides; null for other commands.
+    /// </summary>
+    public static TimeSpan? TerminationTimeout(ParseResult parse) =>
+        parse.CommandResult.Command.Name == "serve" && parse.Errors.Count == 0
+            ? TimeSpan.FromSeconds(parse.GetValue<int>(ShutdownTimeoutName)) + TimeSpan.FromSeconds(30)
+            : null;
 
     private sealed class ClientReadiness(LlmPqChatClient client) : IServerReadiness
     {

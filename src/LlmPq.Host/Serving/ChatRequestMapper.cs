@@ -49,6 +49,14 @@ internal static class ChatRequestMapper
             throw new OpenAIRequestException("LlmPq returns one choice per request; 'n' must be 1.", "n");
         }
 
+        foreach ((int? value, string field) in (ReadOnlySpan<(int?, string)>)[(request.MaxCompletionTokens, "max_completion_tokens"), (request.MaxTokens, "max_tokens")])
+        {
+            if (value <= 0)
+            {
+                throw new OpenAIRequestException($"'{field}' must be a positive number of tokens; it is {value}.", field);
+            }
+        }
+
         var options = new ChatOptions
         {
             ModelId = request.Model,

@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging;
 namespace LlmPq.Host.Serving;
 
 /// <summary>The request handlers of the OpenAI-compatible API, over the <see cref="IChatClient"/> of the request's services.</summary>
-internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvider timeProvider)
+internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvider timeProvider, ServerDrain drain)
 {
     private readonly long _startedAt = timeProvider.GetUtcNow().ToUnixTimeSeconds();
 
@@ -23,11 +23,14 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
         long started = timeProvider.GetTimestamp();
         try
         {
-            ChatCompletionRequest request = await JsonSerializer.DeserializeAsync(
-                    context.Request.Body, OpenAIJsonContext.Wire.ChatCompletionRequest, cancellationToken).ConfigureAwait(false)
-                ?? throw new OpenAIRequestException("The request body must be a JSON object.");
-            List<ChatMessage> messages = ChatRequestMapper.ToMessages(request);
-            ChatOptions options = ChatRequestMapper.ToOptions(request);
+            // A browser may post text/plain across origins without a preflight; JSON needs one.
+            if (!context.Request.HasJsonContentType())
+            {
+                throw new BadHttpRequestException(
+                    "The request body must be JSON, sent with 'Content-Type: application/json'.", StatusCodes.Status415UnsupportedMediaType);
+            }
+
+            (ChatCompletionRequest request, List<ChatMessage> messages, ChatOptions options) = await ReadRequestAsync(context.Request, cancellationToken).ConfigureAwait(false);
             IChatClient client = context.RequestServices.GetRequiredService<IChatClient>();
             bool streaming = request.Stream == true;
             ServingLog.ChatStarted(logger, context.TraceIdentifier, messages.Count, options.ModelId, streaming);
@@ -49,6 +52,25 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
         {
             OpenAIError error = Report(context, ex);
             await error.WriteAsync(context).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Reads the request and maps it; text that is not UTF-8, or escapes a lone surrogate (read when the mapper gets a
+    /// string), is the client's error, not the server's.
+    /// </summary>
+    private static async Task<(ChatCompletionRequest Request, List<ChatMessage> Messages, ChatOptions Options)> ReadRequestAsync(
+        HttpRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            ChatCompletionRequest body = await JsonSerializer.DeserializeAsync(request.Body, OpenAIJsonContext.Wire.ChatCompletionRequest, cancellationToken).ConfigureAwait(false)
+                ?? throw new OpenAIRequestException("The request body must be a JSON object.");
+            return (body, ChatRequestMapper.ToMessages(body), ChatRequestMapper.ToOptions(body));
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new OpenAIRequestException($"The request body is not valid text: {ex.Message}", ex);
         }
     }
 
@@ -75,13 +97,15 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
 
     private async Task<Outcome> CompleteAsync(HttpContext context, IChatClient client, List<ChatMessage> messages, ChatOptions options)
     {
+        using var generation = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, drain.GraceOver);
+
         // Log-probabilities come per update; a merged response would keep only the last update's.
         List<ChatCompletionTokenLogprob>? logprobs = null;
         ChatResponse response;
         if (options.AdditionalProperties?.TryGetValue("logprobs", out object? wanted) == true && wanted is true)
         {
             var updates = new List<ChatResponseUpdate>();
-            await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync(messages, options, context.RequestAborted).ConfigureAwait(false))
+            await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync(messages, options, generation.Token).ConfigureAwait(false))
             {
                 updates.Add(update);
                 (logprobs ??= []).AddRange(ToLogprobs(update) ?? []);
@@ -91,7 +115,7 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
         }
         else
         {
-            response = await client.GetResponseAsync(messages, options, context.RequestAborted).ConfigureAwait(false);
+            response = await client.GetResponseAsync(messages, options, generation.Token).ConfigureAwait(false);
         }
 
         var outcome = new Outcome(ToFinishReason(response.FinishReason), ToUsage(response.Usage));
@@ -112,8 +136,9 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
     private async Task<Outcome?> StreamAsync(HttpContext context, IChatClient client, List<ChatMessage> messages, ChatOptions options)
     {
         CancellationToken cancellationToken = context.RequestAborted;
+        using var generation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, drain.GraceOver);
         IAsyncEnumerator<ChatResponseUpdate> updates =
-            client.GetStreamingResponseAsync(messages, options, cancellationToken).GetAsyncEnumerator(cancellationToken);
+            client.GetStreamingResponseAsync(messages, options, generation.Token).GetAsyncEnumerator(generation.Token);
         await using var disposeUpdates = updates.ConfigureAwait(false);
 
         // Wait for the first update before answering, so that a request refused at once gets its real status code
@@ -190,10 +215,15 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
         await response.BodyWriter.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Logs the failure of a request (a refusal at Warning, a server fault at Error with its exception) and gets its answer.</summary>
+    /// <summary>
+    /// Logs the failure of a request (a refusal at Debug, since clients can send any number of them; a server fault at
+    /// Error with its exception) and gets its answer.
+    /// </summary>
     private OpenAIError Report(HttpContext context, Exception exception)
     {
-        OpenAIError error = OpenAIError.From(exception);
+        OpenAIError error = exception is OperationCanceledException && drain.GraceOver.IsCancellationRequested
+            ? ServerDrain.ShuttingDown
+            : OpenAIError.From(exception);
         if (error.StatusCode == StatusCodes.Status500InternalServerError)
         {
             ServingLog.ChatFailed(logger, context.TraceIdentifier, exception);

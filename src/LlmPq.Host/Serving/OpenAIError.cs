@@ -8,6 +8,9 @@ internal sealed record OpenAIError(int StatusCode, string Type, string Message, 
 {
     private const string InvalidRequest = "invalid_request_error";
 
+    /// <summary>The <c>Retry-After</c> of a 503: long enough for a model to finish loading or a peer to take over.</summary>
+    private const string RetryAfterSeconds = "5";
+
     /// <summary>Gets the error that answers an exception; an unexpected one becomes a 500 that tells nothing of its cause.</summary>
     public static OpenAIError From(Exception exception) => exception switch
     {
@@ -28,10 +31,15 @@ internal sealed record OpenAIError(int StatusCode, string Type, string Message, 
     /// <summary>Gets the error body.</summary>
     public ErrorResponse ToResponse() => new() { Error = new() { Message = Message, Type = Type, Param = Param, Code = Code } };
 
-    /// <summary>Answers the request with this error.</summary>
+    /// <summary>Answers the request with this error; a 503 tells the client when to retry.</summary>
     public Task WriteAsync(HttpContext context)
     {
         context.Response.StatusCode = StatusCode;
+        if (StatusCode == StatusCodes.Status503ServiceUnavailable)
+        {
+            context.Response.Headers.RetryAfter = RetryAfterSeconds;
+        }
+
         return context.Response.WriteAsJsonAsync(ToResponse(), OpenAIJsonContext.Wire.ErrorResponse, cancellationToken: context.RequestAborted);
     }
 }

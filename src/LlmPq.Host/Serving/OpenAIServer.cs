@@ -8,6 +8,7 @@ using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
 
 namespace LlmPq.Host.Serving;
 
@@ -17,6 +18,9 @@ namespace LlmPq.Host.Serving;
 /// </summary>
 internal static class OpenAIServer
 {
+    /// <summary>The largest request headers answered (Kestrel's default limit); larger ones get 431.</summary>
+    private const int MaxHeaderBytes = 32 * 1024;
+
     /// <summary>Builds the server, runs it until <paramref name="cancellationToken"/> fires or the host is stopped, and stops it.</summary>
     /// <param name="options">Where to listen and the API key.</param>
     /// <param name="configureServices">Registers the <see cref="IChatClient"/>, logging, and optionally an <see cref="IServerReadiness"/>.</param>
@@ -41,24 +45,9 @@ internal static class OpenAIServer
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(configureServices);
+        options.Validate();
         IPAddress address = ParseAddress(options.Address);
-        if (options.Port is < IPEndPoint.MinPort or > IPEndPoint.MaxPort)
-        {
-            throw new ArgumentException($"Port {options.Port} is out of range (0 to {IPEndPoint.MaxPort}).");
-        }
-
-        if (options.ApiKey is { } key && string.IsNullOrWhiteSpace(key))
-        {
-            throw new ArgumentException("The API key is empty.");
-        }
-
         bool loopback = IPAddress.IsLoopback(address);
-        if (!loopback && options.ApiKey is null)
-        {
-            throw new ArgumentException(
-                $"Refusing to listen on {address} without an API key: beyond loopback, anyone who reaches the port could use the model. "
-                + "Give an API key, or listen on 127.0.0.1.");
-        }
 
         // The empty builder reads no configuration files or environment variables and adds no log providers: only these
         // options choose the address, and the caller's services decide the rest.
@@ -66,9 +55,21 @@ internal static class OpenAIServer
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+
+            // Kestrel answers headers over its limit itself, with an empty body; a higher limit there lets LimitHeaders
+            // answer the usual sizes with an OpenAI error.
+            kestrel.Limits.MaxRequestHeadersTotalSize = 8 * MaxHeaderBytes;
             kestrel.Listen(address, options.Port);
         });
+
+        // The host's own limit only bounds the drain, which ends the requests at the grace period.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout + TimeSpan.FromSeconds(10));
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<ServerDrain>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ServerDrain>());
         builder.Services.AddRoutingCore();
+        ServerTelemetry.Add(builder.Services, options);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<OpenAIEndpoints>();
         configureServices(builder.Services);
@@ -81,15 +82,18 @@ internal static class OpenAIServer
         }
 
         app.Lifetime.ApplicationStarted.Register(() => ServingLog.Listening(logger, GetListenUri(app)));
+        app.Use(LimitHeaders);
+        app.Use(app.Services.GetRequiredService<ServerDrain>().InvokeAsync);
         if (options.ApiKey is { } apiKey)
         {
-            app.Use(RequireApiKey(apiKey, logger));
+            app.Use(RequireApiKey(apiKey, options.MetricsUnauthenticated, logger));
         }
 
         OpenAIEndpoints endpoints = app.Services.GetRequiredService<OpenAIEndpoints>();
         app.MapPost("/v1/chat/completions", endpoints.ChatCompletionsAsync);
         app.MapGet("/v1/models", endpoints.ModelsAsync);
         app.MapGet("/health", OpenAIEndpoints.HealthAsync);
+        app.MapPrometheusScrapingEndpoint(ServerTelemetry.MetricsPath);
         app.MapFallback(OpenAIEndpoints.NotFoundAsync);
         return app;
     }
@@ -99,19 +103,36 @@ internal static class OpenAIServer
     public static Uri GetListenUri(WebApplication app) =>
         app.Urls.FirstOrDefault() is { } url ? new Uri(url) : throw new InvalidOperationException("The server has not started.");
 
-    private static IPAddress ParseAddress(string address) =>
+    /// <summary>Reads the address to listen on.</summary>
+    /// <exception cref="ArgumentException">It is not an IP address or <c>localhost</c>.</exception>
+    public static IPAddress ParseAddress(string address) =>
         string.Equals(address, "localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
         : IPAddress.TryParse(address, out IPAddress? ip) ? ip
         : throw new ArgumentException($"'{address}' is not an IP address to listen on (for example 127.0.0.1, ::1 or 0.0.0.0).");
 
-    private static Func<HttpContext, RequestDelegate, Task> RequireApiKey(string apiKey, ILogger logger)
+    private static Task LimitHeaders(HttpContext context, RequestDelegate next)
+    {
+        long size = 0;
+        foreach (KeyValuePair<string, StringValues> header in context.Request.Headers)
+        {
+            size += header.Key.Length + header.Value.Sum(v => v?.Length ?? 0);
+        }
+
+        return size <= MaxHeaderBytes
+            ? next(context)
+            : new OpenAIError(431, "invalid_request_error", $"The request headers are {size} bytes; at most {MaxHeaderBytes} are accepted.").WriteAsync(context);
+    }
+
+    private static Func<HttpContext, RequestDelegate, Task> RequireApiKey(string apiKey, bool metricsUnauthenticated, ILogger logger)
     {
         // Comparing hashes keeps the comparison constant-time whatever the length of the key sent.
         byte[] expected = SHA256.HashData(Encoding.UTF8.GetBytes(apiKey));
         return (context, next) =>
         {
             // /health stays open so that load balancers and supervisors can probe without the key.
-            if (context.Request.Path == "/health" || HasApiKey(context.Request, expected))
+            if (context.Request.Path == "/health"
+                || (metricsUnauthenticated && context.Request.Path == ServerTelemetry.MetricsPath)
+                || HasApiKey(context.Request, expected))
             {
                 return next(context);
             }

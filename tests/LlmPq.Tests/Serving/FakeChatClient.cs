@@ -38,6 +38,9 @@ internal sealed class FakeChatClient : IChatClient
     /// <summary>Gets or sets a value indicating whether to wait after the first piece until the call is cancelled.</summary>
     public bool HangAfterFirstPiece { get; set; }
 
+    /// <summary>Gets or sets a task to wait for after the first piece (cancellation ends the wait too).</summary>
+    public Task? GateAfterFirstPiece { get; set; }
+
     /// <summary>Gets the messages of the last call.</summary>
     public IReadOnlyList<ChatMessage>? ReceivedMessages { get; private set; }
 
@@ -71,6 +74,11 @@ internal sealed class FakeChatClient : IChatClient
             if (i == 0 && ThrowAfterFirstPiece is { } afterFirst)
             {
                 throw afterFirst;
+            }
+
+            if (i == 0 && GateAfterFirstPiece is { } gate)
+            {
+                await gate.WaitAsync(cancellationToken);
             }
 
             if (i == 0 && HangAfterFirstPiece)

@@ -27,10 +27,20 @@ internal sealed class RunningServer : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<RunningServer> StartAsync(FakeChatClient? client = null, string? apiKey = null, IServerReadiness? readiness = null, ListLoggerProvider? logs = null)
+    public WebApplication App => _app;
+
+    public static async Task<RunningServer> StartAsync(
+        FakeChatClient? client = null, string? apiKey = null, IServerReadiness? readiness = null, ListLoggerProvider? logs = null, TimeSpan? shutdownTimeout = null, long? maxRequestBodyBytes = null)
     {
         client ??= new FakeChatClient();
-        WebApplication app = OpenAIServer.Build(new OpenAIServerOptions { Port = 0, ApiKey = apiKey }, services =>
+        var options = new OpenAIServerOptions
+        {
+            Port = 0,
+            ApiKey = apiKey,
+            ShutdownTimeout = shutdownTimeout ?? TimeSpan.FromSeconds(30),
+            MaxRequestBodyBytes = maxRequestBodyBytes ?? 1 << 20,
+        };
+        WebApplication app = OpenAIServer.Build(options, services =>
         {
             services.AddSingleton<IChatClient>(client);
             if (readiness is not null)
