@@ -80,8 +80,15 @@ internal sealed class EngineCommandOptions
         Description = "Compute every prompt whole: no reuse of the KV cells an earlier request with the same prefix left (on by default; a request opts out with \"cache_prompt\": false).",
     };
 
+    /// <summary>Gets <c>--kv-cache-tokens</c>: <see cref="LlmPqOptions.KvCacheTokens"/>.</summary>
+    public Option<int> KvCacheTokens { get; } = new("--kv-cache-tokens")
+    {
+        Description = "One KV cache of this many tokens shared by all sequences (lets a request share a running one's prefix; not batch-invariant); 0, the default, gives each sequence its own --ctx.",
+        DefaultValueFactory = _ => new LlmPqOptions().KvCacheTokens,
+    };
+
     /// <summary>Gets the options, in the order help lists them.</summary>
-    public IEnumerable<Option> All => [ContextLength, MaxSequences, TokenBudget, Threads, Policy, TbtTargetMs, NoPrefixReuse];
+    public IEnumerable<Option> All => [ContextLength, MaxSequences, TokenBudget, Threads, Policy, TbtTargetMs, NoPrefixReuse, KvCacheTokens];
 
     /// <summary>Reads the engine settings the command line gives.</summary>
     public EngineSettings Read(ParseResult parse)
@@ -94,7 +101,8 @@ internal sealed class EngineCommandOptions
             parse.GetValue(Threads),
             Cli.ParsePolicies(parse.GetValue(Policy)!),
             parse.GetValue(TbtTargetMs) is double ms ? TimeSpan.FromMilliseconds(ms) : null,
-            !parse.GetValue(NoPrefixReuse));
+            !parse.GetValue(NoPrefixReuse),
+            parse.GetValue(KvCacheTokens));
     }
 }
 
@@ -106,7 +114,8 @@ internal sealed class EngineCommandOptions
 /// <param name="Policies">The scheduling policies, at least one; a command that runs one engine takes the first.</param>
 /// <param name="TbtTarget">The time-between-tokens target; null: a fixed budget.</param>
 /// <param name="PrefixReuse">Whether a prompt reuses the cells of an earlier one with the same prefix.</param>
-internal sealed record EngineSettings(int ContextLength, int MaxSequences, int TokenBudget, int Threads, IReadOnlyList<SchedulingPolicy> Policies, TimeSpan? TbtTarget, bool PrefixReuse)
+/// <param name="KvCacheTokens">The shared KV cache's size; 0: a cache per sequence.</param>
+internal sealed record EngineSettings(int ContextLength, int MaxSequences, int TokenBudget, int Threads, IReadOnlyList<SchedulingPolicy> Policies, TimeSpan? TbtTarget, bool PrefixReuse, int KvCacheTokens)
 {
     /// <summary>Sets these settings on <paramref name="options"/>, with the first policy.</summary>
     public void Fill(LlmPqOptions options)
@@ -119,5 +128,6 @@ internal sealed record EngineSettings(int ContextLength, int MaxSequences, int T
         options.SchedulingPolicy = Policies[0];
         options.TbtTarget = TbtTarget;
         options.PrefixReuse = PrefixReuse;
+        options.KvCacheTokens = KvCacheTokens;
     }
 }
