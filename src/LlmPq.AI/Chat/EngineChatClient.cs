@@ -19,6 +19,7 @@ internal sealed class EngineChatClient : BackendChatClient
     private const int DefaultTopK = 40;
     private const float DefaultTopP = 0.95f;
     private const float DefaultMinP = 0.05f;
+    private const int MaxGrammarChars = 256 * 1024;
 
     private readonly LlmPqEngine _engine;
     private readonly ILogger _logger;
@@ -167,6 +168,7 @@ internal sealed class EngineChatClient : BackendChatClient
                 };
             }
 
+            RefuseLargeGrammar(sampling.Grammar);
             int[] tokens = model.Tokenize(prompt.Prompt, addSpecial: !StartsWithBos(model, prompt.Prompt), parseSpecial: true);
             IReadOnlyList<string> stops = [.. options?.StopSequences ?? [], .. prompt.AdditionalStops];
             ChatOutputReader? reader = tools || prompt.SupportsThinking ? new ChatOutputReader(prompt.Syntax, chat.ParallelToolCalls == false ? 1 : int.MaxValue) : null;
@@ -253,6 +255,19 @@ internal sealed class EngineChatClient : BackendChatClient
         catch (ArgumentException ex)
         {
             throw new LlmPqRequestException($"The response JSON schema cannot be enforced: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>
+    /// Refuses a grammar too large to check every sampled token against in time: llama.cpp walks it on the engine's loop
+    /// for each token, so one request's 100,000-value enum would slow every request in the batch.
+    /// </summary>
+    private static void RefuseLargeGrammar(string? grammar)
+    {
+        if (grammar is { Length: > MaxGrammarChars })
+        {
+            throw new LlmPqRequestException(
+                $"The grammar of the response format or tools is {grammar.Length / 1024} KiB; LlmPq takes up to {MaxGrammarChars / 1024} KiB, since every sampled token is checked against it. Make the schema smaller (a long enum, for example).");
         }
     }
 

@@ -381,4 +381,21 @@ public sealed class ChatClientTests
         });
         await Assert.ThrowsAsync<LlmPqRequestException>(() => client.GetResponseAsync("Hi", new ChatOptions { AdditionalProperties = new() { ["logprobs"] = true, ["top_logprobs"] = 21 } }));
     }
+
+    [Fact]
+    public async Task A_schema_whose_grammar_is_too_large_is_refused_before_it_reaches_the_engine()
+    {
+        await using var engine = await StartAsync();
+        var client = new LlmPqChatClient(engine, Options());
+        string values = string.Join(',', Enumerable.Range(0, 100_000).Select(i => $"\"value-{i}\""));
+        using JsonDocument schema = JsonDocument.Parse("""{"type":"object","properties":{"v":{"enum":[""" + values + """]}},"required":["v"]}""");
+
+        LlmPqRequestException ex = await Assert.ThrowsAsync<LlmPqRequestException>(() => client.GetResponseAsync(
+            "Pick one.", new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(schema.RootElement), MaxOutputTokens = 4 }));
+
+        Assert.Contains("KiB", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(0, engine.QueueLength + engine.RunningSequences);
+        ChatResponse next = await client.GetResponseAsync("Hello", new ChatOptions { Temperature = 0, MaxOutputTokens = 2 });
+        Assert.Equal(2, next.Usage!.OutputTokenCount);
+    }
 }
