@@ -1,3 +1,4 @@
+using LlmPq.Chat;
 using LlmPq.Engine;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Exporter;
@@ -33,9 +34,10 @@ internal static class ServerTelemetry
             });
         if (options.OtlpEndpoint is { } traces)
         {
-            // ASP.NET Core's own source: one span per request, with the W3C trace context the caller sent.
+            // ASP.NET Core's own source: one span per request, with the W3C trace context the caller sent; under it
+            // LlmPq's GenAI span of the chat (in process: a pipeline's runner keeps its own).
             telemetry.WithTracing(tracing => tracing
-                .AddSource("Microsoft.AspNetCore")
+                .AddSource("Microsoft.AspNetCore", ChatTelemetry.SourceName)
                 .AddOtlpExporter(o => Configure(o, traces, "v1/traces")));
         }
     }
