@@ -17,19 +17,7 @@ internal sealed record TokenLogprob(string Token, float Logprob, IReadOnlyList<T
     /// <summary>Computes the log-softmax of one position's logits for the sampled token and the <paramref name="top"/> most likely.</summary>
     public static TokenLogprob From(LlamaModel model, ReadOnlySpan<float> logits, int token, int top)
     {
-        float max = float.NegativeInfinity;
-        foreach (float logit in logits)
-        {
-            max = Math.Max(max, logit);
-        }
-
-        double sum = 0;
-        foreach (float logit in logits)
-        {
-            sum += Math.Exp(logit - max);
-        }
-
-        float logZ = max + (float)Math.Log(sum);
+        float logZ = (float)LogitMath.LogSumExp(logits);
         var best = new PriorityQueue<int, float>(top + 1);
         for (int i = 0; i < logits.Length && top > 0; i++)
         {

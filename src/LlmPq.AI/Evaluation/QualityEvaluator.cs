@@ -233,19 +233,7 @@ public static class QualityEvaluator
     /// <summary>Writes log softmax of <paramref name="logits"/> into <paramref name="destination"/>, in double precision.</summary>
     private static float[] LogSoftmax(ReadOnlySpan<float> logits, float[] destination)
     {
-        float max = float.NegativeInfinity;
-        foreach (float l in logits)
-        {
-            max = Math.Max(max, l);
-        }
-
-        double sum = 0;
-        foreach (float l in logits)
-        {
-            sum += Math.Exp(l - max);
-        }
-
-        double logSum = max + Math.Log(sum);
+        double logSum = LogitMath.LogSumExp(logits);
         for (int i = 0; i < logits.Length; i++)
         {
             destination[i] = (float)(logits[i] - logSum);
