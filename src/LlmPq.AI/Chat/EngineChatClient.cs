@@ -22,6 +22,9 @@ internal sealed class EngineChatClient : BackendChatClient
     private const float DefaultMinP = 0.05f;
     private const int MaxGrammarChars = 256 * 1024;
 
+    /// <summary>The <see cref="UsageDetails.AdditionalCounts"/> key of how often a request was evicted and recomputed.</summary>
+    internal const string PreemptionsCount = "llmpq.preemptions";
+
     private readonly LlmPqEngine _engine;
     private readonly ILogger _logger;
     private readonly int _defaultMaxOutputTokens;
@@ -118,6 +121,9 @@ internal sealed class EngineChatClient : BackendChatClient
                             OutputTokenCount = finished.OutputTokens,
                             TotalTokenCount = finished.PromptTokens + finished.OutputTokens,
                             CachedInputTokenCount = finished.CachedTokens,
+
+                            // Evicted from a full shared KV cache and recomputed: why this answer took longer.
+                            AdditionalCounts = finished.Preemptions > 0 ? new() { [PreemptionsCount] = finished.Preemptions } : null,
                         }));
                         ChatResponseUpdate last = Update(rest);
                         last.FinishReason = chat.Reader?.CalledTools == true ? ChatFinishReason.ToolCalls

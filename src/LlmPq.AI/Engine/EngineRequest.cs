@@ -29,8 +29,11 @@ internal abstract record EngineEvent
     /// <summary>A sampled token's log-probability, when the request asked for them (before the token's text).</summary>
     public sealed record Logprob(TokenLogprob Token) : EngineEvent;
 
-    /// <summary>The end: why, and the token counts; <paramref name="CachedTokens"/> of the prompt tokens were reused from the KV cache, not computed.</summary>
-    public sealed record Finished(FinishReason Reason, int PromptTokens, int OutputTokens, int CachedTokens) : EngineEvent;
+    /// <summary>
+    /// The end: why, and the token counts; <paramref name="CachedTokens"/> of the prompt tokens were reused from the KV
+    /// cache, not computed; the sequence was evicted and recomputed <paramref name="Preemptions"/> times.
+    /// </summary>
+    public sealed record Finished(FinishReason Reason, int PromptTokens, int OutputTokens, int CachedTokens, int Preemptions = 0) : EngineEvent;
 }
 
 /// <summary>A submitted request as its caller sees it: the events, in order; the channel fails with the error when the request fails.</summary>

@@ -172,6 +172,7 @@ public sealed class ChatClientTests
 
         ChatResponse[] together = await Task.WhenAll(prompts.Select(p => client.GetResponseAsync(p, options)));
         Assert.True(engine.Preemptions > 0, "the workload was meant to overflow the KV cache");
+        Assert.Equal(engine.Preemptions, together.Sum(r => r.Usage!.AdditionalCounts?.GetValueOrDefault(EngineChatClient.PreemptionsCount) ?? 0));
         for (int i = 0; i < prompts.Length; i++)
         {
             // Shared attention is not batch-invariant, so the text may differ; nothing is lost and usage is exact.
