@@ -19,6 +19,9 @@ internal sealed class ChatOutputReader(ChatSyntax syntax, int maxCalls)
     private string _reasoning = string.Empty;
     private int _calls;
 
+    /// <summary>Gets llama.cpp's reason when the finished answer did not follow the format (it was sent as text), or null.</summary>
+    public string? FormatError { get; private set; }
+
     /// <summary>Gets a value indicating whether a tool call was emitted.</summary>
     public bool CalledTools => _calls > 0;
 
@@ -50,8 +53,9 @@ internal sealed class ChatOutputReader(ChatSyntax syntax, int maxCalls)
         {
             parsed = ChatTemplates.Parse(_text.ToString(), partial: false, syntax);
         }
-        catch (LlamaException)
+        catch (LlamaException ex)
         {
+            FormatError = ex.Message;
             parsed = new ParsedMessage(_text.ToString(), _reasoning, []);
         }
 

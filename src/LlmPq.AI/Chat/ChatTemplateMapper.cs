@@ -41,6 +41,10 @@ internal static class ChatTemplateMapper
         };
     }
 
+    /// <summary>Gets a call's arguments as the JSON object text OpenAI's <c>function.arguments</c> holds.</summary>
+    public static string ArgumentsJson(FunctionCallContent call) =>
+        JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions);
+
     private static void AddMessage(List<ChatTemplateMessage> rendered, ChatMessage message)
     {
         string role = message.Role.Value;
@@ -58,7 +62,7 @@ internal static class ChatTemplateMapper
                     reasoning.Add(r.Text);
                     break;
                 case FunctionCallContent call:
-                    calls.Add(new ChatToolCall(call.Name, call.CallId, JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions)));
+                    calls.Add(new ChatToolCall(call.Name, call.CallId, ArgumentsJson(call)));
                     break;
                 case FunctionResultContent result:
                     // Each result is a tool message of its own, as OpenAI's API and the templates expect.

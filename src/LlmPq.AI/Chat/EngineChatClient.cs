@@ -14,7 +14,7 @@ namespace LlmPq.Chat;
 /// The in-process backend: turns chat messages into engine requests (the model's chat template, tokens, sampling,
 /// limits) and engine events into updates. Concurrent calls are batched together by the engine.
 /// </summary>
-internal sealed class EngineChatClient : BackendChatClient
+internal sealed partial class EngineChatClient : BackendChatClient
 {
     private const float DefaultTemperature = 0.8f;
     private const int DefaultTopK = 40;
@@ -115,6 +115,11 @@ internal sealed class EngineChatClient : BackendChatClient
                         activity?.SetTag("gen_ai.usage.input_tokens", finished.PromptTokens).SetTag("gen_ai.usage.output_tokens", finished.OutputTokens)
                             .SetTag("llmpq.usage.cached_input_tokens", finished.CachedTokens);
                         List<AIContent> rest = chat.Reader?.Finish(truncated: finished.Reason != FinishReason.Stop) ?? [];
+                        if (chat.Reader?.FormatError is { } unreadable)
+                        {
+                            LogUnreadableAnswer(_logger, unreadable);
+                        }
+
                         rest.Add(new UsageContent(new UsageDetails
                         {
                             InputTokenCount = finished.PromptTokens,
@@ -205,12 +210,7 @@ internal sealed class EngineChatClient : BackendChatClient
             int[] tokens = model.Tokenize(prompt.Prompt, addSpecial: !StartsWithBos(model, prompt.Prompt), parseSpecial: true);
             IReadOnlyList<string> stops = [.. options?.StopSequences ?? [], .. prompt.AdditionalStops];
             ChatOutputReader? reader = tools || prompt.SupportsThinking ? new ChatOutputReader(prompt.Syntax, chat.ParallelToolCalls == false ? 1 : int.MaxValue) : null;
-            bool cachePrompt = options?.AdditionalProperties?.TryGetValue("cache_prompt", out object? cache) != true || cache switch
-            {
-                bool b => b,
-                JsonElement { ValueKind: JsonValueKind.True or JsonValueKind.False } j => j.GetBoolean(),
-                _ => throw new LlmPqRequestException($"AdditionalProperties['cache_prompt'] must be true or false; it is {cache}."),
-            };
+            bool cachePrompt = Flag(options?.AdditionalProperties, "cache_prompt") ?? true;
             return new PreparedChat(new EngineRequest(tokens, sampling, maxOutput, stops, cachePrompt, TopLogprobs(options?.AdditionalProperties)), reader);
         }
         catch (ObjectDisposedException ex)
@@ -307,12 +307,7 @@ internal sealed class EngineChatClient : BackendChatClient
     /// <summary>Reads <c>logprobs</c> (true asks for them) and <c>top_logprobs</c> (0 to 20 alternatives), as OpenAI names them.</summary>
     private static int? TopLogprobs(AdditionalPropertiesDictionary? extra)
     {
-        bool wanted = extra?.TryGetValue("logprobs", out object? value) == true && value switch
-        {
-            bool b => b,
-            JsonElement { ValueKind: JsonValueKind.True or JsonValueKind.False } j => j.GetBoolean(),
-            _ => throw new LlmPqRequestException($"AdditionalProperties['logprobs'] must be true or false; it is {value}."),
-        };
+        bool wanted = Flag(extra, "logprobs") ?? false;
         float? top = Number(extra, "top_logprobs");
         if (top is not null && (!wanted || top is < 0 or > TokenLogprob.MaxTop || top != MathF.Floor(top.Value)))
         {
@@ -321,6 +316,15 @@ internal sealed class EngineChatClient : BackendChatClient
 
         return wanted ? (int)(top ?? 0) : null;
     }
+
+    /// <summary>Reads a true/false knob; null when it is absent.</summary>
+    private static bool? Flag(AdditionalPropertiesDictionary? extra, string key) =>
+        extra?.TryGetValue(key, out object? value) != true ? null : value switch
+        {
+            bool b => b,
+            JsonElement { ValueKind: JsonValueKind.True or JsonValueKind.False } j => j.GetBoolean(),
+            _ => throw new LlmPqRequestException($"AdditionalProperties['{key}'] must be true or false; it is {value}."),
+        };
 
     private static float? Number(AdditionalPropertiesDictionary? extra, string key)
     {
@@ -344,4 +348,7 @@ internal sealed class EngineChatClient : BackendChatClient
 
     /// <summary>An engine request and, when the answer has a format to read (tool calls, reasoning), its reader.</summary>
     private sealed record PreparedChat(EngineRequest Request, ChatOutputReader? Reader);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Debug, Message = "An answer did not follow the chat template's tool-call format and was sent as text: {Reason}")]
+    private static partial void LogUnreadableAnswer(ILogger logger, string reason);
 }

@@ -65,7 +65,8 @@ internal static class ToolCheckCommand
         {
             var forced = new ChatOptions { Tools = tools, ToolMode = ChatToolMode.RequireAny, Seed = seed, MaxOutputTokens = maxTokens };
             (ChatResponse response, double perToken) = await TimedAsync(client, forced, ct).ConfigureAwait(false);
-            valid += response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Any() && response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().All(IsValid) ? 1 : 0;
+            List<FunctionCallContent> calls = [.. response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>()];
+            valid += calls.Count > 0 && calls.All(IsValid) ? 1 : 0;
             ChatResponse one = await client.GetResponseAsync("Weather?", new ChatOptions { Tools = tools, ToolMode = ChatToolMode.RequireAny, AllowMultipleToolCalls = false, Seed = seed, MaxOutputTokens = maxTokens }, ct).ConfigureAwait(false);
             single += one.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Count(IsValid) == 1 ? 1 : 0;
 

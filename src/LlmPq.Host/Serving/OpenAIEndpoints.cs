@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using LlmPq.Chat;
 using LlmPq.Engine;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -292,7 +293,7 @@ internal sealed class OpenAIEndpoints(ILogger<OpenAIEndpoints> logger, TimeProvi
     {
         Id = call.CallId,
         Type = "function",
-        Function = new() { Name = call.Name, Arguments = JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions) },
+        Function = new() { Name = call.Name, Arguments = ChatTemplateMapper.ArgumentsJson(call) },
     };
 
     private long ToUnixSeconds(DateTimeOffset? time) => (time ?? timeProvider.GetUtcNow()).ToUnixTimeSeconds();
