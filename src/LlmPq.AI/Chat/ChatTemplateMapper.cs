@@ -11,6 +11,9 @@ namespace LlmPq.Chat;
 /// </summary>
 internal static class ChatTemplateMapper
 {
+    // M.E.AI's options indent; OpenAI writes arguments compact, and templates render them as they are.
+    private static readonly JsonSerializerOptions s_compact = new(AIJsonUtilities.DefaultOptions) { WriteIndented = false };
+
     /// <summary>Gets the template request of a chat.</summary>
     /// <exception cref="LlmPqRequestException">A message holds content LlmPq cannot render, or the tool mode names no given tool.</exception>
     public static ChatTemplateRequest ToRequest(IEnumerable<ChatMessage> messages, ChatOptions? options)
@@ -41,9 +44,9 @@ internal static class ChatTemplateMapper
         };
     }
 
-    /// <summary>Gets a call's arguments as the JSON object text OpenAI's <c>function.arguments</c> holds.</summary>
+    /// <summary>Gets a call's arguments as the compact JSON object text OpenAI's <c>function.arguments</c> holds.</summary>
     public static string ArgumentsJson(FunctionCallContent call) =>
-        JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions);
+        JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), s_compact);
 
     private static void AddMessage(List<ChatTemplateMessage> rendered, ChatMessage message)
     {
@@ -93,7 +96,7 @@ internal static class ChatTemplateMapper
         null => result.Exception is { } error ? $"Error: {error.Message}" : string.Empty,
         string s => s,
         JsonElement { ValueKind: JsonValueKind.String } s => s.GetString()!,
-        var other => JsonSerializer.Serialize(other, AIJsonUtilities.DefaultOptions),
+        var other => JsonSerializer.Serialize(other, s_compact),
     };
 
     private static List<ChatTemplateTool> ToTools(IList<AITool>? tools) =>
