@@ -188,13 +188,28 @@ internal sealed partial class EngineChatClient : BackendChatClient
         }
 
         ChatTemplateRequest chat = ChatTemplateMapper.ToRequest(messages, options);
-        SamplingSettings sampling = CreateSampling(options);
+        bool tools = chat.Tools.Count > 0 && chat.ToolChoice != ChatToolChoice.None;
+        string? patternAt = tools ? null : SchemaPattern(options);
+        if (patternAt is not null)
+        {
+            chat = chat with { JsonSchema = ((ChatResponseFormatJson)options!.ResponseFormat!).Schema!.Value.GetRawText() };
+        }
+
+        SamplingSettings sampling = CreateSampling(options, patternAt is null);
         try
         {
             LlamaModel model = _engine.Model;
-            ChatPrompt prompt = Render(_engine.Templates, chat);
-            bool tools = chat.Tools.Count > 0 && chat.ToolChoice != ChatToolChoice.None;
-            if (tools && prompt.Grammar.Length > 0)
+            ChatPrompt prompt = Render(_engine.Templates, chat, patternAt);
+            if (patternAt is not null)
+            {
+                sampling = sampling with
+                {
+                    Grammar = prompt.GrammarError.Length == 0 && prompt.Grammar.Length > 0 ? prompt.Grammar
+                        : throw new LlmPqRequestException($"The response JSON schema cannot be enforced: llama.cpp cannot convert it (it has a pattern at {patternAt}): {prompt.GrammarError}"),
+                    GrammarPrefill = prompt.GrammarPrefill,
+                };
+            }
+            else if (tools && prompt.Grammar.Length > 0)
             {
                 sampling = sampling with
                 {
@@ -219,7 +234,7 @@ internal sealed partial class EngineChatClient : BackendChatClient
         }
     }
 
-    private static ChatPrompt Render(ChatTemplates templates, ChatTemplateRequest chat)
+    private static ChatPrompt Render(ChatTemplates templates, ChatTemplateRequest chat, string? patternAt)
     {
         ChatPrompt prompt;
         try
@@ -228,7 +243,11 @@ internal sealed partial class EngineChatClient : BackendChatClient
         }
         catch (LlamaException ex)
         {
-            throw new LlmPqRequestException($"The chat template could not render the conversation: {ex.Message}", ex);
+            throw new LlmPqRequestException(
+                patternAt is null
+                    ? $"The chat template could not render the conversation: {ex.Message}"
+                    : $"The response JSON schema cannot be enforced: llama.cpp could not convert it (it has a pattern at {patternAt}): {ex.Message}",
+                ex);
         }
 
         return prompt.GrammarError.Length == 0 || chat.Tools.Count == 0 || chat.ToolChoice == ChatToolChoice.None
@@ -242,7 +261,30 @@ internal sealed partial class EngineChatClient : BackendChatClient
         return bos.Length > 0 && prompt.StartsWith(bos, StringComparison.Ordinal);
     }
 
-    private static SamplingSettings CreateSampling(ChatOptions? options)
+    /// <summary>
+    /// Finds a string <c>pattern</c> in the response format's schema: LlmPq's converter cannot enforce one, llama.cpp's
+    /// can (through the template's grammar), so such a schema goes there.
+    /// </summary>
+    private static string? SchemaPattern(ChatOptions? options)
+    {
+        if (options?.ResponseFormat is not ChatResponseFormatJson { Schema: JsonElement schema })
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonGrammar.PatternAt(schema);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new LlmPqRequestException($"The response JSON schema cannot be enforced: {ex.Message}", ex);
+        }
+    }
+
+    /// <param name="options">The request's options.</param>
+    /// <param name="responseGrammar">Whether to build the response format's grammar here (not when llama.cpp's converter builds it).</param>
+    private static SamplingSettings CreateSampling(ChatOptions? options, bool responseGrammar)
     {
         AdditionalPropertiesDictionary? extra = options?.AdditionalProperties;
         float temperature = options?.Temperature ?? DefaultTemperature;
@@ -259,6 +301,7 @@ internal sealed partial class EngineChatClient : BackendChatClient
 
         string? grammar = options?.ResponseFormat switch
         {
+            _ when !responseGrammar => null,
             ChatResponseFormatJson { Schema: JsonElement schema } => GrammarFor(schema),
             ChatResponseFormatJson => JsonGrammar.AnyJson,
             _ => null,

@@ -58,6 +58,9 @@ internal static partial class JsonGrammar
         /// <summary>Gets the targets of the <c>$ref</c>s met, by reference; complete once <see cref="Build"/> returned.</summary>
         public IReadOnlyDictionary<string, Node> Refs => _refs.ToDictionary(e => e.Key, e => e.Value!, StringComparer.Ordinal);
 
+        /// <summary>Gets the place of the first string <c>pattern</c> met, which this converter does not enforce; null when none.</summary>
+        public string? PatternAt { get; private set; }
+
         public Node Build(JsonElement schema, string path)
         {
             switch (schema.ValueKind)
@@ -364,8 +367,26 @@ internal static partial class JsonGrammar
             return new ArrayNode(Build(items, $"{path}/{key}"), GetCount(schema, "minItems", path, 0), GetCount(schema, "maxItems", path, -1));
         }
 
-        private static StringNode BuildString(JsonElement schema, string path) =>
-            new(GetFormat(schema, path), GetCount(schema, "minLength", path, 0), GetCount(schema, "maxLength", path, -1));
+        private StringNode BuildString(JsonElement schema, string path)
+        {
+            if (schema.TryGetProperty("pattern", out JsonElement pattern))
+            {
+                // llama.cpp converts only anchored patterns and lets any string through for others, warning on stderr alone.
+                if (pattern.ValueKind != JsonValueKind.String)
+                {
+                    throw Fail($"{path}/pattern", "a pattern must be a string");
+                }
+
+                if (pattern.GetString() is not ['^', .., '$'])
+                {
+                    throw Fail($"{path}/pattern", $"the pattern {pattern} must start with '^' and end with '$' to be enforced (JSON Schema patterns match anywhere; write '^.*(...).*$' for that)");
+                }
+
+                PatternAt ??= $"{path}/pattern";
+            }
+
+            return new(GetFormat(schema, path), GetCount(schema, "minLength", path, 0), GetCount(schema, "maxLength", path, -1));
+        }
 
         private static IntegerNode BuildInteger(JsonElement schema, string path)
         {

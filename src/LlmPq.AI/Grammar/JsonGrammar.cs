@@ -20,8 +20,9 @@ namespace LlmPq.Grammar;
 /// for integers <c>minimum</c>, <c>maximum</c>, <c>exclusiveMinimum</c>, <c>exclusiveMaximum</c>.
 /// </para>
 /// <para>
-/// Ignored, so the grammar allows more than the schema: <c>pattern</c> (any string of the allowed length),
-/// other formats, bounds on <c>number</c>, <c>multipleOf</c>, <c>uniqueItems</c>, <c>contains</c>,
+/// Not converted: <c>pattern</c>; <see cref="PatternAt"/> finds it, so that a caller can hand such a schema to
+/// llama.cpp's own converter, which turns the regular expression into rules (or refuses it, saying why).
+/// Ignored, so the grammar allows more than the schema: other formats, bounds on <c>number</c>, <c>multipleOf</c>, <c>uniqueItems</c>, <c>contains</c>,
 /// <c>minProperties</c>/<c>maxProperties</c>, <c>patternProperties</c>, <c>propertyNames</c>, <c>dependent*</c>,
 /// <c>if</c>/<c>then</c>/<c>else</c>, <c>not</c>, and the annotations (<c>title</c>, <c>description</c>,
 /// <c>default</c>, <c>examples</c>, ...). As in llama.cpp, a schema with no type and no structural keyword allows
@@ -57,6 +58,17 @@ internal static partial class JsonGrammar
         var parser = new SchemaParser(schema);
         Node root = parser.Build(schema, "#");
         return Convert(root, parser.Refs);
+    }
+
+    /// <summary>Finds a string <c>pattern</c> in a schema, which <see cref="FromSchema"/> would not enforce.</summary>
+    /// <param name="schema">The schema.</param>
+    /// <returns>The JSON pointer of the first pattern met (<c>#/properties/code/pattern</c>), or null when there is none.</returns>
+    /// <exception cref="ArgumentException">The schema is invalid, as for <see cref="FromSchema"/>.</exception>
+    public static string? PatternAt(JsonElement schema)
+    {
+        var parser = new SchemaParser(schema);
+        parser.Build(schema, "#");
+        return parser.PatternAt;
     }
 
     private static string Convert(Node root, IReadOnlyDictionary<string, Node> refs)

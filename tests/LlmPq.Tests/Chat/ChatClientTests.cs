@@ -401,6 +401,30 @@ public sealed class ChatClientTests
     }
 
     [Fact]
+    public async Task A_schema_pattern_is_enforced_by_llama_cpp_and_one_it_cannot_convert_is_refused_with_its_reason()
+    {
+        await using var engine = await StartAsync();
+        var client = new LlmPqChatClient(engine, Options());
+        using JsonDocument schema = JsonDocument.Parse("""{"type":"object","properties":{"code":{"type":"string","pattern":"^[A-Z]{2}-[0-9]{3}$"}},"required":["code"]}""");
+
+        ChatResponse response = await client.GetResponseAsync("Give a code.", new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(schema.RootElement), MaxOutputTokens = 64, Temperature = 0 });
+
+        using JsonDocument answer = JsonDocument.Parse(response.Text);
+        Assert.Matches("^[A-Z]{2}-[0-9]{3}$", answer.RootElement.GetProperty("code").GetString()!);
+
+        // An unanchored pattern would let any string through llama.cpp's converter (a warning on stderr alone), and an
+        // invalid one fails it: both are refused, saying where and why.
+        foreach ((string pattern, string reason) in new[] { ("[A-Z]+", "must start with '^'"), ("^([A-Z]+$", "unbalanced parentheses") })
+        {
+            using JsonDocument bad = JsonDocument.Parse("""{"type":"object","properties":{"code":{"type":"string","pattern":""" + JsonSerializer.Serialize(pattern) + "}}}");
+            LlmPqRequestException ex = await Assert.ThrowsAsync<LlmPqRequestException>(() => client.GetResponseAsync(
+                "Give a code.", new ChatOptions { ResponseFormat = ChatResponseFormat.ForJsonSchema(bad.RootElement), MaxOutputTokens = 4 }));
+            Assert.Contains("#/properties/code/pattern", ex.Message, StringComparison.Ordinal);
+            Assert.Contains(reason, ex.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Each_request_is_a_genai_span_with_its_usage_and_a_refused_one_is_an_error()
     {
         var spans = new List<Activity>();
