@@ -59,7 +59,7 @@ internal sealed class LlamaServerProcess : IAsyncDisposable
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         try
         {
-            await process.WaitUntilAsync(ct => OpenAIHttpChatClient.IsHealthyAsync(http, server.BaseUri, ct), "answered /health", s_startTimeout, cancellationToken).ConfigureAwait(false);
+            await process.WaitUntilAsync(ct => OpenAITarget.IsHealthyAsync(http, server.BaseUri, ct), "answered /health", s_startTimeout, cancellationToken).ConfigureAwait(false);
             return server;
         }
         catch (LlamaException ex)

@@ -121,13 +121,13 @@ internal static class BenchCommand
     private static async Task<LoadResult> MeasureLlamaServerAsync(BenchArguments args, LlamaServerSetup setup, string label, HttpClient http, PromptSource prompts, ILoggerFactory loggers, CancellationToken ct)
     {
         await using LlamaServerProcess server = await LlamaServerProcess.StartAsync(args.ModelPath, args.EngineOptions(), setup, loggers.CreateLogger("LlmPq.Benchmarking.LlamaServer"), ct).ConfigureAwait(false);
-        using var client = new OpenAIHttpChatClient(http, server.BaseUri, args.ModelName);
+        using var client = OpenAITarget.Create(http, server.BaseUri, args.ModelName);
         return await TargetMeasurement.MeasureAsync(client, label, null, prompts, args.OfferedQps, args.Measure, ct).ConfigureAwait(false);
     }
 
     private static async Task<LoadResult> MeasureUrlAsync(BenchArguments args, HttpClient http, string url, PromptSource prompts, CancellationToken ct)
     {
-        using var client = new OpenAIHttpChatClient(http, ApiBase(url), args.ModelName, args.ApiKey);
+        using var client = OpenAITarget.Create(http, ApiBase(url), args.ModelName, args.ApiKey);
         return await TargetMeasurement.MeasureAsync(client, url, null, prompts, args.OfferedQps, args.Measure, ct).ConfigureAwait(false);
     }
 

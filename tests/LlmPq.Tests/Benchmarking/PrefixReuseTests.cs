@@ -92,22 +92,22 @@ public sealed class PrefixReuseTests
     }
 
     [Theory]
-    [InlineData("""{"choices":[],"usage":{"prompt_tokens":90,"completion_tokens":2,"total_tokens":92,"prompt_tokens_details":{"cached_tokens":64}}}""", null, 64)]
-    [InlineData("""{"choices":[],"usage":{"prompt_tokens":90,"completion_tokens":2,"total_tokens":92}}""", """{"choices":[],"timings":{"cache_n":32,"prompt_n":58}}""", 32)]
-    [InlineData("""{"choices":[],"usage":{"prompt_tokens":90,"completion_tokens":2,"total_tokens":92,"prompt_tokens_details":{"cached_tokens":64}},"timings":{"cache_n":64}}""", """{"choices":[],"timings":{"cache_n":64}}""", 64)]
-    [InlineData("""{"choices":[],"usage":{"prompt_tokens":90,"completion_tokens":2,"total_tokens":92}}""", null, null)]
-    public async Task The_http_client_reads_the_cached_prompt_tokens_a_server_reports_once(string usage, string? extra, int? cached)
+    [InlineData("""{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":90,"completion_tokens":2,"total_tokens":92,"prompt_tokens_details":{"cached_tokens":64}}}""", 64)]
+    [InlineData("""{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":90,"completion_tokens":2,"total_tokens":92}}""", null)]
+    public async Task The_bench_target_reads_the_cached_prompt_tokens_a_server_reports_through_the_OpenAI_SDK(string usage, int? cached)
     {
-        string body = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"
-            + "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+        string body = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n"
+            + "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
             + $"data: {usage}\n\n"
-            + (extra is null ? string.Empty : $"data: {extra}\n\n")
             + "data: [DONE]\n\n";
-        using var http = new HttpClient(new FixedResponse(body));
-        using var client = new OpenAIHttpChatClient(http, new Uri("http://localhost/"), "m");
+        var handler = new FixedResponse(body);
+        using var http = new HttpClient(handler);
+        using IChatClient client = OpenAITarget.Create(http, new Uri("http://localhost/"), "m");
         ChatResponse response = await client.GetStreamingResponseAsync("hello").ToChatResponseAsync();
+        Assert.Equal("hi", response.Text);
         Assert.Equal(90, response.Usage!.InputTokenCount);
         Assert.Equal((long?)cached, response.Usage.CachedInputTokenCount);
+        Assert.Equal("/v1/chat/completions", handler.LastPath);
     }
 
     /// <summary>
@@ -153,7 +153,12 @@ public sealed class PrefixReuseTests
 
     private sealed class FixedResponse(string body) : HttpMessageHandler
     {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-            Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(body, Encoding.UTF8, "text/event-stream") });
+        public string? LastPath { get; private set; }
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            LastPath = request.RequestUri!.AbsolutePath;
+            return Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK) { Content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(body))) { Headers = { ContentType = new("text/event-stream") } } });
+        }
     }
 }

@@ -27,7 +27,7 @@ public sealed class ServeShutdownTests
         await using ChildProcess server = await ChildProcess.StartAsync("dotnet", arguments, NullLogger.Instance);
         var baseUri = new Uri($"http://127.0.0.1:{port}/");
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(660) };
-        await server.WaitUntilAsync(ct => OpenAIHttpChatClient.IsHealthyAsync(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(60), CancellationToken.None);
+        await server.WaitUntilAsync(ct => OpenAITarget.IsHealthyAsync(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(60), CancellationToken.None);
 
         // Answers long enough that the signal finds them generating (more than System.CommandLine's 2 s on two cores), and a
         // grace long enough for them to finish on a loaded machine: a stop past the grace is tested in process

@@ -21,10 +21,10 @@ public sealed class ServeTests
         await using ChildProcess server = await ChildProcess.StartAsync("dotnet", arguments, NullLogger.Instance);
         var baseUri = new Uri($"http://127.0.0.1:{port}/");
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-        await server.WaitUntilAsync(ct => OpenAIHttpChatClient.IsHealthyAsync(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(60), CancellationToken.None);
+        await server.WaitUntilAsync(ct => OpenAITarget.IsHealthyAsync(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(60), CancellationToken.None);
 
         string model = Path.GetFileNameWithoutExtension(TestModels.Small);
-        using var client = new OpenAIHttpChatClient(http, baseUri, model);
+        using IChatClient client = OpenAITarget.Create(http, baseUri, model);
         var options = new ChatOptions { Temperature = 0, MaxOutputTokens = 12 };
         List<ChatResponseUpdate> updates = [];
         await foreach (ChatResponseUpdate u in client.GetStreamingResponseAsync([new ChatMessage(ChatRole.User, "Hello server")], options))
@@ -60,9 +60,9 @@ public sealed class ServeTests
         await using ChildProcess server = await ChildProcess.StartAsync("dotnet", arguments, NullLogger.Instance);
         var baseUri = new Uri($"http://127.0.0.1:{port}/");
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-        await server.WaitUntilAsync(ct => OpenAIHttpChatClient.IsHealthyAsync(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(120), CancellationToken.None);
+        await server.WaitUntilAsync(ct => OpenAITarget.IsHealthyAsync(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(120), CancellationToken.None);
 
-        using var client = new OpenAIHttpChatClient(http, baseUri, Path.GetFileNameWithoutExtension(TestModels.Small) + ".planned");
+        using IChatClient client = OpenAITarget.Create(http, baseUri, Path.GetFileNameWithoutExtension(TestModels.Small) + ".planned");
         ChatResponse response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, "Hello pipeline")], new ChatOptions { Temperature = 0, MaxOutputTokens = 8 });
 
         Assert.NotEmpty(response.Text);

@@ -35,7 +35,7 @@ public sealed class ServeToolTests
         await using ChildProcess server = await ChildProcess.StartAsync("dotnet", arguments, NullLogger.Instance);
         var baseUri = new Uri($"http://127.0.0.1:{port}/");
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-        await server.WaitUntilAsync(ct => OpenAIHttpChatClient.IsHealthyAsync(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(60), CancellationToken.None);
+        await server.WaitUntilAsync(ct => OpenAITarget.IsHealthyAsync(http, baseUri, ct), "answered /health", TimeSpan.FromSeconds(60), CancellationToken.None);
         var sdk = new ChatClient(Path.GetFileNameWithoutExtension(model), new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(baseUri, "v1") });
 
         // Required: any tool, a valid call.
