@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LlmPq.Gguf;
 using LlmPq.Native;
 
@@ -13,6 +14,16 @@ public static class TestModels
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(dir, recursive: true);
         return dir;
     });
+
+    /// <summary>
+    /// Keeps what the tests plan and quantize (<c>PlannedModel</c>'s cache in the local data folder, for this process and
+    /// the servers it starts) in the run's folder, deleted with it: each run's models are new files, so they would
+    /// otherwise pile up in the user's folder.
+    /// </summary>
+#pragma warning disable CA2255 // The test assembly's own set-up, not a library's.
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void KeepLocalDataInTheRunFolder() => Environment.SetEnvironmentVariable("XDG_DATA_HOME", Path.Combine(s_folder.Value, "data"));
 
     private static readonly Lazy<string> s_small = new(() => Write("small", new TinyLlamaModelOptions { Layers = 4, EmbeddingLength = 256, FeedForwardLength = 512, VocabularyPath = VocabularyPath }));
 
