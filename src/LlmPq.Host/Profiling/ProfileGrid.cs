@@ -15,7 +15,7 @@ internal readonly record struct DecodePoint(int Batch, int Context);
 /// </summary>
 /// <param name="Prefill">The prefill points.</param>
 /// <param name="Decode">The decode points.</param>
-/// <param name="Repeats">Timed repetitions of each point (after one untimed); the median counts.</param>
+/// <param name="Repeats">Timed repetitions of each point; the fastest counts.</param>
 internal sealed record ProfileGrid(IReadOnlyList<PrefillPoint> Prefill, IReadOnlyList<DecodePoint> Decode, int Repeats)
 {
     /// <summary>Gets the grid of a workload on a cluster.</summary>
@@ -24,7 +24,7 @@ internal sealed record ProfileGrid(IReadOnlyList<PrefillPoint> Prefill, IReadOnl
     /// <param name="quick">A smaller grid (for tests and a first look): fewer tokens and one repetition less.</param>
     /// <returns>The grid.</returns>
     /// <remarks>
-    /// Prefill: one sequence and the largest prefill micro-batch ξp whose prompts fit in the token cap (2048, quick
+    /// Prefill: one sequence and the largest prefill micro-batch ξp whose prompts fit in the token cap (1024, quick
     /// 256), at s/4 and s tokens, and one sequence at s/2. Decode: batches 1 and ξd = ⌈B/N⌉ (capped so the cache
     /// holds at most 4096 tokens, quick 512), at contexts s/4, s + μn/2 (where the planner asks) and s + n. Larger
     /// points than the caps are extrapolated by the linear fit.
@@ -33,7 +33,7 @@ internal sealed record ProfileGrid(IReadOnlyList<PrefillPoint> Prefill, IReadOnl
     {
         ArgumentNullException.ThrowIfNull(cluster);
         ArgumentNullException.ThrowIfNull(workload);
-        int tokenCap = quick ? 256 : 2048;
+        int tokenCap = quick ? 256 : 1024;
         int cacheCap = quick ? 512 : 4096;
         int s = Math.Min(workload.PromptTokens, tokenCap);
         int quarter = Math.Max(1, s / 4);
