@@ -123,7 +123,9 @@ internal static class ProfileCommand
                         Console.Error.WriteLine($"llmpq: {device.Name} is on host {device.Host} with no endpoint; it is measured on this machine. Give it the endpoint of its stage server to measure it there.");
                     }
 
+                    TimeSpan cpu = Process.GetCurrentProcess().TotalProcessorTime, wall = clock.Elapsed;
                     profile = DeviceProfiler.Measure(r.Model, device, r.Types, r.Grid, probes, r.Threads, status, ct);
+                    WarnIfBusy(device, Process.GetCurrentProcess().TotalProcessorTime - cpu, clock.Elapsed - wall);
                     before += DeviceProfiler.Steps(device, r.Types.Count, r.Grid);
                     r.Cache.Put(group.Key, profile);
                 }
@@ -145,6 +147,18 @@ internal static class ProfileCommand
         finally
         {
             Directory.Delete(probes, recursive: true);
+        }
+    }
+
+    // Timings are the device's only when it had its threads: say so when the machine gave them to other work.
+    private static void WarnIfBusy(DeviceSpec device, TimeSpan cpu, TimeSpan wall)
+    {
+        int threads = device.Threads ?? Environment.ProcessorCount;
+        double share = cpu / (wall * threads);
+        if (device.Endpoint is null && device.IsCpu && share < 0.7)
+        {
+            Cli.EndStatusLine();
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"llmpq: warning: {device.Name} ran {threads} threads but this process got {share:P0} of that CPU time ({cpu.TotalSeconds:F0} s in {wall.TotalSeconds:F0} s): the machine is busy, so its times are inflated and noisy (see each fit's R²). Profile on an idle machine for the planner."));
         }
     }
 

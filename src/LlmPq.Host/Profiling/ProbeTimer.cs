@@ -48,7 +48,7 @@ internal sealed class ProbeTimer : IDisposable
         try
         {
             var timer = new ProbeTimer(model, grid, threads);
-            timer.Prefill(grid.Prefill[^1], CancellationToken.None); // untimed: caches, the thread pool, the RPC server's buffers
+            timer.PrefillOnce(grid.Prefill[^1]); // untimed: caches, the thread pool, the RPC server's buffers
             return timer;
         }
         catch
@@ -62,20 +62,7 @@ internal sealed class ProbeTimer : IDisposable
     /// <param name="point">The point.</param>
     /// <param name="cancellationToken">Checked between repetitions.</param>
     /// <returns>The fastest time in seconds.</returns>
-    public double Prefill(PrefillPoint point, CancellationToken cancellationToken) => Fastest(() =>
-    {
-        _context.ClearMemory();
-        _batch.Clear();
-        for (int s = 0; s < point.Sequences; s++)
-        {
-            for (int i = 0; i < point.Tokens; i++)
-            {
-                _batch.Add(Token(i), i, s, wantLogits: i == point.Tokens - 1);
-            }
-        }
-
-        return Time();
-    }, cancellationToken);
+    public double Prefill(PrefillPoint point, CancellationToken cancellationToken) => Fastest(() => PrefillOnce(point), cancellationToken);
 
     /// <summary>Fills the first <paramref name="sequences"/> sequences with <paramref name="tokens"/> tokens each, one call per sequence.</summary>
     /// <param name="sequences">The sequences.</param>
@@ -122,6 +109,21 @@ internal sealed class ProbeTimer : IDisposable
     }
 
     private static int ProbeModelLayers(string path) => ModelSpec.FromGguf(Gguf.GgufReader.Read(path)).LayerCount;
+
+    private double PrefillOnce(PrefillPoint point)
+    {
+        _context.ClearMemory();
+        _batch.Clear();
+        for (int s = 0; s < point.Sequences; s++)
+        {
+            for (int i = 0; i < point.Tokens; i++)
+            {
+                _batch.Add(Token(i), i, s, wantLogits: i == point.Tokens - 1);
+            }
+        }
+
+        return Time();
+    }
 
     // Ordinary vocabulary entries, varied so no kernel sees one repeated row.
     private static int Token(int i) => 1000 + (i * 37 % 20000);
