@@ -234,7 +234,7 @@ public sealed record ClusterSpec
     {
         ArgumentNullException.ThrowIfNull(profiles);
         ClusterSpec cluster = Parse(json);
-        JsonObject root = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true })!.AsObject();
+        JsonObject root = ParseObject(json);
         JsonArray entries = root["devices"]!.AsArray();
         int next = 0;
         var written = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -268,8 +268,20 @@ public sealed record ClusterSpec
     {
         ArgumentException.ThrowIfNullOrEmpty(clusterPath);
         string full = Path.GetFullPath(clusterPath);
-        JsonNode? root = JsonNode.Parse(File.ReadAllText(full), documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        return root?["profiles"]?.GetValue<string>() is { } name ? ProfileFilePath(name, Path.GetDirectoryName(full)) : null;
+        JsonObject root = ParseObject(File.ReadAllText(full));
+        return root["profiles"]?.GetValue<string>() is { } name ? ProfileFilePath(name, Path.GetDirectoryName(full)) : null;
+    }
+
+    /// <summary>Names a profile file in a cluster file's text (<c>"profiles"</c>), keeping everything else.</summary>
+    /// <param name="json">The cluster file's text.</param>
+    /// <param name="profileFile">The profile file's name, relative to the cluster file.</param>
+    /// <returns>The new text.</returns>
+    public static string WithProfileFile(string json, string profileFile)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(profileFile);
+        JsonObject root = ParseObject(json);
+        root["profiles"] = profileFile;
+        return root.ToJsonString(PlanningJson.Options) + Environment.NewLine;
     }
 
     /// <summary>Writes profiles by device name into a profile file, keeping the entries of other devices it holds.</summary>
@@ -287,6 +299,20 @@ public sealed record ClusterSpec
         }
 
         return JsonSerializer.Serialize(all, PlanningJson.Options) + Environment.NewLine;
+    }
+
+    private static JsonObject ParseObject(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        try
+        {
+            return JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }) as JsonObject
+                ?? throw Invalid("the cluster is not an object; write an object with \"devices\"");
+        }
+        catch (JsonException ex)
+        {
+            throw Invalid($"not a cluster file: {ex.Message}", ex);
+        }
     }
 
     private static string ProfileFilePath(string name, string? directory) =>

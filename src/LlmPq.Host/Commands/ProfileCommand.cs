@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json.Nodes;
 using LlmPq.Gguf;
 using LlmPq.Host.Profiling;
 using LlmPq.Planning;
@@ -134,9 +133,12 @@ internal static class ProfileCommand
                     Console.Error.WriteLine($"llmpq: {string.Join(", ", group.Select(d => d.Name))}: measured before ({Path.Combine(r.Cache.Folder, group.Key)}.json); --force measures again");
                 }
 
-                foreach (DeviceSpec d in group)
+                if (Usable(device, profile) is { } usable)
                 {
-                    profiles[d.Name] = profile;
+                    foreach (DeviceSpec d in group)
+                    {
+                        profiles[d.Name] = usable;
+                    }
                 }
             }
 
@@ -148,6 +150,22 @@ internal static class ProfileCommand
         {
             Directory.Delete(probes, recursive: true);
         }
+    }
+
+    // A fit that prices a layer at nothing (the long probe was not measured slower than the short one: noise) would
+    // make the planner put every layer there; such a type is left to the roofline.
+    private static DeviceProfile? Usable(DeviceSpec device, DeviceProfile profile)
+    {
+        static bool Zero(LayerTimeFit f) => f is { Fixed: 0, PerToken: 0, PerTokenContext: 0 };
+        string[] zero = [.. profile.Types.Where(t => Zero(t.Prefill) || Zero(t.Decode)).Select(t => GgmlTypes.Name(t.Type))];
+        if (zero.Length == 0)
+        {
+            return profile;
+        }
+
+        List<TypeProfile> kept = [.. profile.Types.Where(t => !Zero(t.Prefill) && !Zero(t.Decode))];
+        Console.Error.WriteLine($"llmpq: warning: {device.Name}: the 3-layer model was not measured slower than the 1-layer one at {string.Join(", ", zero)} (noise); {(kept.Count == 0 ? "no profile is written for it" : "those types keep the roofline")}. Measure again on an idle machine with --force.");
+        return kept.Count == 0 ? null : profile with { Types = kept };
     }
 
     // Timings are the device's only when it had its threads: say so when the machine gave them to other work.
@@ -176,7 +194,7 @@ internal static class ProfileCommand
         var c = CultureInfo.InvariantCulture;
         w.WriteLine(string.Create(c, $"{r.Model.Name}: shape {Planner.ShapeFingerprint(r.Model)}, a layer of {r.Model.Layers[0].MatrixParameters:N0} weights; grid: prefill {string.Join(" ", r.Grid.Prefill.Select(p => $"{p.Sequences}×{p.Tokens}"))}, decode {string.Join(" ", r.Grid.Decode.Select(d => $"{d.Batch}@{d.Context}"))}"));
         var roofline = new RooflineCostModel();
-        foreach (DeviceSpec device in r.Devices)
+        foreach (DeviceSpec device in r.Devices.Where(d => profiles.ContainsKey(d.Name)))
         {
             DeviceProfile profile = profiles[device.Name];
             w.WriteLine();
@@ -200,6 +218,12 @@ internal static class ProfileCommand
 
     private static void Write(string clusterPath, string outPath, string? profileFile, Dictionary<string, DeviceProfile> profiles)
     {
+        if (profiles.Count == 0)
+        {
+            Console.Error.WriteLine($"llmpq: no usable profile; {clusterPath} is left as it was");
+            return;
+        }
+
         string json = File.ReadAllText(clusterPath);
         string? named = ClusterSpec.ProfileFile(clusterPath);
         if (profileFile is null && named is null)
@@ -213,9 +237,7 @@ internal static class ProfileCommand
         AtomicFile.Write(file, ClusterSpec.WriteProfileFile(file, profiles));
         if (named is null || !string.Equals(Path.GetFullPath(named), Path.GetFullPath(file), StringComparison.Ordinal) || outPath != clusterPath)
         {
-            JsonObject root = JsonNode.Parse(json, documentOptions: new() { CommentHandling = System.Text.Json.JsonCommentHandling.Skip, AllowTrailingCommas = true })!.AsObject();
-            root["profiles"] = Path.GetRelativePath(Path.GetDirectoryName(Path.GetFullPath(outPath))!, file);
-            AtomicFile.Write(outPath, root.ToJsonString(PlanningJson.Options) + Environment.NewLine);
+            AtomicFile.Write(outPath, ClusterSpec.WithProfileFile(json, Path.GetRelativePath(Path.GetDirectoryName(Path.GetFullPath(outPath))!, file)));
         }
 
         Console.Error.WriteLine($"llmpq: wrote the profiles of {string.Join(", ", profiles.Keys)} into {file}, named in {outPath}");

@@ -35,7 +35,7 @@ public sealed class ProfileCommandTests
         Assert.True(run.ExitCode == 0, run.StandardError);
         DeviceSpec profiled = ClusterSpec.Load(cluster).Devices[0];
         Assert.NotNull(profiled.Profile);
-        Assert.Equal([GgmlType.F16, GgmlType.Q8_0], profiled.Profile.Types.Select(t => t.Type));
+        Assert.Equal([GgmlType.F16, GgmlType.Q8_0], profiled.Profile.Types.Select(t => t.Type)); // fails if noise priced a type at zero (a warning says so)
         Assert.Equal(Planner.ShapeFingerprint(ModelSpec.FromGguf(GgufReader.Read(s_twoLayers.Value))), profiled.Profile.ModelShape);
         Assert.All(profiled.Profile.Types, t => Assert.NotNull(t.Prefill.RSquared));
         Assert.Null(ClusterSpec.Load(cluster).Devices[1].Profile);
