@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using LlmPq.Gguf;
 using LlmPq.Host.Profiling;
+using LlmPq.Native;
 using LlmPq.Planning;
 
 namespace LlmPq.Host.Commands;
@@ -62,17 +63,21 @@ internal static class ProfileCommand
 
     private static List<DeviceSpec> Select(ClusterSpec cluster, string[] names)
     {
-        if (names.Length == 0)
-        {
-            return [.. cluster.Devices];
-        }
-
-        return
+        List<DeviceSpec> selected = names.Length == 0 ? [.. cluster.Devices] :
         [
             .. names.SelectMany(n => n.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct(StringComparer.OrdinalIgnoreCase).Select(n =>
                 cluster.Devices.FirstOrDefault(d => string.Equals(d.Name, n, StringComparison.OrdinalIgnoreCase))
                 ?? throw new ArgumentException($"--device '{n}' is no device of the cluster file; its devices: {string.Join(", ", cluster.Devices.Select(d => d.Name))}.")),
         ];
+
+        // A GPU in this process needs a GPU backend; llama.cpp would otherwise run the layers on the CPU unnoticed.
+        if (selected.FirstOrDefault(d => !d.IsCpu && d.Endpoint is null) is { } gpu
+            && !BackendDevice.All().Any(b => b.Type is GgmlBackendDeviceType.Gpu or GgmlBackendDeviceType.IntegratedGpu))
+        {
+            throw new ArgumentException($"{gpu.Name} is a {gpu.Kind}, but this llama.cpp build sees no GPU here; give it the \"endpoint\" of the stage server that owns it (llmpq stage on its machine), or profile on that machine.");
+        }
+
+        return selected;
     }
 
     // The planner's candidates (Planner.ProblemBuilder.Types without the indicator, which has every type).
