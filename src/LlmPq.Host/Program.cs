@@ -11,6 +11,7 @@ var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster throu
     StageCommand.Create(),
     DemoCommand.Create(),
     PlanCommand.Create(),
+    ProfileCommand.Create(),
     PlanTableCommand.Create(),
     PlanBenchCommand.Create(),
     QuantizeCommand.Create(),

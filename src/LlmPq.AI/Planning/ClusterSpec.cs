@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace LlmPq.Planning;
@@ -59,7 +60,9 @@ public sealed record LinkSpec(IReadOnlyList<string> Hosts, double Gbps, double L
 /// Per device: <c>kind</c> (from <see cref="DeviceCatalog"/>), <c>count</c> (default 1), <c>host</c> (default
 /// <c>local</c>), and optionally <c>name</c> (default kind-index, such as <c>T4-0</c>; with a count above 1 the
 /// name gets the index appended), <c>memoryGiB</c>, <c>endpoint</c> (host:port of a running stage server; count 1),
-/// <c>threads</c> (CPU only) and <c>profile</c> (<see cref="DeviceProfile"/>). Hosts with no link between them get
+/// <c>threads</c> (CPU only) and <c>profile</c> (<see cref="DeviceProfile"/>, written by <c>llmpq profile</c>). Instead of
+/// profiles in the device entries, <c>"profiles": "FILE"</c> names a JSON file (relative to the cluster file) of
+/// <c>{ "device name": profile }</c>. Hosts with no link between them get
 /// <see cref="LinkSpec.NetworkGbps"/> and <see cref="LinkSpec.NetworkLatencyMs"/>; transfers within a host
 /// <see cref="LinkSpec.SameHostGbps"/> and <see cref="LinkSpec.SameHostLatencyMs"/>, unless a link names the host
 /// twice. The coordinator is the host of the process that holds the llama.cpp context (by default the first device's).
@@ -93,7 +96,7 @@ public sealed record ClusterSpec
         ArgumentException.ThrowIfNullOrEmpty(path);
         try
         {
-            return Parse(File.ReadAllText(path));
+            return Parse(File.ReadAllText(path), Path.GetDirectoryName(Path.GetFullPath(path)));
         }
         catch (InvalidDataException ex)
         {
@@ -105,7 +108,9 @@ public sealed record ClusterSpec
     /// <param name="json">The JSON text.</param>
     /// <returns>The cluster, counts expanded into devices.</returns>
     /// <exception cref="InvalidDataException">The text is not a valid cluster; the message says what to fix.</exception>
-    public static ClusterSpec Parse(string json)
+    public static ClusterSpec Parse(string json) => Parse(json, directory: null);
+
+    private static ClusterSpec Parse(string json, string? directory)
     {
         ArgumentNullException.ThrowIfNull(json);
         FileCluster file;
@@ -128,6 +133,11 @@ public sealed record ClusterSpec
         for (int i = 0; i < file.Devices.Count; i++)
         {
             devices.AddRange(Expand(file.Devices[i] ?? throw Invalid($"devices[{i}] is null"), $"devices[{i}]", perKind));
+        }
+
+        if (file.Profiles is { } profilesFile)
+        {
+            devices = AttachProfiles(devices, ProfileFilePath(profilesFile, directory));
         }
 
         var duplicate = devices.GroupBy(d => d.Name, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
@@ -179,7 +189,172 @@ public sealed record ClusterSpec
     {
         ArgumentNullException.ThrowIfNull(from);
         ArgumentNullException.ThrowIfNull(to);
-        return from.Name == to.Name ? 0 : Link(from.Host, Coordinator).Seconds(bytes) + Link(Coordinator, to.Host).Seconds(bytes);
+        return from.Name == to.Name ? 0 : Leg(from).Seconds(bytes) + Leg(to).Seconds(bytes);
+    }
+
+    /// <summary>
+    /// Gets the link between a device and the coordinator: the hop <c>llmpq profile</c> measured for it through ggml
+    /// RPC when its profile has one, else the link between its host and the coordinator's.
+    /// </summary>
+    /// <param name="device">The device.</param>
+    /// <returns>The link.</returns>
+    public LinkSpec Leg(DeviceSpec device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return device.Profile?.Hop?.ToLink(device.Host, Coordinator) ?? Link(device.Host, Coordinator);
+    }
+
+    /// <summary>
+    /// Refuses profiles measured on a model of another shape than <paramref name="model"/>'s: their layer times are
+    /// for other layers (profiles written by hand, with no shape, are accepted).
+    /// </summary>
+    /// <param name="model">The model about to be planned.</param>
+    /// <exception cref="InvalidDataException">A device's profile was measured for another shape; the message says to rerun <c>llmpq profile</c>.</exception>
+    public void CheckProfiles(ModelSpec model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        string shape = Planner.ShapeFingerprint(model);
+        string[] other = [.. Devices.Where(d => d.Profile?.ModelShape is { } s && s != shape).Select(d => $"{d.Name} (shape {d.Profile!.ModelShape}{(d.Profile.Model is { } m ? ", " + m : string.Empty)})")];
+        if (other.Length > 0)
+        {
+            throw new InvalidDataException(
+                $"cluster: the profile of {string.Join(", ", other)} was measured on a model of another shape than {model.Name} (shape {shape}); its layer times do not apply. Rerun llmpq profile --model <this model> --cluster <this cluster file> to measure this shape.");
+        }
+    }
+
+    /// <summary>
+    /// Writes profiles into a cluster file's text, keeping everything else: into each device's entry, or, when the
+    /// file names a <c>"profiles"</c> file, not at all (see <see cref="WriteProfileFile"/>).
+    /// </summary>
+    /// <param name="json">The cluster file's text.</param>
+    /// <param name="profiles">The profiles by device name; an entry of several devices gets the profile of any of them.</param>
+    /// <returns>The new text.</returns>
+    /// <exception cref="InvalidDataException">The text is not a valid cluster, or names no such device.</exception>
+    public static string WithProfiles(string json, IReadOnlyDictionary<string, DeviceProfile> profiles)
+    {
+        ArgumentNullException.ThrowIfNull(profiles);
+        ClusterSpec cluster = Parse(json);
+        JsonObject root = ParseObject(json);
+        JsonArray entries = root["devices"]!.AsArray();
+        int next = 0;
+        var written = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (JsonNode? entry in entries)
+        {
+            int count = entry!["count"]?.GetValue<int>() ?? 1;
+            foreach (DeviceSpec device in cluster.Devices.Skip(next).Take(count))
+            {
+                if (profiles.TryGetValue(device.Name, out DeviceProfile? profile))
+                {
+                    entry.AsObject()["profile"] = JsonSerializer.SerializeToNode(profile, PlanningJson.Options);
+                    written.Add(device.Name);
+                }
+            }
+
+            next += count;
+        }
+
+        if (profiles.Keys.FirstOrDefault(n => !written.Contains(n)) is { } unknown)
+        {
+            throw Invalid($"there is no device '{unknown}'; devices: {string.Join(", ", cluster.Devices.Select(d => d.Name))}");
+        }
+
+        return root.ToJsonString(PlanningJson.Options) + Environment.NewLine;
+    }
+
+    /// <summary>Gets the profile file a cluster file names (<c>"profiles"</c>), as a full path; null when it names none.</summary>
+    /// <param name="clusterPath">The cluster file.</param>
+    /// <returns>The path, relative names taken from the cluster file's folder.</returns>
+    public static string? ProfileFile(string clusterPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(clusterPath);
+        string full = Path.GetFullPath(clusterPath);
+        JsonObject root = ParseObject(File.ReadAllText(full));
+        return root["profiles"]?.GetValue<string>() is { } name ? ProfileFilePath(name, Path.GetDirectoryName(full)) : null;
+    }
+
+    /// <summary>Names a profile file in a cluster file's text (<c>"profiles"</c>), keeping everything else.</summary>
+    /// <param name="json">The cluster file's text.</param>
+    /// <param name="profileFile">The profile file's name, relative to the cluster file.</param>
+    /// <returns>The new text.</returns>
+    public static string WithProfileFile(string json, string profileFile)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(profileFile);
+        JsonObject root = ParseObject(json);
+        root["profiles"] = profileFile;
+        return root.ToJsonString(PlanningJson.Options) + Environment.NewLine;
+    }
+
+    /// <summary>Writes profiles by device name into a profile file, keeping the entries of other devices it holds.</summary>
+    /// <param name="path">The profile file; created when missing.</param>
+    /// <param name="profiles">The new profiles by device name.</param>
+    /// <returns>The file's new text.</returns>
+    public static string WriteProfileFile(string path, IReadOnlyDictionary<string, DeviceProfile> profiles)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(profiles);
+        var all = File.Exists(path) ? ReadProfileFile(path) : new Dictionary<string, DeviceProfile>(StringComparer.OrdinalIgnoreCase);
+        foreach ((string name, DeviceProfile profile) in profiles)
+        {
+            all[name] = profile;
+        }
+
+        return JsonSerializer.Serialize(all, PlanningJson.Options) + Environment.NewLine;
+    }
+
+    private static JsonObject ParseObject(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        try
+        {
+            return JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }) as JsonObject
+                ?? throw Invalid("the cluster is not an object; write an object with \"devices\"");
+        }
+        catch (JsonException ex)
+        {
+            throw Invalid($"not a cluster file: {ex.Message}", ex);
+        }
+    }
+
+    private static string ProfileFilePath(string name, string? directory) =>
+        string.IsNullOrWhiteSpace(name)
+            ? throw Invalid("\"profiles\" is empty; name the profile file llmpq profile --profile-file wrote, or leave it out")
+            : Path.GetFullPath(name, directory ?? Directory.GetCurrentDirectory());
+
+    private static Dictionary<string, DeviceProfile> ReadProfileFile(string path)
+    {
+        try
+        {
+            var read = JsonSerializer.Deserialize<Dictionary<string, DeviceProfile>>(File.ReadAllText(path), s_fileOptions)
+                ?? throw Invalid($"the profile file {path} is null; it holds {{ \"device name\": profile }}");
+            return new Dictionary<string, DeviceProfile>(read, StringComparer.OrdinalIgnoreCase);
+        }
+        catch (JsonException ex)
+        {
+            throw Invalid($"the profile file {path} is not {{ \"device name\": profile }}: {ex.Message}", ex);
+        }
+    }
+
+    private static List<DeviceSpec> AttachProfiles(List<DeviceSpec> devices, string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw Invalid($"the profile file {path} the cluster names in \"profiles\" does not exist; run llmpq profile --profile-file {Path.GetFileName(path)}, or remove \"profiles\"");
+        }
+
+        Dictionary<string, DeviceProfile> profiles = ReadProfileFile(path);
+        foreach ((string name, DeviceProfile profile) in profiles)
+        {
+            DeviceSpec device = devices.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase))
+                ?? throw Invalid($"the profile file {path} has a profile for '{name}', which is no device of the cluster; devices: {string.Join(", ", devices.Select(d => d.Name))}");
+            if (device.Profile is not null)
+            {
+                throw Invalid($"device '{device.Name}' has a profile both in its entry and in {path}; keep one");
+            }
+
+            CheckProfile(profile, $"{Path.GetFileName(path)}[{name}]");
+        }
+
+        return [.. devices.Select(d => profiles.TryGetValue(d.Name, out DeviceProfile? p) ? d with { Profile = p } : d)];
     }
 
     private static DeviceSpec[] Expand(FileDevice entry, string where, Dictionary<string, int> perKind)
@@ -273,6 +448,11 @@ public sealed record ClusterSpec
                 }
             }
         }
+
+        if (profile.Hop is { } hop && !(double.IsFinite(hop.LatencyMs) && hop.LatencyMs >= 0 && double.IsFinite(hop.Gbps) && hop.Gbps > 0))
+        {
+            throw Invalid($"{where}.hop: latencyMs is milliseconds, not negative, and gbps a positive number of Gbit/s");
+        }
     }
 
     private static LinkSpec CheckLink(FileLink entry, string where, HashSet<string> hosts, List<LinkSpec> earlier)
@@ -323,7 +503,7 @@ public sealed record ClusterSpec
 
     // The file form: a device entry is a DeviceSpec with a count; nothing is required here so the checks above
     // can say what is missing.
-    private sealed record FileCluster(IReadOnlyList<FileDevice?>? Devices, IReadOnlyList<FileLink?>? Links, string? Coordinator);
+    private sealed record FileCluster(IReadOnlyList<FileDevice?>? Devices, IReadOnlyList<FileLink?>? Links, string? Coordinator, string? Profiles);
 
     private sealed record FileDevice(
         string? Kind, int? Count, string? Host, string? Name, double? MemoryGiB, string? Endpoint, int? Threads, DeviceProfile? Profile);

@@ -10,8 +10,8 @@ namespace LlmPq.Planning;
 /// fits a linear regression per phase (prefill on [b, s, b·s, b·s², 1], decode on [b·(s+i), b, i, 1]). A profile here
 /// keeps the same idea in the smallest form that still separates the three costs that matter: a fixed cost per layer
 /// step, a cost per token, and a cost per token and context position (attention). It is measured on layers of
-/// <see cref="LayerParameters"/> weights and scaled by weights to layers of other sizes, so one profile serves every
-/// layer of a model exactly and other models approximately.
+/// <see cref="LayerParameters"/> weights; <c>llmpq profile</c> records the <see cref="ModelShape"/> it measured, and a
+/// profile with a shape is only used to plan models of that shape (<see cref="ClusterSpec.CheckProfiles"/>).
 /// </remarks>
 /// <param name="LayerParameters">The matrix weights of the layer the profile was measured on (<see cref="LayerSpec.MatrixParameters"/>).</param>
 /// <param name="Types">One entry per measured type.</param>
@@ -19,6 +19,21 @@ public sealed record DeviceProfile(long LayerParameters, IReadOnlyList<TypeProfi
 {
     /// <summary>Gets the name of the model the profile was measured with, for people reading it.</summary>
     public string? Model { get; init; }
+
+    /// <summary>
+    /// Gets the <see cref="Planner.ShapeFingerprint"/> of the model the profile was measured for; null for a profile
+    /// written by hand, which is used for any model (scaled by weights).
+    /// </summary>
+    public string? ModelShape { get; init; }
+
+    /// <summary>Gets when the measurement was made (UTC), for people reading it.</summary>
+    public DateTimeOffset? Measured { get; init; }
+
+    /// <summary>
+    /// Gets the measured hop between the device's stage server and the coordinator (through ggml RPC), which replaces
+    /// the cluster file's link for the transfers to and from this device; null for an in-process device.
+    /// </summary>
+    public HopProfile? Hop { get; init; }
 
     /// <summary>Finds the entry of <paramref name="type"/>.</summary>
     /// <param name="type">A ggml type.</param>
@@ -38,9 +53,39 @@ public sealed record TypeProfile(GgmlType Type, LayerTimeFit Prefill, LayerTimeF
 /// <param name="PerTokenContext">Seconds per token and context position (attention).</param>
 public sealed record LayerTimeFit(double Fixed, double PerToken, double PerTokenContext)
 {
+    /// <summary>Gets how well the fit explains the measured times: R² (1 is perfect), when measured.</summary>
+    public double? RSquared { get; init; }
+
+    /// <summary>Gets the largest |fit − measured| / measured over the measured points, when measured.</summary>
+    public double? MaxRelativeResidual { get; init; }
+
+    /// <summary>Gets the number of grid points the fit was made from, when measured.</summary>
+    public int? Points { get; init; }
+
     /// <summary>Evaluates the fit.</summary>
     /// <param name="tokens">The tokens (prefill) or sequences (decode).</param>
     /// <param name="context">The context length the tokens attend to.</param>
     /// <returns>Seconds for one layer.</returns>
     public double Seconds(double tokens, double context) => Fixed + (PerToken * tokens) + (PerTokenContext * tokens * context);
+}
+
+/// <summary>
+/// A measured hop between a stage server and the coordinator: <c>seconds = LatencyMs / 1000 + 8 × bytes / (Gbps × 10⁹)</c>,
+/// the α-β form of <see cref="LinkSpec"/>.
+/// </summary>
+/// <param name="LatencyMs">The fixed cost of one step across the hop, in milliseconds (RPC round trips included).</param>
+/// <param name="Gbps">The bandwidth the hidden state crossed at, in Gbit/s.</param>
+public sealed record HopProfile(double LatencyMs, double Gbps)
+{
+    /// <summary>Gets how well the α-β line explains the measured hop times (R²), when measured.</summary>
+    public double? RSquared { get; init; }
+
+    /// <summary>Gets the largest |fit − measured| / measured over the measured points, when measured.</summary>
+    public double? MaxRelativeResidual { get; init; }
+
+    /// <summary>Gets the hop as a link between <paramref name="host"/> and <paramref name="coordinator"/>.</summary>
+    /// <param name="host">The device's host.</param>
+    /// <param name="coordinator">The coordinator's host.</param>
+    /// <returns>The link.</returns>
+    public LinkSpec ToLink(string host, string coordinator) => new([host, coordinator], Gbps, LatencyMs);
 }

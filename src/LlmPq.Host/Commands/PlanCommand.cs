@@ -60,6 +60,7 @@ internal static class PlanCommand
                 indicator = QualityIndicator.Fallback([.. spec.Layers.Select(l => l.Parameters)]);
             }
 
+            devices.CheckProfiles(spec);
             Plan plan = Planner.Create(spec, devices, workload, target, indicator, cancellationToken: ct);
             if (parse.GetValue(output) is { } path)
             {

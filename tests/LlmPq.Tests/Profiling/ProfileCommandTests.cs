@@ -1,0 +1,89 @@
+using System.Text.Json.Nodes;
+using LlmPq.Gguf;
+using LlmPq.Planning;
+using LlmPq.Tests.Cli;
+
+namespace LlmPq.Tests.Profiling;
+
+/// <summary><c>llmpq profile</c> on a tiny model, as a user runs it, and what <c>llmpq plan</c> makes of the result.</summary>
+[Collection(NativeTests.Name)]
+public sealed class ProfileCommandTests
+{
+    private const string Cluster = """{"devices":[{"kind":"CPU","name":"cpu","memoryGiB":1,"threads":1},{"kind":"CPU","name":"other","memoryGiB":1,"threads":1}]}""";
+
+    private static readonly Lazy<string> s_twoLayers = new(() => TestModels.Write("two-layers", new TinyLlamaModelOptions { Layers = 2, EmbeddingLength = 256, FeedForwardLength = 512, VocabularyPath = TestModels.VocabularyPath }));
+
+    private static string[] Profile(string cluster, string cache, params string[] more) =>
+        ["profile", "--model", s_twoLayers.Value, "--cluster", cluster, "--device", "cpu", "--types", "f16,q8_0", "--quick", "--batch", "2", "--prompt", "32", "--generate", "8", "--cache", cache, .. more];
+
+    private static (string Cluster, string Cache) Files()
+    {
+        string folder = TestModels.TempPath("profile");
+        Directory.CreateDirectory(folder);
+        string cluster = Path.Combine(folder, "cluster.json");
+        File.WriteAllText(cluster, Cluster);
+        return (cluster, Path.Combine(folder, "cache"));
+    }
+
+    [Fact]
+    public void A_profile_of_a_tiny_model_is_written_into_the_cluster_file_reused_and_used_by_plan()
+    {
+        (string cluster, string cache) = Files();
+
+        CliRunner.Result run = CliRunner.Run(Profile(cluster, cache));
+
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        DeviceSpec profiled = ClusterSpec.Load(cluster).Devices[0];
+        Assert.NotNull(profiled.Profile);
+        Assert.Equal([GgmlType.F16, GgmlType.Q8_0], profiled.Profile.Types.Select(t => t.Type)); // fails if noise priced a type at zero (a warning says so)
+        Assert.Equal(Planner.ShapeFingerprint(ModelSpec.FromGguf(GgufReader.Read(s_twoLayers.Value))), profiled.Profile.ModelShape);
+        Assert.All(profiled.Profile.Types, t => Assert.NotNull(t.Prefill.RSquared));
+        Assert.Null(ClusterSpec.Load(cluster).Devices[1].Profile);
+        Assert.Contains("cpu (CPU, 1 threads)", run.StandardOutput, StringComparison.Ordinal);
+        Assert.Single(Directory.GetFiles(cache, "*.json"));
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(cluster)!, "*.partial"));
+
+        CliRunner.Result again = CliRunner.Run(Profile(cluster, cache));
+        Assert.True(again.ExitCode == 0, again.StandardError);
+        Assert.Contains("measured before", again.StandardError, StringComparison.Ordinal);
+
+        CliRunner.Result plan = CliRunner.Run("plan", "--model", s_twoLayers.Value, "--cluster", cluster, "--batch", "2", "--prompt", "32", "--generate", "8", "--quality", "none");
+        Assert.True(plan.ExitCode == 0, plan.StandardError);
+        Assert.Contains("cost model: profiled cpu (f16, q8_0); roofline other", plan.StandardOutput, StringComparison.Ordinal);
+
+        // The same profile for a model of another shape is refused.
+        CliRunner.Result refused = CliRunner.Run("plan", "--model", TestModels.Small, "--cluster", cluster, "--batch", "2", "--prompt", "32", "--generate", "8");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("Rerun llmpq profile", refused.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_profile_file_is_written_beside_and_named_in_the_cluster_file()
+    {
+        (string cluster, string cache) = Files();
+        string profiles = Path.Combine(Path.GetDirectoryName(cluster)!, "measured.json");
+
+        CliRunner.Result run = CliRunner.Run(Profile(cluster, cache, "--profile-file", profiles));
+
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        Assert.Equal("measured.json", JsonNode.Parse(File.ReadAllText(cluster))!["profiles"]!.GetValue<string>());
+        Assert.Null(JsonNode.Parse(File.ReadAllText(cluster))!["devices"]![0]!["profile"]);
+        Assert.NotNull(ClusterSpec.Load(cluster).Devices[0].Profile);
+    }
+
+    [Fact]
+    public void An_unknown_device_or_a_missing_model_is_a_clear_error_and_writes_nothing()
+    {
+        (string cluster, string cache) = Files();
+
+        CliRunner.Result unknown = CliRunner.Run(["profile", "--model", s_twoLayers.Value, "--cluster", cluster, "--device", "gpu9", "--cache", cache]);
+        CliRunner.Result missing = CliRunner.Run(["profile", "--model", Path.Combine(Path.GetDirectoryName(cluster)!, "none.gguf"), "--cluster", cluster, "--cache", cache]);
+
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains("--device 'gpu9' is no device of the cluster file; its devices: cpu, other", unknown.StandardError, StringComparison.Ordinal);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("none.gguf does not exist", missing.StandardError, StringComparison.Ordinal);
+        Assert.Equal(Cluster, File.ReadAllText(cluster));
+        Assert.False(Directory.Exists(cache));
+    }
+}
