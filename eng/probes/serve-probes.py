@@ -280,6 +280,13 @@ def chat_body(model: str, stream: bool, max_tokens: int, prompt: str) -> bytes:
                        "messages": [{"role": "user", "content": prompt}]}).encode()
 
 
+def settimeout(conn: http.client.HTTPConnection, deadline: float) -> None:
+    # http.client drops conn.sock once the response says Connection: close; the response then reads on under the
+    # connection's own timeout.
+    if conn.sock is not None:
+        conn.sock.settimeout(max(0.05, deadline - now()))
+
+
 def chat(port: int, body: bytes, stream: bool, timeout_s: float, on_first_token=None) -> dict:
     """One POST /v1/chat/completions on its own connection. The outcome is one of:
     done (200 and a complete answer: [DONE] on a stream), error_event (a stream that ended with an OpenAI error
@@ -299,7 +306,7 @@ def chat(port: int, body: bytes, stream: bool, timeout_s: float, on_first_token=
         r["status"], r["t_status"] = resp.status, now()
         r["retry_after"] = resp.getheader("Retry-After")
         if resp.status != 200 or not stream:
-            conn.sock.settimeout(max(0.05, deadline - now()))
+            settimeout(conn, deadline)
             data = resp.read()
             r["t_end"] = now()
             try:
@@ -317,7 +324,7 @@ def chat(port: int, body: bytes, stream: bool, timeout_s: float, on_first_token=
                 r["error"] = obj["error"].get("message") if r["json_error_body"] else data[:200].decode(errors="replace")
             return r
         while True:
-            conn.sock.settimeout(max(0.05, deadline - now()))
+            settimeout(conn, deadline)
             line = resp.readline()
             if not line:
                 r["outcome"] = "error_event" if saw_error else "cut"
