@@ -256,8 +256,9 @@ class Server:
             text = ""
         names = {int(m.group(3)): m.group(1)
                  for m in re.finditer(r"Stage (\S+) is up on (\S+) \(ggml-rpc-server pid (\d+)", text)}
-        return [{"pid": p, "stage": names.get(p), "start": proc_start_time(p)}
-                for p in sorted(descendants(self.pid)) if "ggml-rpc-server" in cmdline(p)]
+        found = [{"pid": p, "stage": names.get(p), "start": proc_start_time(p)}
+                 for p in descendants(self.pid) if "ggml-rpc-server" in cmdline(p)]
+        return sorted(found, key=lambda x: (x["stage"] is None, x["stage"] or "", x["pid"]))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -287,13 +288,19 @@ def settimeout(conn: http.client.HTTPConnection, deadline: float) -> None:
         conn.sock.settimeout(max(0.05, deadline - now()))
 
 
-def chat(port: int, body: bytes, stream: bool, timeout_s: float, on_first_token=None) -> dict:
+def blank(stream: bool) -> dict:
+    return {"stream": stream, "status": None, "retry_after": None, "outcome": None, "t_start": None, "t_status": None,
+            "t_first_token": None, "t_end": None, "tokens": 0, "error": None, "json_error_body": None}
+
+
+def chat(port: int, body: bytes, stream: bool, timeout_s: float, on_first_token=None, into: dict | None = None) -> dict:
     """One POST /v1/chat/completions on its own connection. The outcome is one of:
     done (200 and a complete answer: [DONE] on a stream), error_event (a stream that ended with an OpenAI error
     event), cut (a 200 stream that ended with neither), status_NNN (any other status, JSON error read),
-    no_status (the connection failed before a status line), timeout (timeout_s passed first), bad_body."""
-    r = {"stream": stream, "status": None, "retry_after": None, "outcome": None, "t_start": now(), "t_status": None,
-         "t_first_token": None, "t_end": None, "tokens": 0, "error": None, "json_error_body": None}
+    no_status (the connection failed before a status line), timeout (timeout_s passed first), bad_body.
+    With into, the result is that dict, filled as the request goes (outcome None while it runs)."""
+    r = into if into is not None else {}
+    r.update(blank(stream), t_start=now())
     deadline = r["t_start"] + timeout_s
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     saw_error = False
@@ -701,13 +708,13 @@ def probe_freeze(cfg: Config) -> dict:
             raise RuntimeError("no ggml-rpc-server under the pipeline's serve process; see " + str(srv.log_path))
         target = stages[a.freeze_stage % len(stages)]
         first = threading.Event()
-        results: list[dict | None] = [None] * a.freeze_streams
-        window = a.freeze_timeout_s + 30  # the streams' own timeout: past the probe's window
+        live = [blank(True) for _ in range(a.freeze_streams)]
+        window = a.freeze_timeout_s + a.freeze_recovery_timeout_s + 60  # the streams' own timeout: past the probe's
 
         body = chat_body(srv.model_id, True, a.freeze_max_tokens, "Write a long story")
 
         def stream(i):
-            results[i] = chat(srv.port, body, True, window, first.set)
+            chat(srv.port, body, True, window, first.set, into=live[i])
 
         threads = [threading.Thread(target=stream, args=(i,), daemon=True) for i in range(a.freeze_streams)]
         t0 = now()
@@ -716,8 +723,8 @@ def probe_freeze(cfg: Config) -> dict:
         if not first.wait(a.request_timeout_s):
             raise RuntimeError("no stream got a first token before the freeze; see " + str(srv.log_path))
         time.sleep(a.freeze_delay_s)
-        open_at_freeze = sum(1 for r in results if r is None)  # still open
         t_freeze = now()
+        at_freeze = [{"tokens": r["tokens"], "open": r["t_end"] is None} for r in live]
         os.kill(target["pid"], signal.SIGSTOP)
         frozen = target
         PROCS.frozen[target["pid"]] = target["start"]
@@ -755,7 +762,7 @@ def probe_freeze(cfg: Config) -> dict:
         stage_alive = proc_start_time(target["pid"]) == target["start"]
         stages_after = srv.rpc_servers()
         # Snapshot before SIGCONT: what the freeze did, not what resuming did.
-        snapshot = [dict(r) if r else {"outcome": "open", "t_start": t0, "t_end": None} for r in results]
+        snapshot = [dict(r) for r in live]
         with lock:
             news = [dict(r) for r in new_requests]
         # Recovery after SIGCONT (not part of the freeze result; it shows whether resuming unsticks the server).
@@ -771,13 +778,14 @@ def probe_freeze(cfg: Config) -> dict:
                     recovered_s = round(now() - t_cont, 3)
                     break
                 time.sleep(1)
+        after_resume = counts([{"outcome": r["outcome"] or "open"} for r in live])
     finally:
         if frozen and proc_start_time(frozen["pid"]) == frozen["start"]:
             _signal(frozen["pid"], signal.SIGCONT)
         PROCS.frozen.clear()
         rc, exit_s, killed = srv.stop()
 
-    in_flight = [r for r in snapshot if r.get("t_end") is None or r["t_end"] >= t_freeze]
+    in_flight = [r for r in snapshot if r["t_end"] is None or r["t_end"] >= t_freeze]
     ended = [r for r in in_flight if r.get("t_end") is not None and r["t_end"] <= t_window_end]
     for r in in_flight:
         if r.get("t_end") is None or r["t_end"] > t_window_end:
@@ -794,12 +802,15 @@ def probe_freeze(cfg: Config) -> dict:
           [[h["from_s"], h.get("to_s"), h["state"]] for h in health])
     print(f"new requests: {len(news)} finished ({json.dumps(counts(news))}), {k} sent; first success after the "
           f"freeze: {'none within the window' if first_ok is None else f'{first_ok:.3f} s'}; frozen stage still "
-          f"alive at the window's end: {stage_alive}; after SIGCONT a request succeeded in: {recovered_s} s")
+          f"alive at the window's end: {stage_alive}; after SIGCONT a request succeeded in: {recovered_s} s; "
+          f"streams then: {json.dumps(after_resume)}")
     return {"params": {"cluster": a.cluster, "streams": a.freeze_streams, "max_tokens": a.freeze_max_tokens,
                        "timeout_s": a.freeze_timeout_s, "delay_s": a.freeze_delay_s, "stage_index": a.freeze_stage},
             "server": srv.args, "server_exit": {"code": rc, "seconds": round(exit_s, 3), "killed": killed},
             "frozen_stage": target, "stages_before": stages, "stages_at_window_end": stages_after,
-            "frozen_stage_alive_at_window_end": stage_alive, "streams_open_at_freeze": open_at_freeze,
+            "frozen_stage_alive_at_window_end": stage_alive,
+            "streams_open_at_freeze": sum(1 for x in at_freeze if x["open"]),
+            "tokens_at_freeze": [x["tokens"] for x in at_freeze], "stream_outcomes_after_resume": after_resume,
             "in_flight_outcomes": counts(in_flight), "in_flight_end_s": {"count": len(ended), "min": pct(ends, 0),
                                                                          "p50": pct(ends, 50), "max": pct(ends, 100)},
             "hung_at_window_end": len(in_flight) - len(ended), "health": health,
@@ -854,14 +865,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--cluster", default=str(REPO / "docs/clusters/local-cpu-3stage.json"))
     g.add_argument("--pipeline-start-timeout-s", type=float, default=300, help="plan, quantize and start stages")
     g.add_argument("--freeze-streams", type=int, default=20)
-    g.add_argument("--freeze-max-tokens", type=int, default=1024)
-    g.add_argument("--freeze-stage", type=int, default=1, help="index of the stage server to stop, by pid order")
-    g.add_argument("--freeze-delay-s", type=float, default=1, help="from the first token to the SIGSTOP")
+    g.add_argument("--freeze-max-tokens", type=int, default=256)
+    g.add_argument("--freeze-stage", type=int, default=1,
+                   help="index of the stage server to stop, in stage order (stage0, stage1, ...; 1 is the middle one)")
+    g.add_argument("--freeze-delay-s", type=float, default=2, help="from the first token to the SIGSTOP")
     g.add_argument("--freeze-timeout-s", type=float, default=120,
                    help="window after the SIGSTOP: in-flight requests still open then count as hung")
     g.add_argument("--freeze-request-interval-s", type=float, default=1, help="new request every this often")
     g.add_argument("--freeze-max-pending", type=int, default=200, help="cap on new requests open at once")
-    g.add_argument("--freeze-recovery-timeout-s", type=float, default=60,
+    g.add_argument("--freeze-recovery-timeout-s", type=float, default=120,
                    help="after the window: SIGCONT, then time a request gets to succeed")
     a = p.parse_args(argv)
     a.probe = list(PROBES) if not a.probe or "all" in a.probe else list(dict.fromkeys(a.probe))
