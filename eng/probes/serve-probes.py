@@ -52,13 +52,12 @@ class Processes:
         for p in self.popens:
             if p.poll() is None:
                 _signal(p.pid, signal.SIGTERM)
-        deadline = now() + 10
+        deadline = now() + (3 if INTERRUPTED.is_set() else 10)
         for p in self.popens:
             try:
                 p.wait(timeout=max(0.1, deadline - now()))
             except subprocess.TimeoutExpired:
-                _signal_group(p.pid, signal.SIGKILL)
-                _signal(p.pid, signal.SIGKILL)
+                kill_tree(p.pid)
                 p.wait()
         # Stage servers and runners run in their own process groups; as subreaper we inherit the ones left over.
         for _ in range(50):
@@ -74,18 +73,17 @@ class Processes:
 
 
 PROCS = Processes()
+INTERRUPTED = threading.Event()  # Ctrl+C or SIGTERM: stop servers quickly, no drain
+
+
+def kill_tree(pid: int) -> None:
+    for p in [pid] + descendants(pid):
+        _signal(p, signal.SIGKILL)
 
 
 def _signal(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -241,10 +239,10 @@ class Server:
         t = now()
         _signal(self.pid, sig)
         try:
-            rc = self.proc.wait(timeout=timeout_s)
+            rc = self.proc.wait(timeout=min(timeout_s, 3) if INTERRUPTED.is_set() else timeout_s)
             return rc, now() - t, False
         except subprocess.TimeoutExpired:
-            _signal_group(self.pid, signal.SIGKILL)
+            kill_tree(self.pid)
             rc = self.proc.wait()
             return rc, now() - t, True
 
@@ -465,7 +463,7 @@ class Config:
     def __init__(self, a: argparse.Namespace) -> None:
         self.a = a
         self.llmpq = find_llmpq(a.llmpq)
-        self.out = Path(a.out or f"serve-probes-out/{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}").resolve()
+        self.out = Path(a.out or REPO / f"eng/probes/out/{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}").resolve()
         self.out.mkdir(parents=True, exist_ok=True)
         self.serve_args = a.serve_arg or []
         self.model = Path(a.model).resolve() if a.model else None
@@ -632,7 +630,7 @@ def probe_stop(cfg: Config) -> dict:
                 rc = srv.proc.wait(timeout=timeout)
                 killed = False
             except subprocess.TimeoutExpired:
-                _signal_group(srv.pid, signal.SIGKILL)
+                kill_tree(srv.pid)
                 rc, killed = srv.proc.wait(), True
             exit_s = now() - t_sig
             for th in threads:
@@ -827,7 +825,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="probe to run (repeat for several); all by default")
     p.add_argument("--llmpq", help="llmpq.dll (or apphost) to run; default: the newest of this repository's "
                                    "Release and Debug builds")
-    p.add_argument("--out", help="folder for the JSON results and serve logs; default serve-probes-out/<UTC time>")
+    p.add_argument("--out", help="folder for the JSON results and serve logs; default eng/probes/out/<UTC time>")
     p.add_argument("--model", help="GGUF to serve; default: one made with make-model into --out")
     p.add_argument("--make-model-args", default="--layers 8 --embd 256", help="arguments of llmpq make-model")
     p.add_argument("--serve-arg", action="append", metavar="ARG",
@@ -885,17 +883,20 @@ def main(argv: list[str]) -> int:
     become_subreaper()
     threading.stack_size(512 * 1024)
 
-    def on_term(signum, _frame):
+    def on_signal(signum, _frame):
+        INTERRUPTED.set()
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     failed = []
     try:
         cfg = Config(a)
         print(f"llmpq: {' '.join(cfg.llmpq)}\nresults: {cfg.out}")
         cfg.make_model()
-        summary = {"started": datetime.now(timezone.utc).isoformat(), "llmpq": cfg.llmpq, "model": str(cfg.model),
+        built = datetime.fromtimestamp(Path(cfg.llmpq[-1]).stat().st_mtime, timezone.utc).isoformat()
+        summary = {"started": datetime.now(timezone.utc).isoformat(), "llmpq": cfg.llmpq, "llmpq_built": built,
+                   "model": str(cfg.model),
                    "argv": argv, "probes": {}}
         for name in a.probe:
             t = now()
