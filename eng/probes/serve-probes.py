@@ -705,6 +705,9 @@ def probe_freeze(cfg: Config) -> dict:
         if not stages:
             raise RuntimeError("no ggml-rpc-server under the pipeline's serve process; see " + str(srv.log_path))
         target = stages[a.freeze_stage % len(stages)]
+        # Warm-up first: a watchdog measures iteration times before it trusts a deadline shorter than its ceiling.
+        warmup = [chat(srv.port, chat_body(srv.model_id, False, a.freeze_warmup_tokens, f"warm up {i}"), False,
+                       a.request_timeout_s) for i in range(a.freeze_warmup_requests)]
         first = threading.Event()
         live = [blank(True) for _ in range(a.freeze_streams)]
         window = a.freeze_timeout_s + a.freeze_recovery_timeout_s + 60  # the streams' own timeout: past the probe's
@@ -800,12 +803,14 @@ def probe_freeze(cfg: Config) -> dict:
           [[h["from_s"], h.get("to_s"), h["state"]] for h in health])
     print(f"new requests: {len(news)} finished ({json.dumps(counts(news))}), {k} sent; first success after the "
           f"freeze: {'none within the window' if first_ok is None else f'{first_ok:.3f} s'}; frozen stage still "
-          f"alive at the window's end: {stage_alive}; after SIGCONT a request succeeded in: {recovered_s} s; "
-          f"streams then: {json.dumps(after_resume)}")
+          f"alive at the window's end: {stage_alive}; "
+          + (f"after SIGCONT a request succeeded in: {recovered_s} s; " if stage_alive else "")
+          + f"streams then: {json.dumps(after_resume)}")
     return {"params": {"cluster": a.cluster, "streams": a.freeze_streams, "max_tokens": a.freeze_max_tokens,
-                       "timeout_s": a.freeze_timeout_s, "delay_s": a.freeze_delay_s, "stage_index": a.freeze_stage},
+                       "timeout_s": a.freeze_timeout_s, "delay_s": a.freeze_delay_s, "stage_index": a.freeze_stage,
+                       "warmup_requests": a.freeze_warmup_requests, "warmup_tokens": a.freeze_warmup_tokens},
             "server": srv.args, "server_exit": {"code": rc, "seconds": round(exit_s, 3), "killed": killed},
-            "frozen_stage": target, "stages_before": stages, "stages_at_window_end": stages_after,
+            "warmup_outcomes": counts(warmup), "frozen_stage": target, "stages_before": stages, "stages_at_window_end": stages_after,
             "frozen_stage_alive_at_window_end": stage_alive,
             "streams_open_at_freeze": sum(1 for x in at_freeze if x["open"]),
             "tokens_at_freeze": [x["tokens"] for x in at_freeze], "stream_outcomes_after_resume": after_resume,
@@ -866,6 +871,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--freeze-max-tokens", type=int, default=256)
     g.add_argument("--freeze-stage", type=int, default=1,
                    help="index of the stage server to stop, in stage order (stage0, stage1, ...; 1 is the middle one)")
+    g.add_argument("--freeze-warmup-requests", type=int, default=2,
+                   help="requests served one after another before the streams (0: none)")
+    g.add_argument("--freeze-warmup-tokens", type=int, default=16, help="max_tokens of each warm-up request")
     g.add_argument("--freeze-delay-s", type=float, default=2, help="from the first token to the SIGSTOP")
     g.add_argument("--freeze-timeout-s", type=float, default=120,
                    help="window after the SIGSTOP: in-flight requests still open then count as hung")
