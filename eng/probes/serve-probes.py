@@ -373,14 +373,13 @@ def chat(port: int, body: bytes, stream: bool, timeout_s: float, on_first_token=
     return r
 
 
-def run_all(jobs, start_together: bool = True) -> list[dict]:
+def run_all(jobs) -> list[dict]:
     """Runs each job (a no-argument function returning a dict) on its own thread, all released at once."""
     results: list[dict | None] = [None] * len(jobs)
     go = threading.Event()
 
     def work(i, job):
-        if start_together:
-            go.wait()
+        go.wait()
         try:
             results[i] = job()
         except Exception as e:  # noqa: BLE001 - a probe client error is a result, not a crash
