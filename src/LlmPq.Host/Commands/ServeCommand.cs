@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
 using LlmPq.Planning;
 using LlmPq.Host.Serving;
 using LlmPq.Stages;
@@ -18,7 +20,17 @@ internal static class ServeCommand
         var host = new Option<string>("--host") { Description = "Address to listen on; anything but loopback needs --api-key.", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Port to listen on.", DefaultValueFactory = _ => 8080 };
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every endpoint but /health." };
-        var shutdownTimeout = new Option<int>(ShutdownTimeoutName) { Description = "On SIGTERM or Ctrl+C, seconds the requests in flight get to finish (new ones get 503) before they end with an error.", DefaultValueFactory = _ => 30 };
+        var shutdownTimeout = new Option<int>(ShutdownTimeoutName)
+        {
+            Description = "On SIGTERM or Ctrl+C, seconds the requests in flight get to finish (new ones get 503) before they end with an error.",
+            DefaultValueFactory = _ => 30,
+
+            // Parsed here, not checked by a validator: a validator runs even after the value failed to parse, and reading
+            // it there throws instead of reporting the error.
+            CustomParser = r => int.TryParse(r.Tokens[0].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int seconds)
+                ? seconds
+                : Fail(r, $"{ShutdownTimeoutName} takes whole seconds, 0 or more ('{r.Tokens[0].Value}' is not)."),
+        };
         var maxRequestBytes = new Option<long?>("--max-request-bytes") { Description = "Largest request body accepted (413 beyond); default 256 bytes per token of --ctx, at least 1 MiB." };
         var metricsUnauthenticated = new Option<bool>("--metrics-unauthenticated") { Description = "Serve /metrics (Prometheus) without --api-key, for a scraper that cannot send it." };
         var otlpEndpoint = new Option<Uri?>("--otlp-endpoint") { Description = "Push metrics and traces to this OpenTelemetry collector (OTLP over HTTP, e.g. http://localhost:4318)." };
@@ -40,11 +52,6 @@ internal static class ServeCommand
             {
                 r.AddError("Give --plan or --cluster, not both.");
             }
-
-            if (r.GetValue(shutdownTimeout) < 0)
-            {
-                r.AddError("--shutdown-timeout-s must not be negative.");
-            }
         });
 
         command.SetAction((parse, ct) => Cli.RunAsync(async () =>
@@ -63,6 +70,11 @@ internal static class ServeCommand
             // Refuse before loading or quantizing anything, and before saying where it would serve.
             server.Validate();
             string modelPath = parse.GetValue(model)!.FullName;
+            if (!File.Exists(modelPath))
+            {
+                throw new FileNotFoundException($"There is no model at {modelPath}: give a GGUF file ('llmpq make-model --out FILE' writes a small one).", modelPath);
+            }
+
             Plan? planned = null;
             if (parse.GetValue(plan) is { } planFile)
             {
@@ -90,6 +102,9 @@ internal static class ServeCommand
                     services.AddLogging(b => b
                         .SetMinimumLevel(verbose ? LogLevel.Trace : LogLevel.Information)
                         .AddFilter("Microsoft", LogLevel.Warning)
+
+                        // A failed start is printed once, as "llmpq: error: …", not also as the host's log of its stack.
+                        .AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical)
                         .AddFilter("LlmPq.Native", verbose ? LogLevel.Trace : LogLevel.Warning)
                         .AddSimpleConsole(o => o.SingleLine = true)
                         .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
@@ -123,5 +138,11 @@ internal static class ServeCommand
     private sealed class ClientReadiness(LlmPqChatClient client) : IServerReadiness
     {
         public bool IsReady => client.IsReady;
+    }
+
+    private static int Fail(ArgumentResult result, string message)
+    {
+        result.AddError(message);
+        return 0;
     }
 }
