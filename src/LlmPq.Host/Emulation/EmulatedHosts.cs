@@ -121,6 +121,19 @@ internal sealed partial class EmulatedHosts : IAsyncDisposable
         CultureInfo.InvariantCulture,
         $"host {h.Host}: namespace {h.Namespace}, {string.Join(", ", h.Devices.Select(d => $"{d.Device.Name}={h.Endpoint(d.Port)}"))}; tbf {h.Shaping.RateBitsPerSecond / 1e9:0.###} Gbit/s each way{(h.LatencyMs > 0 ? $", its {h.LatencyMs:0.###} ms latency not added (no netem)" : string.Empty)}"));
 
+    /// <summary>Shapes the link of an emulated host to another rate, in place (the servers and connections stay).</summary>
+    /// <param name="host">The host's plan, from <see cref="Plan"/>.</param>
+    /// <param name="gbps">The new rate in Gbit/s.</param>
+    /// <param name="cancellationToken">Cancels the change.</param>
+    /// <returns>A task that completes when both ends are shaped.</returns>
+    public async Task ShapeAsync(EmulatedHostPlan host, double gbps, CancellationToken cancellationToken)
+    {
+        foreach (IReadOnlyList<string> command in EmulationPlan.ShapeCommands(host, TokenBucket.For(gbps)))
+        {
+            await RunAsync(command, _logger, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Stops the stage servers and removes every namespace and veth pair.</summary>
     /// <returns>A task that completes when they are gone.</returns>
     public async ValueTask DisposeAsync()

@@ -167,10 +167,24 @@ internal sealed partial record EmulationPlan(int OwnerPid, IReadOnlyList<Emulate
             ["ip", "-n", h.Namespace, "link", "set", "lo", "up"],
             ["ip", "-n", h.Namespace, "addr", "add", $"{h.HostAddress}/30", "dev", EmulatedHostPlan.HostInterface],
             ["ip", "-n", h.Namespace, "link", "set", EmulatedHostPlan.HostInterface, "up"],
-            ["tc", "qdisc", "replace", "dev", h.RootInterface, .. h.Shaping.Arguments],
-            ["tc", "-n", h.Namespace, "qdisc", "replace", "dev", EmulatedHostPlan.HostInterface, .. h.Shaping.Arguments],
+            .. ShapeCommands(h, h.Shaping),
         ]),
     ];
+
+    /// <summary>Gets the commands that shape both ends of a host's veth pair (<c>tc qdisc replace</c>: they also reshape).</summary>
+    /// <param name="host">The host.</param>
+    /// <param name="shaping">The token bucket.</param>
+    /// <returns>One command per end: the coordinator's sends to the host, the host's sends to the coordinator.</returns>
+    public static IReadOnlyList<IReadOnlyList<string>> ShapeCommands(EmulatedHostPlan host, TokenBucket shaping)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentNullException.ThrowIfNull(shaping);
+        return
+        [
+            ["tc", "qdisc", "replace", "dev", host.RootInterface, .. shaping.Arguments],
+            ["tc", "-n", host.Namespace, "qdisc", "replace", "dev", EmulatedHostPlan.HostInterface, .. shaping.Arguments],
+        ];
+    }
 
     /// <summary>
     /// Gets the commands that remove everything <see cref="SetupCommands"/> made, each safe to run when its object is
