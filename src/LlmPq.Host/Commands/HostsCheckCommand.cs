@@ -60,7 +60,9 @@ internal static class HostsCheckCommand
             var samples = rates.ToDictionary(r => r, _ => (Prefill: new List<double>(), Decode: new List<double>()));
             await MeasurePrefillAsync(client, promptWords, 0, ct).ConfigureAwait(false); // warm-up: first-use allocations
             long prefillTokens = 0;
-            for (int i = 0; i < parse.GetValue(repeats); i++)
+            int rounds = parse.GetValue(repeats);
+            IProgress<int>? progress = Cli.StatusLine<int>(done => $"llmpq: measured {done} of {rounds} rounds");
+            for (int i = 0; i < rounds; i++)
             {
                 foreach (double rate in i % 2 == 0 ? rates : rates.Reverse())
                 {
@@ -70,10 +72,10 @@ internal static class HostsCheckCommand
                     samples[rate].Decode.Add(await MeasureDecodeAsync(client, parse.GetValue(decodeTokens), ct).ConfigureAwait(false));
                 }
 
-                Console.Error.Write($"\rllmpq: measured {i + 1} of {parse.GetValue(repeats)} rounds");
+                progress?.Report(i + 1);
             }
 
-            Console.Error.WriteLine();
+            Cli.EndStatusLine();
             Console.Write(Report(check, spec, prefillTokens, [.. rates.Select(r => (Median(samples[r].Prefill), Median(samples[r].Decode)))]));
             return 0;
         }));
