@@ -58,6 +58,7 @@ internal static class HostsCheckCommand
             EmulatedHostPlan link = hosts.Plan.Hosts[0];
             double[] rates = [check.Gbps, check.Gbps * check.Factor];
             var samples = rates.ToDictionary(r => r, _ => (Prefill: new List<double>(), Decode: new List<double>()));
+            var differences = (Prefill: new List<double>(), Decode: new List<double>());
             await MeasurePrefillAsync(client, promptWords, 0, ct).ConfigureAwait(false); // warm-up: first-use allocations
             long prefillTokens = 0;
             int rounds = parse.GetValue(repeats);
@@ -72,11 +73,19 @@ internal static class HostsCheckCommand
                     samples[rate].Decode.Add(await MeasureDecodeAsync(client, parse.GetValue(decodeTokens), ct).ConfigureAwait(false));
                 }
 
+                // Paired within a round, so the machine's load drifting between rounds cancels.
+                differences.Prefill.Add(samples[rates[0]].Prefill[^1] - samples[rates[1]].Prefill[^1]);
+                differences.Decode.Add(samples[rates[0]].Decode[^1] - samples[rates[1]].Decode[^1]);
                 progress?.Report(i + 1);
             }
 
             Cli.EndStatusLine();
-            Console.Write(Report(check, spec, prefillTokens, [.. rates.Select(r => (Median(samples[r].Prefill), Median(samples[r].Decode)))]));
+            Console.Write(Report(
+                check,
+                spec,
+                prefillTokens,
+                [.. rates.Select(r => (Median(samples[r].Prefill), Median(samples[r].Decode)))],
+                (Median(differences.Prefill), Median(differences.Decode))));
             return 0;
         }));
         return command;
@@ -87,25 +96,26 @@ internal static class HostsCheckCommand
     /// <param name="model">The model's shape.</param>
     /// <param name="prefillTokens">The tokens of the measured prefill step.</param>
     /// <param name="steps">The median (prefill, decode) step seconds at the declared rate, then at the faster one.</param>
+    /// <param name="differences">The median of each round's step time at the declared rate less the one at the faster rate.</param>
     /// <returns>The report.</returns>
-    internal static string Report(HopCheck check, ModelSpec model, long prefillTokens, IReadOnlyList<(double Prefill, double Decode)> steps)
+    internal static string Report(HopCheck check, ModelSpec model, long prefillTokens, IReadOnlyList<(double Prefill, double Decode)> steps, (double Prefill, double Decode) differences)
     {
         var text = new StringBuilder();
         LinkSpec link = check.Cluster.Link(check.Host, check.Cluster.Coordinator);
         text.AppendLine(CultureInfo.InvariantCulture, $"link {check.Cluster.Coordinator}–{check.Host}: {check.Gbps:0.###} Gbit/s declared, compared with {check.Gbps * check.Factor:0.###} Gbit/s (tc tbf); {check.Crossings} crossings per step; declared latency {link.LatencyMs:0.###} ms per transfer, not emulated (no netem) and cancelled out of the link terms below");
         text.AppendLine();
         text.AppendLine("phase    tokens  model bytes  model hop ms  model link ms  measured link ms  measured/model  measured bytes  step ms declared  step ms faster");
-        foreach ((string phase, long tokens, double declared, double faster) in new[] { ("prefill", prefillTokens, steps[0].Prefill, steps[1].Prefill), ("decode", 1L, steps[0].Decode, steps[1].Decode) })
+        foreach ((string phase, long tokens, double declared, double faster, double difference) in new[] { ("prefill", prefillTokens, steps[0].Prefill, steps[1].Prefill, differences.Prefill), ("decode", 1L, steps[0].Decode, steps[1].Decode, differences.Decode) })
         {
             long bytes = model.ActivationBytes(tokens);
             double predicted = check.PredictedLinkSeconds(bytes);
-            double measured = check.MeasuredLinkSeconds(declared, faster);
+            double measured = check.MeasuredLinkSeconds(difference);
             text.AppendLine(CultureInfo.InvariantCulture, $"{phase,-8} {tokens,6} {check.Crossings * bytes,12} {check.PredictedSeconds(bytes, check.Gbps) * 1e3,13:0.000} {predicted * 1e3,14:0.000} {measured * 1e3,17:0.000} {measured / predicted,15:0.00} {check.BytesIn(measured),15:0} {declared * 1e3,17:0.00} {faster * 1e3,15:0.00}");
         }
 
         text.AppendLine();
         text.AppendLine("model bytes: hidden × tokens × 4 (F32) per crossing; model hop: ClusterSpec.TransferSeconds over the stage boundaries at the declared link (latency and same-host terms included);");
-        text.AppendLine("link ms: the part that the link's rate makes, (t(declared) − t(faster)) × f/(f − 1), from the model and from the measured median step times; measured bytes: what crosses in that time at the declared rate.");
+        text.AppendLine("link ms: the part that the link's rate makes, (t(declared) − t(faster)) × f/(f − 1), from the model, and from the median over rounds of the measured difference; measured bytes: what crosses in that time at the declared rate.");
         return text.ToString();
     }
 

@@ -67,11 +67,10 @@ internal sealed record HopCheck(ClusterSpec Cluster, string Host, double Gbps, d
     /// <returns>Seconds per step.</returns>
     public double PredictedLinkSeconds(long bytes) => FromDifference(PredictedSeconds(bytes, Gbps) - PredictedSeconds(bytes, Gbps * Factor));
 
-    /// <summary>Gets the link's time per step at the declared rate from measured step times at the two rates.</summary>
-    /// <param name="declaredStepSeconds">The step time at the declared rate.</param>
-    /// <param name="fasterStepSeconds">The step time at <see cref="Factor"/> times it.</param>
+    /// <summary>Gets the link's time per step at the declared rate from how much longer a measured step takes at it than at <see cref="Factor"/> times it.</summary>
+    /// <param name="differenceSeconds">The step time at the declared rate less the step time at the faster one.</param>
     /// <returns>Seconds per step.</returns>
-    public double MeasuredLinkSeconds(double declaredStepSeconds, double fasterStepSeconds) => FromDifference(declaredStepSeconds - fasterStepSeconds);
+    public double MeasuredLinkSeconds(double differenceSeconds) => FromDifference(differenceSeconds);
 
     /// <summary>Gets the bytes that cross the link in <paramref name="seconds"/> at the declared rate.</summary>
     public double BytesIn(double seconds) => seconds * Gbps * 1e9 / 8;

@@ -53,7 +53,7 @@ public sealed class HopCheckTests
         const long Crossing = 400_000;
         double Step(double gbps) => computeSeconds + (Crossing * 8 / (gbps * 1e9));
 
-        double measured = check.MeasuredLinkSeconds(Step(check.Gbps), Step(check.Gbps * factor));
+        double measured = check.MeasuredLinkSeconds(Step(check.Gbps) - Step(check.Gbps * factor));
 
         Assert.Equal(Crossing * 8 / (check.Gbps * 1e9), measured, 9);
         Assert.Equal(Crossing, check.BytesIn(measured), 3);
