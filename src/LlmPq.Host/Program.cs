@@ -9,6 +9,7 @@ var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster throu
     BenchCommand.Create(),
     ServeCommand.Create(),
     StageCommand.Create(),
+    HostsCheckCommand.Create(),
     DemoCommand.Create(),
     PlanCommand.Create(),
     ProfileCommand.Create(),

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using LlmPq.Host.Emulation;
 using LlmPq.Planning;
 using LlmPq.Host.Serving;
 using LlmPq.Stages;
@@ -37,9 +38,13 @@ internal static class ServeCommand
         var engine = new EngineCommandOptions(severalPolicies: false);
         var plan = new Option<FileInfo?>("--plan") { Description = "Serve as a pipeline: the stages, token budget and micro-batch of this plan (from 'llmpq plan --out'; quantize the model by it first)." };
         var cluster = new Option<FileInfo?>("--cluster") { Description = "Serve as a pipeline on this cluster: plan it now, quantize the model by the plan, serve that." };
+        var emulateHosts = new Option<bool>("--emulate-hosts")
+        {
+            Description = "With --cluster: run each host but the coordinator in a network namespace of this machine, linked by veth pairs at the cluster's link rates (tc tbf, no added latency), and serve across them. Root only; see docs/emulated-hosts.md.",
+        };
         var command = new Command("serve", "Serve a model over the OpenAI chat API (POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics), in-process or as a pipeline of stages.")
         {
-            model, host, port, apiKey, shutdownTimeout, maxRequestBytes, metricsUnauthenticated, otlpEndpoint, plan, cluster,
+            model, host, port, apiKey, shutdownTimeout, maxRequestBytes, metricsUnauthenticated, otlpEndpoint, plan, cluster, emulateHosts,
         };
         foreach (Option option in engine.All)
         {
@@ -51,6 +56,11 @@ internal static class ServeCommand
             if (r.GetValue(plan) is not null && r.GetValue(cluster) is not null)
             {
                 r.AddError("Give --plan or --cluster, not both.");
+            }
+
+            if (r.GetValue(emulateHosts) && r.GetValue(cluster) is null)
+            {
+                r.AddError("--emulate-hosts needs --cluster: it emulates the hosts of a cluster file.");
             }
         });
 
@@ -76,6 +86,15 @@ internal static class ServeCommand
             }
 
             Plan? planned = null;
+            using ILoggerFactory emulationLoggers = Cli.CreateLoggerFactory(parse);
+            await using EmulatedHosts? emulated = parse.GetValue(emulateHosts)
+                ? await EmulatedHosts.StartAsync(ClusterSpec.Load(parse.GetValue(cluster)!.FullName), emulationLoggers, ct).ConfigureAwait(false)
+                : null;
+            foreach (string line in emulated?.Describe() ?? [])
+            {
+                Console.Error.WriteLine($"llmpq: emulated {line}");
+            }
+
             if (parse.GetValue(plan) is { } planFile)
             {
                 (planned, string? warning) = PlannedModel.Load(modelPath, planFile.FullName);
@@ -89,7 +108,7 @@ internal static class ServeCommand
                 using var loggers = Cli.CreateLoggerFactory(parse);
                 int ctxTokens = parse.GetValue(engine.ContextLength);
                 (planned, modelPath) = await PlannedModel.PlanAndQuantizeAsync(
-                    modelPath, ClusterSpec.Load(clusterFile.FullName), new Workload(parse.GetValue(engine.MaxSequences), Math.Max(1, ctxTokens / 2), Math.Max(1, ctxTokens / 2)), loggers, ct).ConfigureAwait(false);
+                    modelPath, emulated?.Cluster ?? ClusterSpec.Load(clusterFile.FullName), new Workload(parse.GetValue(engine.MaxSequences), Math.Max(1, ctxTokens / 2), Math.Max(1, ctxTokens / 2)), loggers, ct).ConfigureAwait(false);
                 PlanTable.Print(Console.Error, planned);
             }
 
