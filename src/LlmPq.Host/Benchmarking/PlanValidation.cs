@@ -3,6 +3,7 @@ using System.Globalization;
 using LlmPq.Host.Commands;
 using LlmPq.Planning;
 using LlmPq.Planning.Indicator;
+using LlmPq.Runner;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 
@@ -119,7 +120,10 @@ internal static class PlanValidation
         ChatOptions warm = chat.Clone();
         warm.MaxOutputTokens = 2;
         await client.GetResponseAsync("warm up", warm, cancellationToken).ConfigureAwait(false);
-        progress.WriteLine(string.Create(c, $"{label}: started {plan.Stages.Count} stages and the runner in {clock.Elapsed.TotalSeconds:F1} s"));
+        string processes = client.GetService<LlmPqPipeline>() is { } pipeline
+            ? string.Create(c, $"{pipeline.Stages.Count} stage servers (pid {string.Join(", ", pipeline.Stages.Select(s => s.ProcessId?.ToString(c) ?? s.Endpoint))}) and the runner (pid {pipeline.RunnerProcessId})")
+            : "the engine in process";
+        progress.WriteLine(string.Create(c, $"{label}: started {processes} in {clock.Elapsed.TotalSeconds:F1} s"));
 
         var repeats = new List<MeasuredPerformance>(settings.Repeats);
         for (int r = 0; r < settings.Repeats; r++)

@@ -30,6 +30,13 @@ internal static class PlanCommand
         {
             model, preset, cluster, batch, prompt, generate, gamma, theta, quality, output, json, validate, validateOut, repeat,
         };
+        repeat.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+            {
+                r.AddError($"--repeat must be at least 1; it is {r.GetValueOrDefault<int>()}.");
+            }
+        });
         command.Validators.Add(r =>
         {
             if ((r.GetValue(model) is null) == (r.GetValue(preset) is null))
@@ -40,11 +47,6 @@ internal static class PlanCommand
             if (r.GetValue(validate) && r.GetValue(model) is null)
             {
                 r.AddError("--validate runs the plan: give the model file with --model PATH (a --preset has no weights to run).");
-            }
-
-            if (r.GetValue(repeat) < 1)
-            {
-                r.AddError($"--repeat must be at least 1; it is {r.GetValue(repeat)}.");
             }
         });
 
