@@ -34,9 +34,13 @@ internal static class PlanValidationChart
         double y = 40;
         foreach (var (title, unit, predicted, measured) in panels)
         {
-            double max = report.Rows.SelectMany(r => r.Predicted.Select(predicted).Concat(r.Measured is { } m ? [measured(m)] : [])).DefaultIfEmpty(1).Max();
-            max = max > 0 ? max : 1;
-            svg.Add(BenchCharts.Text(16, y + 16, $"{title} ({unit})", "start", new XAttribute("font-weight", "bold")));
+            double[] all = [.. report.Rows.SelectMany(r => r.Predicted.Select(predicted).Concat(r.Measured is { } m ? [measured(m)] : [])).Where(v => v > 0)];
+            double max = all.DefaultIfEmpty(1).Max();
+
+            // Predictions and measurements can be orders of magnitude apart: then a logarithmic axis shows both.
+            double? low = all.Length > 0 && max / all.Min() > 20 ? Math.Pow(10, Math.Floor(Math.Log10(all.Min()))) : null;
+            double Width(double v) => low is double lo ? Math.Max(1, BarWidth * Math.Log10(Math.Max(v, lo) / lo) / Math.Log10(max / lo)) : BarWidth * v / max;
+            svg.Add(BenchCharts.Text(16, y + 16, $"{title} ({unit}{(low is null ? string.Empty : ", log scale")})", "start", new XAttribute("font-weight", "bold")));
             y += PanelTitle;
             foreach (PlanValidationRow row in report.Rows)
             {
@@ -51,7 +55,7 @@ internal static class PlanValidationChart
                         continue;
                     }
 
-                    double width = BarWidth * v / max;
+                    double width = Width(v);
                     string text = v.ToString(unit == "s" ? "F3" : "F1", CultureInfo.InvariantCulture);
                     svg.Add(
                         BenchCharts.Element(
