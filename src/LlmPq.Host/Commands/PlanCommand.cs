@@ -48,6 +48,11 @@ internal static class PlanCommand
             {
                 r.AddError("--validate runs the plan: give the model file with --model PATH (a --preset has no weights to run).");
             }
+
+            if (!r.GetValue(validate) && (r.GetResult(repeat) is { Implicit: false } || r.GetResult(validateOut) is { Implicit: false }))
+            {
+                r.AddError("--repeat and --validate-out go with --validate; add --validate to run the plan.");
+            }
         });
 
         command.SetAction((parse, ct) => Cli.RunAsync(async () =>
@@ -94,7 +99,8 @@ internal static class PlanCommand
 
             if (parse.GetValue(validate))
             {
-                await ValidateAsync(parse, plan, spec, indicator, parse.GetValue(cluster)!.FullName, devices, parse.GetValue(validateOut)!.FullName, parse.GetValue(repeat), ct).ConfigureAwait(false);
+                var settings = new PlanValidationSettings(parse.GetValue(model)!.FullName, spec, indicator, parse.GetValue(cluster)!.FullName, devices, parse.GetValue(repeat), parse.GetValue(validateOut)!.FullName);
+                await ValidateAsync(parse, plan, settings, ct).ConfigureAwait(false);
             }
 
             return 0;
@@ -103,25 +109,23 @@ internal static class PlanCommand
     }
 
     /// <summary>Runs the plan and its baselines (<c>--validate</c>), prints the table and writes the report.</summary>
-    private static async Task ValidateAsync(ParseResult parse, Plan plan, ModelSpec spec, QualityIndicatorTable indicator, string clusterPath, ClusterSpec cluster, string folder, int repeats, CancellationToken ct)
+    private static async Task ValidateAsync(ParseResult parse, Plan plan, PlanValidationSettings settings, CancellationToken ct)
     {
-        string model = parse.GetValue<FileInfo?>("--model")!.FullName;
         using var loggers = Cli.CreateLoggerFactory(parse);
 
         // Every sequence holds its prompt and its answer, as the planner's memory model counts them; a little more for the template's rounding.
         int contextLength = plan.Workload.PromptTokens + plan.Workload.GeneratedTokens + 16;
-        var settings = new PlanValidationSettings(model, spec, indicator, clusterPath, cluster, repeats, folder);
         Console.WriteLine();
         PlanValidationReport report = await PlanValidation.RunAsync(
             settings,
             plan,
-            (candidate, planFile, token) => PlannedModel.PipelineOptionsAsync(model, candidate, planFile, contextLength, loggers, token),
+            (candidate, planFile, token) => PlannedModel.PipelineOptionsAsync(settings.Model, candidate, planFile, contextLength, loggers, token),
             loggers,
             Console.Error,
             ct).ConfigureAwait(false);
         Console.WriteLine();
         Console.Write(report.ToMarkdown());
-        foreach (string file in report.Save(folder))
+        foreach (string file in report.Save(settings.Folder))
         {
             Console.Error.WriteLine($"llmpq: wrote {file}");
         }

@@ -180,6 +180,18 @@ public sealed partial class PlanValidationTests
         Assert.Contains(message, r.StandardError, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Validation_options_without_validate_are_refused()
+    {
+        string cluster = TestModels.TempPath("cluster.json");
+        File.WriteAllText(cluster, Cluster);
+
+        CliRunner.Result r = CliRunner.Run("plan", "--model", TestModels.Small, "--cluster", cluster, "--repeat", "5");
+
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("add --validate", r.StandardError, StringComparison.Ordinal);
+    }
+
     private static void AssertNoProcessOutlived(string log)
     {
         int[] pids = [.. Pid().Matches(log).SelectMany(m => m.Groups[1].Value.Split(", ")).Select(v => int.Parse(v, CultureInfo.InvariantCulture))];
