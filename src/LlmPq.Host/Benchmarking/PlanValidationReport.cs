@@ -162,9 +162,7 @@ internal sealed record PlanValidationReport(string Model, string Cluster, Worklo
         }
 
         md.AppendLine();
-        md.AppendLine(string.Join(
-            "; ",
-            PhaseTimeMape.Select((e, i) => $"Cost-model error (MAPE of predicted against measured prefill and decode phase times, {Rows.Count(r => r.Measured is not null)} plans), {models[i]}: {(e is double v ? string.Create(c, $"{v:P1}") : "-")}")) + ".");
+        md.AppendLine(c, $"Cost-model error (MAPE of predicted against measured prefill and decode phase times, {Rows.Count(r => r.Measured is not null)} plans): {string.Join(", ", PhaseTimeMape.Select((e, i) => $"{models[i]} {(e is double v ? string.Create(c, $"{v:P1}") : "-")}"))}.");
         return md.ToString();
     }
 

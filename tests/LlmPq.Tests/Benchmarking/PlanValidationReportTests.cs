@@ -88,8 +88,8 @@ public sealed class PlanValidationReportTests
         Assert.Contains("did not run: out of memory", md, StringComparison.Ordinal);
         Assert.Contains("| llama.cpp default | 2.00× | 1.50× | 1.33× | 0.67 |", md, StringComparison.Ordinal);
         PlanValidationReport report = Report();
-        Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"profiled: {report.PhaseTimeMape[0]:P1}"), md, StringComparison.Ordinal);
-        Assert.Contains("roofline: 5.0 %", md, StringComparison.Ordinal);
+        Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"plans): profiled {report.PhaseTimeMape[0]:P1}, roofline"), md, StringComparison.Ordinal);
+        Assert.Contains("roofline 5.0 %.", md, StringComparison.Ordinal);
     }
 
     [Fact]
