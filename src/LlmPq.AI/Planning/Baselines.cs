@@ -59,7 +59,7 @@ internal static class Baselines
         {
             // θ large enough that a step of the smallest ω outweighs any latency: quality first, latency as a tie-break.
             PlanningSolution s = PlanOptimizer.Solve(problem with { Configurations = [problem.Configurations[config]], Theta = 1e9 / omegaScale, MaxOmega = null }, cancellationToken);
-            return new BaselinePlan("AdaBits", builder.Predicted(s), s.Omega, builder.Stages(s), "least Σω under memory");
+            return new BaselinePlan("AdaBits", builder.Predicted(s), s.Omega, builder.Stages(s), "least Σω under memory") { PrefillMicroBatch = s.PrefillMicroBatch };
         }
         catch (PlanningException ex)
         {
@@ -74,7 +74,7 @@ internal static class Baselines
         {
             if (plan(type) is { } solution)
             {
-                return new BaselinePlan(name, builder.Predicted(solution), solution.Omega, builder.Stages(solution), $"{note}: {problem.TypeNames[type]}");
+                return new BaselinePlan(name, builder.Predicted(solution), solution.Omega, builder.Stages(solution), $"{note}: {problem.TypeNames[type]}") { PrefillMicroBatch = solution.PrefillMicroBatch };
             }
         }
 
@@ -179,21 +179,27 @@ internal static class Baselines
         return counts;
     }
 
-    /// <summary>Evaluates a fixed plan with the optimizer's latency model; null when a stage does not fit or a layer cannot take its type.</summary>
-    internal static PlanningSolution? Evaluate(PlanningProblem problem, int config, IReadOnlyList<(int Device, int Start, int End, int Type)> stages)
+    /// <summary>Evaluates a fixed plan of one type per stage; see the overload with a type per layer.</summary>
+    internal static PlanningSolution? Evaluate(PlanningProblem problem, int config, IReadOnlyList<(int Device, int Start, int End, int Type)> stages) =>
+        Evaluate(problem, config, [.. stages.Select(s => (s.Device, s.Start, (IReadOnlyList<int>)[.. Enumerable.Repeat(s.Type, s.End - s.Start)]))]);
+
+    /// <summary>
+    /// Evaluates a fixed plan (a device, a first layer and a type index per layer of each stage) with the optimizer's
+    /// latency model; null when a stage does not fit or a layer cannot take its type.
+    /// </summary>
+    internal static PlanningSolution? Evaluate(PlanningProblem problem, int config, IReadOnlyList<(int Device, int Start, IReadOnlyList<int> Types)> stages)
     {
         PlanningConfiguration c = problem.Configurations[config];
         var planned = new List<PlannedStage>(stages.Count);
         double omega = 0;
         for (int j = 0; j < stages.Count; j++)
         {
-            (int device, int start, int end, int type) = stages[j];
+            (int device, int start, IReadOnlyList<int> types) = stages[j];
             KindCosts k = c.Costs[problem.Devices[device].Kind];
             bool first = j == 0, last = j == stages.Count - 1;
-            int count = end - start;
-            for (int l = start; l < end; l++)
+            for (int i = 0; i < types.Count; i++)
             {
-                if (problem.Omega[l][type] is not double w)
+                if (problem.Omega[start + i][types[i]] is not double w)
                 {
                     return null;
                 }
@@ -201,14 +207,14 @@ internal static class Baselines
                 omega += w;
             }
 
-            long bytes = (count * k.Layer[type].Bytes) + (first ? k.FirstStage.Bytes : 0) + (last ? k.LastStage.Bytes : 0);
+            long bytes = types.Sum(t => k.Layer[t].Bytes) + (first ? k.FirstStage.Bytes : 0) + (last ? k.LastStage.Bytes : 0);
             if (bytes > Memory(problem, config, problem.Devices[device]))
             {
                 return null;
             }
 
-            double prefill = (count * k.Layer[type].PrefillSeconds) + (first ? k.FirstStage.PrefillSeconds : 0) + (last ? k.LastStage.PrefillSeconds : 0);
-            double decode = (count * k.Layer[type].DecodeSeconds) + (first ? k.FirstStage.DecodeSeconds : 0) + (last ? k.LastStage.DecodeSeconds : 0);
+            double prefill = types.Sum(t => k.Layer[t].PrefillSeconds) + (first ? k.FirstStage.PrefillSeconds : 0) + (last ? k.LastStage.PrefillSeconds : 0);
+            double decode = types.Sum(t => k.Layer[t].DecodeSeconds) + (first ? k.FirstStage.DecodeSeconds : 0) + (last ? k.LastStage.DecodeSeconds : 0);
             if (!last)
             {
                 int next = stages[j + 1].Device;
@@ -216,7 +222,7 @@ internal static class Baselines
                 decode = Math.Max(decode, c.DecodeSendSeconds?[device][next] ?? 0);
             }
 
-            planned.Add(new PlannedStage(device, start, end, [.. Enumerable.Repeat(type, count)], bytes, prefill, decode));
+            planned.Add(new PlannedStage(device, start, start + types.Count, types, bytes, prefill, decode));
         }
 
         int mp = problem.PrefillMicroBatchCount(c);

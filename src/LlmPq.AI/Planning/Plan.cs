@@ -42,6 +42,9 @@ public sealed record BaselinePlan(string Name, PredictedPerformance? Predicted, 
 {
     /// <summary>Gets whether the baseline fits the cluster (written as <c>fits</c>, so a plan file says so in words).</summary>
     public bool Fits => Predicted is not null;
+
+    /// <summary>Gets the prefill micro-batch it was priced with (0 in plan files written before it was recorded: the decode micro-batch, as LLM-PQ runs baselines).</summary>
+    public int PrefillMicroBatch { get; init; }
 }
 
 /// <summary>
@@ -149,4 +152,42 @@ public sealed record Plan
 
     /// <summary>Gets every layer's type in order.</summary>
     public IReadOnlyList<GgmlType> LayerTypes() => [.. Stages.SelectMany(s => s.LayerTypes)];
+
+    /// <summary>
+    /// Gets the plan that one of this plan's baselines stands for, to quantize and serve it as this plan would be: the
+    /// same model and workload, the baseline's stages, types, prediction and prefill micro-batch (the decode
+    /// micro-batch where it recorded none, ξp = ξd as LLM-PQ runs its baselines), and no baselines of its own.
+    /// </summary>
+    /// <param name="baseline">One of <see cref="Baselines"/> (or a baseline planned for the same model and cluster).</param>
+    /// <returns>The baseline as a plan.</returns>
+    /// <exception cref="ArgumentException">The baseline does not fit, or its stages do not cover this plan's layers.</exception>
+    public Plan ForBaseline(BaselinePlan baseline)
+    {
+        ArgumentNullException.ThrowIfNull(baseline);
+        if (baseline is not { Predicted: { } predicted, Indicator: double omega } || baseline.Stages.Count == 0)
+        {
+            throw new ArgumentException($"The baseline '{baseline.Name}' does not fit the cluster ({baseline.Note}); there is no plan to run.", nameof(baseline));
+        }
+
+        int prefillMicroBatch = baseline.PrefillMicroBatch > 0 ? baseline.PrefillMicroBatch : DecodeMicroBatch;
+        var plan = this with
+        {
+            Stages = baseline.Stages,
+            PrefillMicroBatch = prefillMicroBatch,
+            TokenBudget = Planner.TokenBudget(Workload, prefillMicroBatch, DecodeMicroBatch, baseline.Stages.Count),
+            Indicator = omega,
+            Predicted = predicted,
+            Baselines = [],
+            SolveMilliseconds = 0,
+        };
+        try
+        {
+            // The same checks as a plan file read back gets.
+            return FromJson(plan.ToJson());
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new ArgumentException($"The baseline '{baseline.Name}' is not a plan of this model: {ex.Message}", nameof(baseline), ex);
+        }
+    }
 }

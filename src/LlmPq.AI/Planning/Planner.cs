@@ -53,6 +53,67 @@ public static class Planner
     }
 
     /// <summary>
+    /// Prices a given plan (the planner's, or one of its baselines as <see cref="Plan.ForBaseline"/> gives it) under a
+    /// cost model: the same latency model the optimizer minimizes, so that one plan can be compared under several cost
+    /// models (the roofline against measured profiles) and against what it measures.
+    /// </summary>
+    /// <param name="plan">The plan: its stages, types, micro-batches and workload.</param>
+    /// <param name="model">The model's shape (the plan's).</param>
+    /// <param name="cluster">The cluster the plan was made for (its devices are found by name).</param>
+    /// <param name="indicator">ω[layer, type], for the candidate types.</param>
+    /// <param name="costModel">The cost model.</param>
+    /// <returns>What <paramref name="costModel"/> predicts for the plan.</returns>
+    /// <exception cref="ArgumentException">The plan is not one of this model and cluster: another shape, a device or a type the planner does not know, a prefill micro-batch it does not consider.</exception>
+    /// <exception cref="PlanningException">A stage does not fit its device.</exception>
+    public static PredictedPerformance Evaluate(Plan plan, ModelSpec model, ClusterSpec cluster, QualityIndicatorTable indicator, ICostModel costModel)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(cluster);
+        ArgumentNullException.ThrowIfNull(indicator);
+        ArgumentNullException.ThrowIfNull(costModel);
+        if (ShapeFingerprint(model) != plan.ModelShape)
+        {
+            throw new ArgumentException($"The plan was made for a model of shape {plan.ModelShape}; {model.Name} has shape {ShapeFingerprint(model)}.", nameof(plan));
+        }
+
+        var builder = new ProblemBuilder(model, cluster, plan.Workload, new QualityTarget(plan.Theta, plan.QualityBound), indicator, costModel);
+        PlanningProblem problem = builder.Build();
+        int config = problem.Configurations.ToList().FindIndex(c => c.PrefillMicroBatch == plan.PrefillMicroBatch);
+        if (config < 0)
+        {
+            throw new ArgumentException($"The plan's prefill micro-batch is {plan.PrefillMicroBatch}; on this cluster the planner considers {string.Join(", ", problem.Configurations.Select(c => c.PrefillMicroBatch))}.", nameof(plan));
+        }
+
+        List<string> devices = [.. cluster.Devices.Select(d => d.Name)];
+        List<GgmlType> types = [.. builder.Types];
+        var stages = new List<(int Device, int Start, IReadOnlyList<int> Types)>(plan.Stages.Count);
+        foreach (StagePlan stage in plan.Stages)
+        {
+            int device = devices.IndexOf(stage.Device.Name);
+            if (device < 0)
+            {
+                throw new ArgumentException($"The plan's device '{stage.Device.Name}' is not in the cluster ({string.Join(", ", devices)}).", nameof(plan));
+            }
+
+            if (stage.LayerTypes.Where(t => !types.Contains(t)).Select(t => (GgmlType?)t).FirstOrDefault() is GgmlType unknown)
+            {
+                throw new ArgumentException($"The plan's type {GgmlTypes.Name(unknown)} is not a candidate type of {model.Name} ({string.Join(", ", types.Select(GgmlTypes.Name))}).", nameof(plan));
+            }
+
+            stages.Add((device, stage.LayerStart, [.. stage.LayerTypes.Select(t => types.IndexOf(t))]));
+        }
+
+        PlanningSolution solution = Baselines.Evaluate(problem, config, stages)
+            ?? throw new PlanningException($"A stage of the plan does not fit its device in {cluster.Devices.Count} devices' memory, or a layer cannot take its type.");
+        return builder.Predicted(solution);
+    }
+
+    /// <summary>Gets the serving token budget of a plan: enough tokens for every stage to hold one prefill micro-batch in flight, so the pipeline fills.</summary>
+    internal static int TokenBudget(Workload workload, int prefillMicroBatch, int decodeMicroBatch, int stages) =>
+        Math.Max(decodeMicroBatch, prefillMicroBatch * workload.PromptTokens * stages);
+
+    /// <summary>
     /// A fingerprint of a model's shape: layer count and every matrix's name and shape, never the tensors' types or their
     /// order in the file, so that a model and its quantized copy (which llama.cpp writes in another order) share it.
     /// </summary>
@@ -194,8 +255,7 @@ public static class Planner
             PrefillMicroBatch = solution.PrefillMicroBatch,
             DecodeMicroBatch = solution.DecodeMicroBatch,
 
-            // Enough tokens for every stage to hold one prefill micro-batch in flight, so the pipeline fills.
-            TokenBudget = Math.Max(solution.DecodeMicroBatch, PrefillTokens(solution.PrefillMicroBatch) * solution.Stages.Count),
+            TokenBudget = TokenBudget(workload, solution.PrefillMicroBatch, solution.DecodeMicroBatch, solution.Stages.Count),
             Indicator = solution.Omega,
             IndicatorMethod = indicator.Method,
             Predicted = Predicted(solution),

@@ -183,7 +183,8 @@ internal static class BenchCharts
         return "<!DOCTYPE html>\n" + html.ToString();
     }
 
-    private static XElement Svg(double height, string title) => new(
+    /// <summary>An empty chart of the common width, white, with its title.</summary>
+    internal static XElement Svg(double height, string title) => new(
         s_svg + "svg",
         new XAttribute("width", Width),
         new XAttribute("height", Invariant($"{height:F0}")),
@@ -194,7 +195,8 @@ internal static class BenchCharts
         new XElement(s_svg + "rect", new XAttribute("width", "100%"), new XAttribute("height", "100%"), new XAttribute("fill", "white")),
         Text(Left, 22, title, "start", new XAttribute("font-size", "14"), new XAttribute("font-weight", "bold")));
 
-    private static XElement Line(double x1, double y1, double x2, double y2, string? cssClass, string? stroke = null) => new(
+    /// <summary>A line; a series' color as <paramref name="stroke"/>, or a CSS class (grid, minor, slo).</summary>
+    internal static XElement Line(double x1, double y1, double x2, double y2, string? cssClass, string? stroke = null) => new(
         s_svg + "line",
         new XAttribute("x1", Invariant($"{x1:F1}")),
         new XAttribute("y1", Invariant($"{y1:F1}")),
@@ -204,7 +206,8 @@ internal static class BenchCharts
         stroke is null ? null : new XAttribute("stroke", stroke),
         stroke is null ? null : new XAttribute("stroke-width", "2"));
 
-    private static XElement Text(double x, double y, string text, string anchor, params object[] extra) => new(
+    /// <summary>A label anchored at (x, y).</summary>
+    internal static XElement Text(double x, double y, string text, string anchor, params object[] extra) => new(
         s_svg + "text",
         new XAttribute("x", Invariant($"{x:F1}")),
         new XAttribute("y", Invariant($"{y:F1}")),
@@ -212,7 +215,14 @@ internal static class BenchCharts
         extra,
         text);
 
-    private static XElement Title(string text) => new(s_svg + "title", text);
+    /// <summary>A tooltip.</summary>
+    internal static XElement Title(string text) => new(s_svg + "title", text);
+
+    /// <summary>An SVG element of another kind than these.</summary>
+    internal static XElement Element(string name, params object?[] content) => new(s_svg + name, content);
+
+    /// <summary>The color of the <paramref name="index"/>th series, as every chart uses them.</summary>
+    internal static string Color(int index) => s_colors[index % s_colors.Length];
 
     private static string Milliseconds(double ms) => ms >= 1000 ? Invariant($"{ms / 1000:G3} s") : Invariant($"{ms:G3} ms");
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LlmPq.Gguf;
+using LlmPq.Host.Benchmarking;
 using LlmPq.Planning;
 using LlmPq.Planning.Indicator;
 
@@ -22,19 +23,39 @@ internal static class PlanCommand
         var quality = new Option<string>("--quality") { Description = "Hard bound: no worse than uniform TYPE by the indicator (q8_0, q6_k, q5_k, q4_k, q3_k), or 'none'.", DefaultValueFactory = _ => "q4_K" };
         var output = new Option<FileInfo?>("--out", "-o") { Description = "Write the plan (JSON) here." };
         var json = new Option<bool>("--json") { Description = "Print the plan as JSON instead of the table." };
+        var validate = new Option<bool>("--validate") { Description = "Then run the plan and every baseline that fits on the cluster (each quantized and served as 'serve --plan' does, the workload's B requests at once) and print measured against predicted; needs --model." };
+        var validateOut = new Option<DirectoryInfo>("--validate-out") { Description = "With --validate: write validation.md, validation.json, validation.svg and each plan run (plans/) here.", DefaultValueFactory = _ => new DirectoryInfo("plan-validation") };
+        var repeat = new Option<int>("--repeat") { Description = "With --validate: runs of the workload per plan; the table shows their medians.", DefaultValueFactory = _ => 3 };
         var command = new Command("plan", "Plan device order, layer ranges, per-layer GGUF types and micro-batches for a model on a cluster (LLM-PQ).")
         {
-            model, preset, cluster, batch, prompt, generate, gamma, theta, quality, output, json,
+            model, preset, cluster, batch, prompt, generate, gamma, theta, quality, output, json, validate, validateOut, repeat,
         };
+        repeat.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+            {
+                r.AddError($"--repeat must be at least 1; it is {r.GetValueOrDefault<int>()}.");
+            }
+        });
         command.Validators.Add(r =>
         {
             if ((r.GetValue(model) is null) == (r.GetValue(preset) is null))
             {
                 r.AddError("Give exactly one of --model PATH or --preset NAME.");
             }
+
+            if (r.GetValue(validate) && r.GetValue(model) is null)
+            {
+                r.AddError("--validate runs the plan: give the model file with --model PATH (a --preset has no weights to run).");
+            }
+
+            if (!r.GetValue(validate) && (r.GetResult(repeat) is { Implicit: false } || r.GetResult(validateOut) is { Implicit: false }))
+            {
+                r.AddError("--repeat and --validate-out go with --validate; add --validate to run the plan.");
+            }
         });
 
-        command.SetAction((parse, ct) => Cli.RunAsync(() =>
+        command.SetAction((parse, ct) => Cli.RunAsync(async () =>
         {
             string q = parse.GetValue(quality)!;
             GgmlType? bound = q.Equals("none", StringComparison.OrdinalIgnoreCase) ? null
@@ -77,9 +98,38 @@ internal static class PlanCommand
                 Console.WriteLine(PlanTable.CostModels(devices));
             }
 
-            return Task.FromResult(0);
+            if (parse.GetValue(validate))
+            {
+                var settings = new PlanValidationSettings(parse.GetValue(model)!.FullName, spec, indicator, parse.GetValue(cluster)!.FullName, devices, parse.GetValue(repeat), parse.GetValue(validateOut)!.FullName);
+                await ValidateAsync(parse, plan, settings, ct).ConfigureAwait(false);
+            }
+
+            return 0;
         }));
         return command;
+    }
+
+    /// <summary>Runs the plan and its baselines (<c>--validate</c>), prints the table and writes the report.</summary>
+    private static async Task ValidateAsync(ParseResult parse, Plan plan, PlanValidationSettings settings, CancellationToken ct)
+    {
+        using var loggers = Cli.CreateLoggerFactory(parse);
+
+        // Every sequence holds its prompt and its answer, as the planner's memory model counts them; a little more for the template's rounding.
+        int contextLength = plan.Workload.PromptTokens + plan.Workload.GeneratedTokens + 16;
+        Console.WriteLine();
+        PlanValidationReport report = await PlanValidation.RunAsync(
+            settings,
+            plan,
+            (candidate, planFile, token) => PlannedModel.PipelineOptionsAsync(settings.Model, candidate, planFile, contextLength, loggers, token),
+            loggers,
+            Console.Error,
+            ct).ConfigureAwait(false);
+        Console.WriteLine();
+        Console.Write(report.ToMarkdown());
+        foreach (string file in report.Save(settings.Folder))
+        {
+            Console.Error.WriteLine($"llmpq: wrote {file}");
+        }
     }
 }
 

@@ -5,6 +5,7 @@ using LlmPq.Gguf;
 using LlmPq.Planning;
 using LlmPq.Planning.Indicator;
 using LlmPq.Quantization;
+using LlmPq.Stages;
 using Microsoft.Extensions.Logging;
 
 namespace LlmPq.Host.Commands;
@@ -22,6 +23,13 @@ internal static class PlannedModel
         ModelSpec spec = ModelSpec.FromGguf(GgufReader.Read(model));
         QualityIndicatorTable indicator = QualityIndicator.Compute(model, cancellationToken: cancellationToken);
         Plan plan = Planner.Create(spec, cluster, workload, QualityTarget.Default, indicator, cancellationToken: cancellationToken);
+        return (plan, await QuantizeAsync(model, plan, loggers, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>Quantizes <paramref name="model"/> by <paramref name="plan"/>, once: the result is kept at <see cref="OutputPath"/> and reused while the source and the plan's types are the same.</summary>
+    /// <returns>The quantized model's path.</returns>
+    public static async Task<string> QuantizeAsync(string model, Plan plan, ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
         string output = OutputPath(model, plan);
         if (!File.Exists(output))
         {
@@ -39,7 +47,33 @@ internal static class PlannedModel
             }
         }
 
-        return (plan, output);
+        return output;
+    }
+
+    /// <summary>
+    /// Quantizes <paramref name="model"/> by the plan written at <paramref name="planPath"/> and gives the options that
+    /// serve it as <c>llmpq serve --model QUANTIZED --plan PLAN</c> does: the plan read back and checked against the
+    /// quantized model, the engine's defaults, the plan's stages, token budget, micro-batch and sequences.
+    /// </summary>
+    /// <param name="model">The source model.</param>
+    /// <param name="plan">The plan (written at <paramref name="planPath"/>).</param>
+    /// <param name="planPath">The plan's file.</param>
+    /// <param name="contextLength">Tokens per sequence.</param>
+    /// <param name="loggers">The quantizer's loggers.</param>
+    /// <param name="cancellationToken">Cancels the quantization.</param>
+    /// <returns>The pipeline's options.</returns>
+    public static async Task<LlmPqOptions> PipelineOptionsAsync(string model, Plan plan, string planPath, int contextLength, ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        string quantized = await QuantizeAsync(model, plan, loggers, cancellationToken).ConfigureAwait(false);
+        (Plan served, string? warning) = Load(quantized, planPath);
+        if (warning is not null)
+        {
+            throw new InvalidDataException(warning);
+        }
+
+        var options = new LlmPqOptions { ModelPath = quantized, ContextLength = contextLength, RunnerPath = Cli.RunnerPath };
+        PlanStages.Apply(options, served);
+        return options;
     }
 
     /// <summary>
