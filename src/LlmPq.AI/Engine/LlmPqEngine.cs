@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using System.Threading.Channels;
 using LlmPq.Native;
 using LlmPq.Scheduling;
@@ -61,13 +62,14 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         _logger = _loggerFactory.CreateLogger<LlmPqEngine>();
         _meterFactory = meterFactory;
         ModelId = options.EffectiveModelId;
+        Iterations = new IterationWatch(options.Watchdog);
     }
 
     /// <summary>Gets the id of the served model.</summary>
     public string ModelId { get; }
 
     /// <summary>Gets a value indicating whether the model is loaded and requests are served.</summary>
-    public bool IsReady => _loaded.Task.IsCompletedSuccessfully && !_stopping;
+    public bool IsReady => _loaded.Task.IsCompletedSuccessfully && !_stopping && !Iterations.Overdue;
 
     /// <summary>Gets the most tokens one conversation can hold (known once loaded).</summary>
     public int ContextLength { get; private set; }
@@ -83,6 +85,9 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
     /// <summary>Gets the KV cache tokens in use.</summary>
     public int KvTokensInUse => Volatile.Read(ref _kvTokens);
+
+    /// <summary>Gets the running iteration and its deadline, for a watchdog outside the loop thread (which a frozen stage blocks).</summary>
+    internal IterationWatch Iterations { get; }
 
     /// <summary>Gets how many times a sequence was evicted from the KV cache to be recomputed.</summary>
     internal long Preemptions => Interlocked.Read(ref _preemptions);
@@ -142,6 +147,11 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     internal EngineStream Submit(EngineRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
+        if (Iterations.Report() is { Overdue: true } stuck)
+        {
+            throw new LlmPqUnavailableException(string.Create(CultureInfo.InvariantCulture, $"The LlmPq engine is stuck: an iteration has run {stuck.RunningSeconds:0.#} s, past its deadline of {stuck.DeadlineSeconds:0.#} s (a stage server is frozen or unreachable). Retry later."));
+        }
+
         if (!IsReady)
         {
             throw new LlmPqUnavailableException("The LlmPq engine is not serving: it is still loading or has stopped.");
@@ -395,8 +405,10 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
             Fill(batch, plan, samples);
             long started = Stopwatch.GetTimestamp();
+            Iterations.Begin(plan.TokenCount);
             if (!Decode(batch, plan, started))
             {
+                Iterations.End(completed: false);
                 continue;
             }
 
@@ -659,6 +671,11 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     private void Measured(BatchScheduler scheduler, BatchPlan plan, TimeSpan elapsed)
     {
         _metrics!.Iteration(plan.Kind, elapsed);
+        if (Iterations.End(completed: true) is { } watched && watched.Elapsed > watched.Deadline)
+        {
+            LogIterationOverdue(_logger, watched.Elapsed.TotalSeconds, watched.Deadline.TotalSeconds, plan.TokenCount);
+        }
+
         if (_budget is null)
         {
             return;

@@ -33,7 +33,7 @@ internal static class RunnerCommand
             await using var engine = new LlmPqEngine(engineOptions, loggers);
             await engine.StartAsync(ct).ConfigureAwait(false);
             using var client = new LlmPqChatClient(engine, engineOptions, loggers.CreateLogger<LlmPqChatClient>());
-            await RunnerServer.ServeAsync(client, parse.GetValue(socket)!, loggers.CreateLogger("LlmPq.Pipeline.Runner"), ct).ConfigureAwait(false);
+            await RunnerServer.ServeAsync(client, engine.Iterations, parse.GetValue(socket)!, loggers.CreateLogger("LlmPq.Pipeline.Runner"), ct).ConfigureAwait(false);
             return 0;
         }));
         return command;
