@@ -94,7 +94,7 @@ internal static class IterationDeadline
     /// <param name="recent">The recent measured iterations; none (still warming up) gives the ceiling.</param>
     /// <param name="tokens">The iteration's tokens.</param>
     /// <param name="options">The floor, ceiling and multiplier.</param>
-    /// <returns>Multiplier × p99 of the recent times × max(1, tokens / their median tokens), within [floor, ceiling].</returns>
+    /// <returns>Multiplier × p99 of the recent times × max(1, tokens / p99 of their tokens), within [floor, ceiling].</returns>
     public static TimeSpan Compute(IReadOnlyList<IterationSample> recent, int tokens, StageWatchdogOptions options)
     {
         if (recent.Count == 0)
@@ -103,8 +103,10 @@ internal static class IterationDeadline
         }
 
         double p99 = Percentile([.. recent.Select(s => s.Elapsed.TotalSeconds)], 0.99);
-        double typicalTokens = Math.Max(1, Percentile([.. recent.Select(s => (double)s.Tokens)], 0.5));
-        double seconds = options.DeadlineMultiplier * p99 * Math.Max(1, tokens / typicalTokens);
+        // Scaled by the p99 of the tokens too: a decode of a few tokens costs nearly as much as one of many (the weights
+        // are read either way), so only an iteration larger than the large ones seen gets more time.
+        double largeTokens = Math.Max(1, Percentile([.. recent.Select(s => (double)s.Tokens)], 0.99));
+        double seconds = options.DeadlineMultiplier * p99 * Math.Max(1, tokens / largeTokens);
         return TimeSpan.FromSeconds(Math.Clamp(seconds, options.DeadlineFloor.TotalSeconds, options.DeadlineCeiling.TotalSeconds));
     }
 

@@ -7,7 +7,7 @@ namespace LlmPq.Stages;
 /// </summary>
 /// <remarks>
 /// The deadline of an iteration of <c>n</c> tokens is <see cref="DeadlineMultiplier"/> × the 99th percentile of the
-/// recent iterations' times × <c>max(1, n / their median token count)</c>, clamped to
+/// recent iterations' times × <c>max(1, n / the 99th percentile of their token counts)</c>, clamped to
 /// [<see cref="DeadlineFloor"/>, <see cref="DeadlineCeiling"/>]. The first iterations after the model loads (warm-up:
 /// graph allocation, the first prefill) are not measured and run under the ceiling.
 /// </remarks>

@@ -35,11 +35,13 @@ public sealed class IterationDeadlineTests
     }
 
     [Fact]
-    public void A_larger_iteration_than_usual_scales_the_deadline_by_its_tokens_and_a_smaller_one_does_not_shrink_it()
+    public void An_iteration_larger_than_the_large_ones_seen_scales_the_deadline_by_its_tokens_and_a_smaller_one_does_not_shrink_it()
     {
-        IterationSample[] recent = [.. Enumerable.Repeat(new IterationSample(TimeSpan.FromSeconds(0.5), 16), 20)];
+        // Mostly 1-token decodes, some 16-token batches: the p99 of the tokens is 16, not the median 1.
+        IterationSample[] recent = [.. Enumerable.Repeat(new IterationSample(TimeSpan.FromSeconds(0.5), 1), 80), .. Enumerable.Repeat(new IterationSample(TimeSpan.FromSeconds(0.5), 16), 20)];
 
         Assert.Equal(TimeSpan.FromSeconds(4 * 0.5 * 4), IterationDeadline.Compute(recent, 64, s_options));
+        Assert.Equal(TimeSpan.FromSeconds(4 * 0.5), IterationDeadline.Compute(recent, 16, s_options));
         Assert.Equal(TimeSpan.FromSeconds(4 * 0.5), IterationDeadline.Compute(recent, 1, s_options));
     }
 
