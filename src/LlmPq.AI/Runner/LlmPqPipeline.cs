@@ -31,6 +31,7 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
     private readonly Meter _meter;
     private readonly Counter<long> _runnerRestarts;
     private readonly Counter<long> _watchdogTrips;
+    private readonly MetricRelay.Replay _metrics;
     private readonly CancellationTokenSource _stopping = new();
     // Replaced (by the watch loop only) when the runner is lost; readers take the current one.
     private volatile TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -70,6 +71,7 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
         _supervisor = local.Stages.Count > 0 ? new StageSupervisor(local, _loggerFactory, meterFactory) : null;
         _meter = meterFactory?.Create("LlmPq") ?? new Meter("LlmPq");
         _runnerRestarts = _meter.CreateCounter<long>("llmpq.pipeline.runner.restarts", "{restart}", "Restarts of the engine's runner process after it or a stage failed.");
+        _metrics = new MetricRelay.Replay(_meter);
         _watchdogTrips = _meter.CreateCounter<long>("llmpq.pipeline.watchdog.trips", "{trip}", "Iterations stuck past the watchdog's deadline (a frozen stage); each replaces the runner and the stages that stopped answering.");
     }
 
@@ -302,7 +304,9 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
                 IterationReport? report;
                 try
                 {
-                    report = await _client.HeartbeatAsync(answer.Token).ConfigureAwait(false);
+                    RunnerProtocol.Reply? heartbeat = await _client.HeartbeatAsync(answer.Token).ConfigureAwait(false);
+                    _metrics.Record(heartbeat?.Metrics ?? []);
+                    report = heartbeat?.Iteration;
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {

@@ -2,7 +2,6 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
-using LlmPq.Stages;
 using Microsoft.Extensions.AI;
 
 namespace LlmPq.Runner;
@@ -29,21 +28,21 @@ internal sealed class RunnerClient(string socketPath, Func<string> lostReason)
         }
     }
 
-    /// <summary>Asks the runner for its engine's running iteration.</summary>
-    /// <returns>The report; null when the runner cannot be reached (it exited, or has not started).</returns>
-    public async Task<IterationReport?> HeartbeatAsync(CancellationToken cancellationToken)
+    /// <summary>Asks the runner for its engine's running iteration and the measurements it made since the last heartbeat.</summary>
+    /// <returns>The answer; null when the runner cannot be reached (it exited, or has not started).</returns>
+    public async Task<RunnerProtocol.Reply?> HeartbeatAsync(CancellationToken cancellationToken)
     {
         try
         {
-            IterationReport? report = null;
+            RunnerProtocol.Reply? last = null;
             await foreach (RunnerProtocol.Reply reply in SendAsync(new RunnerProtocol.Request(null, null, Heartbeat: true), cancellationToken).ConfigureAwait(false))
             {
-                report = reply.Iteration;
+                last = reply;
             }
 
-            return report;
+            return last;
         }
-        catch (LlmPqUnavailableException)
+        catch (Exception ex) when (ex is LlmPqUnavailableException or IOException)
         {
             return null;
         }

@@ -58,8 +58,8 @@ internal static class RunnerProtocol
     /// <summary>A tool's declaration: what the template and the grammar need of it.</summary>
     public sealed record Tool(string Name, string? Description, JsonElement Schema);
 
-    /// <summary>One line of the answer: an update, the end, or an error; or the answer to a heartbeat.</summary>
-    public sealed record Reply(ChatResponseUpdate? Update = null, bool Done = false, Failure? Error = null, IterationReport? Iteration = null);
+    /// <summary>One line of the answer: an update, the end, or an error; or the answer to a heartbeat (the running iteration, and the engine's measurements since the last heartbeat).</summary>
+    public sealed record Reply(ChatResponseUpdate? Update = null, bool Done = false, Failure? Error = null, IterationReport? Iteration = null, IReadOnlyList<MetricRelay.Measurement>? Metrics = null);
 
     /// <summary>An error that crosses the process boundary as the exception type the caller would have seen in-process.</summary>
     public sealed record Failure(string Kind, string Message, string? Code = null)

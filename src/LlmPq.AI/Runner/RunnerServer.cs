@@ -13,8 +13,8 @@ namespace LlmPq.Runner;
 /// </summary>
 internal static partial class RunnerServer
 {
-    /// <summary>Serves <paramref name="client"/> on <paramref name="socketPath"/> until cancelled; heartbeats report <paramref name="iterations"/>.</summary>
-    public static async Task ServeAsync(IChatClient client, IterationWatch iterations, string socketPath, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>Serves <paramref name="client"/> on <paramref name="socketPath"/> until cancelled; heartbeats report <paramref name="iterations"/> and carry <paramref name="metrics"/>.</summary>
+    public static async Task ServeAsync(IChatClient client, IterationWatch iterations, MetricRelay.Collector metrics, string socketPath, ILogger logger, CancellationToken cancellationToken)
     {
         File.Delete(socketPath);
         using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -28,7 +28,7 @@ internal static partial class RunnerServer
             {
                 Socket socket = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
                 connections.RemoveAll(t => t.IsCompleted);
-                connections.Add(HandleAsync(client, iterations, socket, logger, cancellationToken));
+                connections.Add(HandleAsync(client, iterations, metrics, socket, logger, cancellationToken));
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -41,7 +41,7 @@ internal static partial class RunnerServer
         }
     }
 
-    private static async Task HandleAsync(IChatClient client, IterationWatch iterations, Socket socket, ILogger logger, CancellationToken stopping)
+    private static async Task HandleAsync(IChatClient client, IterationWatch iterations, MetricRelay.Collector metrics, Socket socket, ILogger logger, CancellationToken stopping)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         await using var stream = new NetworkStream(socket, ownsSocket: true);
@@ -60,7 +60,8 @@ internal static partial class RunnerServer
             if (request.Ping || request.Heartbeat)
             {
                 // Answered off the engine's loop thread, which a frozen stage blocks: that is what the watchdog needs to see.
-                await WriteAsync(writer, new RunnerProtocol.Reply(Done: true, Iteration: request.Heartbeat ? iterations.Report() : null), cts.Token).ConfigureAwait(false);
+                RunnerProtocol.Reply reply = request.Heartbeat ? new(Done: true, Iteration: iterations.Report(), Metrics: metrics.Drain()) : new(Done: true);
+                await WriteAsync(writer, reply, cts.Token).ConfigureAwait(false);
                 return;
             }
 
