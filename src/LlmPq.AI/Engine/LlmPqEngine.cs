@@ -93,14 +93,10 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     internal long Preemptions => Interlocked.Read(ref _preemptions);
 
     /// <summary>Gets the model's chat templates (or the configured one), loaded with the model; usable off the loop thread.</summary>
-    internal ChatTemplates Templates => IsReady && _templates is { } templates
-        ? templates
-        : throw new LlmPqUnavailableException("The LlmPq engine is not serving: start the host (or call StartAsync) first; it may also be stopping.");
+    internal ChatTemplates Templates => IsReady && _templates is { } templates ? templates : throw NotServing();
 
     /// <summary>Gets the loaded model; only for read-only use (tokenizing) off the loop thread.</summary>
-    internal LlamaModel Model => IsReady && _model is { } model
-        ? model
-        : throw new LlmPqUnavailableException("The LlmPq engine is not serving: start the host (or call StartAsync) first; it may also be stopping.");
+    internal LlamaModel Model => IsReady && _model is { } model ? model : throw NotServing();
 
     /// <summary>Loads the model and starts the loop thread; completes when requests can be served.</summary>
     public Task StartAsync(CancellationToken cancellationToken = default)
@@ -147,14 +143,9 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     internal EngineStream Submit(EngineRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (Iterations.Report() is { Overdue: true } stuck)
-        {
-            throw new LlmPqUnavailableException(string.Create(CultureInfo.InvariantCulture, $"The LlmPq engine is stuck: an iteration has run {stuck.RunningSeconds:0.#} s, past its deadline of {stuck.DeadlineSeconds:0.#} s (a stage server is frozen or unreachable). Retry later."));
-        }
-
         if (!IsReady)
         {
-            throw new LlmPqUnavailableException("The LlmPq engine is not serving: it is still loading or has stopped.");
+            throw NotServing();
         }
 
         if (request.Prompt.Count == 0)
@@ -207,6 +198,11 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
         return new EngineStream(sequence.Id, channel.Reader);
     }
+
+    /// <summary>Says why the engine is not ready: an iteration stuck past its watchdog deadline, or not started (or stopping).</summary>
+    private LlmPqUnavailableException NotServing() => Iterations.Report() is { Overdue: true } stuck
+        ? new(string.Create(CultureInfo.InvariantCulture, $"The LlmPq engine is stuck: an iteration has run {stuck.RunningSeconds:0.#} s, past its deadline of {stuck.DeadlineSeconds:0.#} s (a stage server is frozen or unreachable). Retry later."))
+        : new("The LlmPq engine is not serving: start the host (or call StartAsync) first; it may also be loading or stopping.");
 
     /// <summary>Hands work to the loop thread; false once the loop has shut its inbox.</summary>
     private bool Post(Action action)

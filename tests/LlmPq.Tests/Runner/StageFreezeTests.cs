@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using LlmPq.Engine;
 using LlmPq.Runner;
 using LlmPq.Stages;
 using LlmPq.Tests.Stages;
@@ -78,6 +79,50 @@ public sealed class StageFreezeTests
 
                 Assert.NotEmpty(next.Text);
                 Assert.True(pipeline.IsReady);
+            }
+            finally
+            {
+                if (stopped)
+                {
+                    Signal("-CONT", remote.Id);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public async Task The_engine_in_process_is_not_ready_and_refuses_requests_while_a_remote_stage_is_frozen_and_resumes_after()
+    {
+        (ChildProcess remote, string endpoint) = await TestStageServer.StartAsync();
+        await using (remote)
+        {
+            LlmPqOptions options = Options(new LlmPqStageOptions { InProcess = true, Layers = 2 }, new LlmPqStageOptions { Endpoint = endpoint, Layers = 2 });
+            await using var engine = new LlmPqEngine(options);
+            await engine.StartAsync();
+            using var client = new LlmPqChatClient(engine, options);
+            using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            await client.GetResponseAsync("Warm up.", s_short, guard.Token);
+            bool stopped = true;
+            try
+            {
+                // The loop thread blocks in llama_decode until the stage answers; nothing can interrupt it in process.
+                Task inFlight = StreamUntilFrozenAsync(client, remote.Id, guard.Token);
+                while (engine.IsReady && !guard.IsCancellationRequested)
+                {
+                    await Task.Delay(100, CancellationToken.None);
+                }
+
+                Assert.False(engine.IsReady, "the engine stayed ready with its iteration stuck");
+                LlmPqUnavailableException refused = await Assert.ThrowsAsync<LlmPqUnavailableException>(() => client.GetResponseAsync("Anyone there?", s_short, guard.Token));
+                Assert.Contains("stuck", refused.Message, StringComparison.Ordinal);
+                Assert.False(inFlight.IsCompleted);
+
+                Signal("-CONT", remote.Id);
+                stopped = false;
+                await inFlight;
+
+                Assert.True(engine.IsReady);
+                Assert.NotEmpty((await client.GetResponseAsync("Are you back?", s_short, guard.Token)).Text);
             }
             finally
             {
