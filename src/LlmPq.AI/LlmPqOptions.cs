@@ -93,6 +93,13 @@ public sealed class LlmPqOptions
     public bool PipelineParallelism { get; set; } = true;
 
     /// <summary>
+    /// Gets the watchdog of the engine's iterations: an iteration past its deadline (derived from the measured ones,
+    /// within a floor and a ceiling) fails its requests as unavailable, and a pipeline replaces its stuck stages and
+    /// runner. Only stage servers can freeze an iteration this way.
+    /// </summary>
+    public StageWatchdogOptions Watchdog { get; } = new();
+
+    /// <summary>
     /// Gets or sets the <c>llmpq</c> program that runs the engine of a pipeline in a process of its own (a path to
     /// <c>llmpq</c> or <c>llmpq.dll</c>); null looks for <c>llmpq.dll</c> beside the application, then <c>llmpq</c> on
     /// <c>PATH</c>. Only used when <see cref="Stages"/> run as separate processes.

@@ -29,6 +29,7 @@ internal sealed class LlmPqOptionsValidator : IValidateOptions<LlmPqOptions>
             failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:MicroBatchSize must be between 0 (the token budget) and TokenBudget ({options.TokenBudget}); it is {options.MicroBatchSize}."));
         }
 
+        options.Watchdog.Validate("LlmPq:Watchdog:", failures);
         if (options.TbtTarget <= TimeSpan.Zero)
         {
             failures.Add(string.Create(CultureInfo.InvariantCulture, $"LlmPq:TbtTarget must be positive (or unset for a fixed TokenBudget); it is {options.TbtTarget}."));

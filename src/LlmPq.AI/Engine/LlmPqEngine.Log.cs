@@ -45,4 +45,7 @@ public sealed partial class LlmPqEngine
 
     [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "llama_decode failed on a batch of {Tokens} tokens; the requests in it fail")]
     private static partial void LogDecodeFailed(ILogger logger, Exception exception, int tokens);
+
+    [LoggerMessage(EventId = 19, Level = LogLevel.Warning, Message = "An iteration of {Tokens} tokens took {Seconds:0.#} s, past its watchdog deadline of {DeadlineSeconds:0.#} s: a stage server was frozen or unreachable")]
+    private static partial void LogIterationOverdue(ILogger logger, double seconds, double deadlineSeconds, int tokens);
 }

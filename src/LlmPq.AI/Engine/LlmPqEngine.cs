@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using System.Threading.Channels;
 using LlmPq.Native;
 using LlmPq.Scheduling;
@@ -61,13 +62,14 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         _logger = _loggerFactory.CreateLogger<LlmPqEngine>();
         _meterFactory = meterFactory;
         ModelId = options.EffectiveModelId;
+        Iterations = new IterationWatch(options.Watchdog);
     }
 
     /// <summary>Gets the id of the served model.</summary>
     public string ModelId { get; }
 
     /// <summary>Gets a value indicating whether the model is loaded and requests are served.</summary>
-    public bool IsReady => _loaded.Task.IsCompletedSuccessfully && !_stopping;
+    public bool IsReady => _loaded.Task.IsCompletedSuccessfully && !_stopping && !Iterations.Overdue;
 
     /// <summary>Gets the most tokens one conversation can hold (known once loaded).</summary>
     public int ContextLength { get; private set; }
@@ -84,18 +86,17 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     /// <summary>Gets the KV cache tokens in use.</summary>
     public int KvTokensInUse => Volatile.Read(ref _kvTokens);
 
+    /// <summary>Gets the running iteration and its deadline, for a watchdog outside the loop thread (which a frozen stage blocks).</summary>
+    internal IterationWatch Iterations { get; }
+
     /// <summary>Gets how many times a sequence was evicted from the KV cache to be recomputed.</summary>
     internal long Preemptions => Interlocked.Read(ref _preemptions);
 
     /// <summary>Gets the model's chat templates (or the configured one), loaded with the model; usable off the loop thread.</summary>
-    internal ChatTemplates Templates => IsReady && _templates is { } templates
-        ? templates
-        : throw new LlmPqUnavailableException("The LlmPq engine is not serving: start the host (or call StartAsync) first; it may also be stopping.");
+    internal ChatTemplates Templates => IsReady && _templates is { } templates ? templates : throw NotServing();
 
     /// <summary>Gets the loaded model; only for read-only use (tokenizing) off the loop thread.</summary>
-    internal LlamaModel Model => IsReady && _model is { } model
-        ? model
-        : throw new LlmPqUnavailableException("The LlmPq engine is not serving: start the host (or call StartAsync) first; it may also be stopping.");
+    internal LlamaModel Model => IsReady && _model is { } model ? model : throw NotServing();
 
     /// <summary>Loads the model and starts the loop thread; completes when requests can be served.</summary>
     public Task StartAsync(CancellationToken cancellationToken = default)
@@ -144,7 +145,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(request);
         if (!IsReady)
         {
-            throw new LlmPqUnavailableException("The LlmPq engine is not serving: it is still loading or has stopped.");
+            throw NotServing();
         }
 
         if (request.Prompt.Count == 0)
@@ -197,6 +198,11 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
         return new EngineStream(sequence.Id, channel.Reader);
     }
+
+    /// <summary>Says why the engine is not ready: an iteration stuck past its watchdog deadline, or not started (or stopping).</summary>
+    private LlmPqUnavailableException NotServing() => Iterations.Report() is { Overdue: true } stuck
+        ? new(string.Create(CultureInfo.InvariantCulture, $"The LlmPq engine is stuck: an iteration has run {stuck.RunningSeconds:0.#} s, past its deadline of {stuck.DeadlineSeconds:0.#} s (a stage server is frozen or unreachable). Retry later."))
+        : new("The LlmPq engine is not serving: start the host (or call StartAsync) first; it may also be loading or stopping.");
 
     /// <summary>Hands work to the loop thread; false once the loop has shut its inbox.</summary>
     private bool Post(Action action)
@@ -395,8 +401,10 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
             Fill(batch, plan, samples);
             long started = Stopwatch.GetTimestamp();
+            Iterations.Begin(plan.TokenCount);
             if (!Decode(batch, plan, started))
             {
+                Iterations.End(completed: false);
                 continue;
             }
 
@@ -659,6 +667,11 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     private void Measured(BatchScheduler scheduler, BatchPlan plan, TimeSpan elapsed)
     {
         _metrics!.Iteration(plan.Kind, elapsed);
+        if (Iterations.End(completed: true) is { } watched && watched.Elapsed > watched.Deadline)
+        {
+            LogIterationOverdue(_logger, watched.Elapsed.TotalSeconds, watched.Deadline.TotalSeconds, plan.TokenCount);
+        }
+
         if (_budget is null)
         {
             return;

@@ -30,6 +30,8 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
     private readonly RunnerClient _client;
     private readonly Meter _meter;
     private readonly Counter<long> _runnerRestarts;
+    private readonly Counter<long> _watchdogTrips;
+    private readonly MetricRelay.Replay _metrics;
     private readonly CancellationTokenSource _stopping = new();
     // Replaced (by the watch loop only) when the runner is lost; readers take the current one.
     private volatile TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -69,6 +71,8 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
         _supervisor = local.Stages.Count > 0 ? new StageSupervisor(local, _loggerFactory, meterFactory) : null;
         _meter = meterFactory?.Create("LlmPq") ?? new Meter("LlmPq");
         _runnerRestarts = _meter.CreateCounter<long>("llmpq.pipeline.runner.restarts", "{restart}", "Restarts of the engine's runner process after it or a stage failed.");
+        _metrics = new MetricRelay.Replay(_meter);
+        _watchdogTrips = _meter.CreateCounter<long>("llmpq.pipeline.watchdog.trips", "{trip}", "Iterations stuck past the watchdog's deadline (a frozen stage); each replaces the runner and the stages that stopped answering.");
     }
 
     /// <summary>Gets a value indicating whether the pipeline serves requests now.</summary>
@@ -216,24 +220,25 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
         return (runner, generation?.Lost ?? CancellationToken.None);
     }
 
-    /// <summary>Restarts the runner whenever it exits or a stage of its generation is lost, until the pipeline stops.</summary>
+    /// <summary>
+    /// Restarts the runner whenever it exits, a stage of its generation is lost, or its iteration is stuck past the
+    /// watchdog's deadline (then the stages that stopped answering are replaced too), until the pipeline stops.
+    /// </summary>
     private async Task WatchAsync(ChildProcess runner, CancellationToken lost, CancellationToken stopping)
     {
         int failures = 0;
         while (true)
         {
-            using var either = CancellationTokenSource.CreateLinkedTokenSource(lost, stopping);
-            try
+            string? stuck;
+            using (var watching = CancellationTokenSource.CreateLinkedTokenSource(lost, stopping))
             {
-                await runner.Exited.WaitAsync(either.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
+                Task<string?> watchdog = WatchdogAsync(watching.Token);
+                await Task.WhenAny(runner.Exited, watchdog, Task.Delay(Timeout.Infinite, watching.Token)).ConfigureAwait(false);
+                await watching.CancelAsync().ConfigureAwait(false);
+                stuck = await watchdog.ConfigureAwait(false);
             }
 
-            string reason = stopping.IsCancellationRequested ? "the pipeline is stopping"
-                : lost.IsCancellationRequested ? "a stage server exited"
-                : string.Create(CultureInfo.InvariantCulture, $"the runner exited ({LastLine(runner.LastOutput)})");
+            string reason = stopping.IsCancellationRequested ? "the pipeline is stopping" : LostReason(runner, stuck, stageLost: lost.IsCancellationRequested);
             _lostReason = reason;
             if (_ready.Task.IsCompleted)
             {
@@ -245,6 +250,15 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
             if (stopping.IsCancellationRequested)
             {
                 return;
+            }
+
+            if (stuck is not null)
+            {
+                _watchdogTrips.Add(1);
+                if (!await ReplaceFrozenStagesAsync(stopping).ConfigureAwait(false))
+                {
+                    return;
+                }
             }
 
             LogRunnerLost(_logger, reason);
@@ -272,6 +286,113 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Polls the runner's heartbeat until its engine's running iteration is past its deadline, or the runner stops
+    /// answering heartbeats (it is frozen itself) for as long as the deadline's ceiling; returns why, or null once cancelled.
+    /// </summary>
+    private async Task<string?> WatchdogAsync(CancellationToken cancellationToken)
+    {
+        StageWatchdogOptions options = _options.Watchdog;
+        using var timer = new PeriodicTimer(TimeSpan.FromTicks(Math.Clamp(options.DeadlineFloor.Ticks / 4, TimeSpan.TicksPerMillisecond * 50, TimeSpan.TicksPerSecond)));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                using var answer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                answer.CancelAfter(options.DeadlineCeiling);
+                IterationReport? report;
+                try
+                {
+                    RunnerProtocol.Reply? heartbeat = await _client.HeartbeatAsync(answer.Token).ConfigureAwait(false);
+                    _metrics.Record(heartbeat?.Metrics ?? []);
+                    report = heartbeat?.Iteration;
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    return string.Create(CultureInfo.InvariantCulture, $"the runner did not answer a heartbeat within {options.DeadlineCeiling.TotalSeconds:0.#} s");
+                }
+
+                // Null: the runner cannot be reached; its exit, if that is why, is the watch loop's to see.
+                if (report is { Overdue: true })
+                {
+                    return string.Create(CultureInfo.InvariantCulture, $"an iteration of {report.Tokens} tokens has run {report.RunningSeconds:0.#} s, past its deadline of {report.DeadlineSeconds:0.#} s");
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+
+        return null;
+    }
+
+    /// <summary>After a stuck iteration (its runner gone): replaces the local stages that no longer answer; false when the pipeline stops meanwhile.</summary>
+    private async Task<bool> ReplaceFrozenStagesAsync(CancellationToken stopping)
+    {
+        IReadOnlyList<string> replaced = [];
+        try
+        {
+            if (_supervisor is not null)
+            {
+                replaced = await _supervisor.ReplaceUnresponsiveAsync(_options.Watchdog.DeadlineFloor, stopping).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            return false;
+        }
+
+        // A frozen remote stage cannot be replaced from here: the restart below waits for it (its endpoint check fails until it answers).
+        LogWatchdogTripped(_logger, _lostReason, replaced.Count == 0 ? "none (a remote stage or the runner itself was frozen)" : string.Join(", ", replaced));
+        return true;
+    }
+
+    /// <summary>Says why the runner went away: the watchdog, a lost stage, the runner's own exit (with its code or signal), or several.</summary>
+    private string LostReason(ChildProcess runner, string? stuck, bool stageLost)
+    {
+        if (stuck is not null)
+        {
+            return $"the watchdog found the engine stuck ({stuck}); the runner and the stage servers that stopped answering are being replaced";
+        }
+
+        var reasons = new List<string>();
+        if (stageLost)
+        {
+            string[] down = [.. Stages.Where(s => s.State != StageState.Up).Select(s => s.Name)];
+            reasons.Add(down.Length == 0 ? "a stage server exited" : $"stage server {string.Join(", ", down)} exited");
+        }
+
+        if (runner.Exited.IsCompleted)
+        {
+            reasons.Add(RunnerExit(runner.Id, runner.Exited.Result, runner.LastOutput));
+        }
+
+        return string.Join("; ", reasons);
+    }
+
+    /// <summary>Describes a runner's exit for operators: its code or signal, its last output line, and what to do.</summary>
+    internal static string RunnerExit(int processId, int code, string lastOutput)
+    {
+        // .NET reports a process ended by signal N as 128 + N.
+        string how = code is > 128 and < 160
+            ? string.Create(CultureInfo.InvariantCulture, $"was killed by signal {code - 128}{SignalName(code - 128)}")
+            : string.Create(CultureInfo.InvariantCulture, $"exited with code {code}");
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"the runner (the engine's process, pid {processId}) {how}; its last output: {LastLine(lastOutput)}. It is restarted; if it keeps exiting, run with --verbose and read the LlmPq.Pipeline.Runner log");
+    }
+
+    private static string SignalName(int signal) => signal switch
+    {
+        4 => " (SIGILL)",
+        6 => " (SIGABRT: ggml or .NET aborted)",
+        7 => " (SIGBUS)",
+        9 => " (SIGKILL: killed, perhaps by the out-of-memory killer)",
+        11 => " (SIGSEGV)",
+        15 => " (SIGTERM)",
+        _ => string.Empty,
+    };
 
     private static TimeSpan Backoff(int failures) => TimeSpan.FromMilliseconds(Math.Min(30_000, failures == 0 ? 0 : 250 * (1 << Math.Min(failures, 7))));
 
@@ -325,6 +446,9 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
 
     [LoggerMessage(EventId = 51, Level = LogLevel.Warning, Message = "Pipeline runner lost: {Reason}; restarting it")]
     private static partial void LogRunnerLost(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 53, Level = LogLevel.Error, Message = "Pipeline watchdog: {Reason}. Stage servers replaced: {Stages}")]
+    private static partial void LogWatchdogTripped(ILogger logger, string reason, string stages);
 
     [LoggerMessage(EventId = 52, Level = LogLevel.Error, Message = "Restarting the pipeline runner failed ({Failures} in a row); retrying")]
     private static partial void LogRestartFailed(ILogger logger, Exception exception, int failures);

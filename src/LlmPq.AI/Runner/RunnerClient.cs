@@ -28,14 +28,41 @@ internal sealed class RunnerClient(string socketPath, Func<string> lostReason)
         }
     }
 
-    /// <summary>Streams the answer to a chat request from the runner.</summary>
-    /// <exception cref="LlmPqUnavailableException">The runner cannot be reached or went away mid-answer.</exception>
-    public IAsyncEnumerable<ChatResponseUpdate> StreamAsync(IEnumerable<ChatMessage> messages, ChatOptions? options, CancellationToken cancellationToken)
+    /// <summary>Asks the runner for its engine's running iteration and the measurements it made since the last heartbeat.</summary>
+    /// <returns>The answer; null when the runner cannot be reached (it exited, or has not started).</returns>
+    public async Task<RunnerProtocol.Reply?> HeartbeatAsync(CancellationToken cancellationToken)
     {
-        return SendAsync(RunnerProtocol.Request.For(messages, options), cancellationToken);
+        try
+        {
+            RunnerProtocol.Reply? last = null;
+            await foreach (RunnerProtocol.Reply reply in SendAsync(new RunnerProtocol.Request(null, null, Heartbeat: true), cancellationToken).ConfigureAwait(false))
+            {
+                last = reply;
+            }
+
+            return last;
+        }
+        catch (Exception ex) when (ex is LlmPqUnavailableException or IOException)
+        {
+            return null;
+        }
     }
 
-    private async IAsyncEnumerable<ChatResponseUpdate> SendAsync(RunnerProtocol.Request request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>Streams the answer to a chat request from the runner.</summary>
+    /// <exception cref="LlmPqUnavailableException">The runner cannot be reached or went away mid-answer.</exception>
+    public async IAsyncEnumerable<ChatResponseUpdate> StreamAsync(IEnumerable<ChatMessage> messages, ChatOptions? options, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await foreach (RunnerProtocol.Reply reply in SendAsync(RunnerProtocol.Request.For(messages, options), cancellationToken).ConfigureAwait(false))
+        {
+            if (reply.Update is { } update)
+            {
+                yield return update;
+            }
+        }
+    }
+
+    // Every reply line up to and including the last one (done); an error reply is thrown.
+    private async IAsyncEnumerable<RunnerProtocol.Reply> SendAsync(RunnerProtocol.Request request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -80,14 +107,10 @@ internal sealed class RunnerClient(string socketPath, Func<string> lostReason)
                 throw error.ToException();
             }
 
+            yield return reply;
             if (reply.Done)
             {
                 yield break;
-            }
-
-            if (reply.Update is { } update)
-            {
-                yield return update;
             }
         }
     }

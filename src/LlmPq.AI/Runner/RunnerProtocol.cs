@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LlmPq.Stages;
 using Microsoft.Extensions.AI;
 
 namespace LlmPq.Runner;
@@ -22,9 +23,10 @@ internal static class RunnerProtocol
 
     /// <summary>
     /// A request: the conversation, its options and its tools' declarations (a tool's .NET delegate stays with the
-    /// caller; the model only needs its name, description and schema); or a readiness probe.
+    /// caller; the model only needs its name, description and schema); or a readiness probe; or a heartbeat, which the
+    /// runner answers with its engine's running iteration (<see cref="Reply.Iteration"/>) for the pipeline's watchdog.
     /// </summary>
-    public sealed record Request(IList<ChatMessage>? Messages, ChatOptions? Options, IList<Tool>? Tools = null, bool Ping = false)
+    public sealed record Request(IList<ChatMessage>? Messages, ChatOptions? Options, IList<Tool>? Tools = null, bool Ping = false, bool Heartbeat = false)
     {
         /// <summary>Gets the wire form of a call: options without tools, which travel as declarations beside them.</summary>
         public static Request For(IEnumerable<ChatMessage> messages, ChatOptions? options)
@@ -56,8 +58,8 @@ internal static class RunnerProtocol
     /// <summary>A tool's declaration: what the template and the grammar need of it.</summary>
     public sealed record Tool(string Name, string? Description, JsonElement Schema);
 
-    /// <summary>One line of the answer: an update, the end, or an error.</summary>
-    public sealed record Reply(ChatResponseUpdate? Update = null, bool Done = false, Failure? Error = null);
+    /// <summary>One line of the answer: an update, the end, or an error; or the answer to a heartbeat (the running iteration, and the engine's measurements since the last heartbeat).</summary>
+    public sealed record Reply(ChatResponseUpdate? Update = null, bool Done = false, Failure? Error = null, IterationReport? Iteration = null, IReadOnlyList<MetricRelay.Measurement>? Metrics = null);
 
     /// <summary>An error that crosses the process boundary as the exception type the caller would have seen in-process.</summary>
     public sealed record Failure(string Kind, string Message, string? Code = null)

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using LlmPq.Stages;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 
@@ -12,8 +13,8 @@ namespace LlmPq.Runner;
 /// </summary>
 internal static partial class RunnerServer
 {
-    /// <summary>Serves <paramref name="client"/> on <paramref name="socketPath"/> until cancelled.</summary>
-    public static async Task ServeAsync(IChatClient client, string socketPath, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>Serves <paramref name="client"/> on <paramref name="socketPath"/> until cancelled; heartbeats report <paramref name="iterations"/> and carry <paramref name="metrics"/>.</summary>
+    public static async Task ServeAsync(IChatClient client, IterationWatch iterations, MetricRelay.Collector metrics, string socketPath, ILogger logger, CancellationToken cancellationToken)
     {
         File.Delete(socketPath);
         using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -27,7 +28,7 @@ internal static partial class RunnerServer
             {
                 Socket socket = await listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
                 connections.RemoveAll(t => t.IsCompleted);
-                connections.Add(HandleAsync(client, socket, logger, cancellationToken));
+                connections.Add(HandleAsync(client, iterations, metrics, socket, logger, cancellationToken));
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -40,7 +41,7 @@ internal static partial class RunnerServer
         }
     }
 
-    private static async Task HandleAsync(IChatClient client, Socket socket, ILogger logger, CancellationToken stopping)
+    private static async Task HandleAsync(IChatClient client, IterationWatch iterations, MetricRelay.Collector metrics, Socket socket, ILogger logger, CancellationToken stopping)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         await using var stream = new NetworkStream(socket, ownsSocket: true);
@@ -56,9 +57,11 @@ internal static partial class RunnerServer
 
             RunnerProtocol.Request request = JsonSerializer.Deserialize<RunnerProtocol.Request>(line, RunnerProtocol.Json)
                 ?? throw new JsonException("The runner request is null.");
-            if (request.Ping)
+            if (request.Ping || request.Heartbeat)
             {
-                await WriteAsync(writer, new RunnerProtocol.Reply(Done: true), cts.Token).ConfigureAwait(false);
+                // Answered off the engine's loop thread, which a frozen stage blocks: that is what the watchdog needs to see.
+                RunnerProtocol.Reply reply = request.Heartbeat ? new(Done: true, Iteration: iterations.Report(), Metrics: metrics.Drain()) : new(Done: true);
+                await WriteAsync(writer, reply, cts.Token).ConfigureAwait(false);
                 return;
             }
 

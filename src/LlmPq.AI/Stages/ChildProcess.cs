@@ -168,9 +168,8 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Kills the process and everything it started, unless it has exited, and waits for it briefly.</summary>
-    /// <returns>A task that completes when the process is gone.</returns>
-    public async ValueTask DisposeAsync()
+    /// <summary>Kills the process and everything it started (SIGKILL: a stopped process dies too), unless it has exited; <see cref="Exited"/> tells when it is gone.</summary>
+    public void Kill()
     {
         try
         {
@@ -180,6 +179,13 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         {
             // It has exited already.
         }
+    }
+
+    /// <summary>Kills the process and everything it started, unless it has exited, and waits for it briefly.</summary>
+    /// <returns>A task that completes when the process is gone.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        Kill();
 
         try
         {

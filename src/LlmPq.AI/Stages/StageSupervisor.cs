@@ -16,7 +16,8 @@ namespace LlmPq.Stages;
 /// </summary>
 /// <remarks>
 /// A server is watched by its exit only: it serves one client at a time, so probing it while the engine is connected
-/// would wait behind the engine. A hung server is the engine's to notice.
+/// would wait behind the engine. A hung server is the engine's to notice: once its watchdog has let go of the servers,
+/// <see cref="ReplaceUnresponsiveAsync"/> probes them and replaces those that do not answer.
 /// </remarks>
 internal sealed partial class StageSupervisor : IHostedService, IAsyncDisposable
 {
@@ -145,6 +146,71 @@ internal sealed partial class StageSupervisor : IHostedService, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Probes every stage server that is up and kills those that do not answer in time (frozen: stopped, swapped out,
+    /// hung); their supervision restarts them as after any exit. Call it when no engine is connected to the servers
+    /// (a server serves one client at a time, so a probe would wait behind it).
+    /// </summary>
+    /// <param name="timeout">How long a server may take to answer the probe.</param>
+    /// <param name="cancellationToken">Cancels the probes and the wait.</param>
+    /// <returns>The names of the stages killed; the generation they were in is lost once this returns.</returns>
+    public async Task<IReadOnlyList<string>> ReplaceUnresponsiveAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        (Stage Stage, string Endpoint, ChildProcess Process)[] up;
+        lock (_gate)
+        {
+            up = [.. _stages.Where(s => s is { State: StageState.Up, Process: not null }).Select(s => (s, s.Endpoint!, s.Process!))];
+        }
+
+        string?[] failures = await Task.WhenAll(up.Select(async u =>
+        {
+            try
+            {
+                await StageEndpointCheck.ProbeAsync(u.Endpoint, timeout, cancellationToken).ConfigureAwait(false);
+                return null;
+            }
+            catch (LlamaException ex)
+            {
+                return ex.Message;
+            }
+        })).ConfigureAwait(false);
+
+        var killed = new List<ChildProcess>();
+        var names = new List<string>();
+        for (int i = 0; i < up.Length; i++)
+        {
+            if (failures[i] is string failure)
+            {
+                lock (_gate)
+                {
+                    up[i].Stage.KilledBecause = failure;
+                }
+
+                LogKillingUnresponsive(_logger, up[i].Stage.Options.Name, up[i].Process.Id, failure);
+                up[i].Process.Kill();
+                killed.Add(up[i].Process);
+                names.Add(up[i].Stage.Options.Name);
+            }
+        }
+
+        // Until the supervision has seen them go, WaitUntilHealthyAsync would still hand out the generation they were in.
+        while (true)
+        {
+            Task changed;
+            lock (_gate)
+            {
+                if (!_stages.Any(s => s.Process is { } p && killed.Contains(p)))
+                {
+                    return names;
+                }
+
+                changed = _changed.Task;
+            }
+
+            await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Stops every stage server and waits for them to exit.</summary>
     /// <param name="cancellationToken">Stops waiting (the servers are killed regardless).</param>
     /// <returns>A task that completes when the servers are gone.</returns>
@@ -206,7 +272,7 @@ internal sealed partial class StageSupervisor : IHostedService, IAsyncDisposable
             fastFailures = clock.Elapsed < _options.StableAfter ? fastFailures + 1 : 1;
             var delay = TimeSpan.FromTicks((long)Math.Min(_options.MaxRestartDelay.Ticks, _options.RestartDelay.Ticks * Math.Pow(2, fastFailures - 1)));
             bool unhealthy = fastFailures >= _options.UnhealthyAfter;
-            Changed(stage, unhealthy ? StageState.Unhealthy : StageState.Starting, endpoint: null, processId: null, failure);
+            Changed(stage, unhealthy ? StageState.Unhealthy : StageState.Starting, endpoint: null, process: null, failure);
             if (unhealthy)
             {
                 LogUnhealthy(_logger, options.Name, fastFailures, delay.TotalSeconds, failure);
@@ -233,7 +299,7 @@ internal sealed partial class StageSupervisor : IHostedService, IAsyncDisposable
             _restarts.Add(1, new KeyValuePair<string, object?>("llmpq.stage", options.Name));
         }
 
-        Changed(stage, StageState.Stopped, endpoint: null, processId: null, failure: null);
+        Changed(stage, StageState.Stopped, endpoint: null, process: null, failure: null);
     }
 
     // Runs the stage's server until it exits and returns why it exited; throws when it never came up.
@@ -249,15 +315,24 @@ internal sealed partial class StageSupervisor : IHostedService, IAsyncDisposable
         StageEndpointCheck.Verify(info, options.Name, options.MemoryBytes);
 
         stage.Port = port;
-        Changed(stage, StageState.Up, endpoint, process.Id, failure: null);
+        Changed(stage, StageState.Up, endpoint, process, failure: null);
         LogUp(_logger, options.Name, endpoint, process.Id, info.Devices[0].FreeBytes >> 20);
         int code = await process.Exited.WaitAsync(stopping).ConfigureAwait(false);
-        return $"ggml-rpc-server (pid {process.Id}) exited with code {code}. Its last output:{Environment.NewLine}{process.LastOutput}";
+        string? killedBecause;
+        lock (_gate)
+        {
+            killedBecause = stage.KilledBecause;
+            stage.KilledBecause = null;
+        }
+
+        return killedBecause is not null
+            ? $"ggml-rpc-server (pid {process.Id}) was killed because it stopped answering: {killedBecause}"
+            : $"ggml-rpc-server (pid {process.Id}) exited with code {code}. Its last output:{Environment.NewLine}{process.LastOutput}";
     }
 
     // Records a stage's new state, and moves the generations on: a stage going down loses the current one, the last
     // stage coming up makes the next one.
-    private void Changed(Stage stage, StageState state, string? endpoint, int? processId, string? failure)
+    private void Changed(Stage stage, StageState state, string? endpoint, ChildProcess? process, string? failure)
     {
         CancellationTokenSource? lost = null;
         TaskCompletionSource changed;
@@ -265,7 +340,7 @@ internal sealed partial class StageSupervisor : IHostedService, IAsyncDisposable
         {
             stage.State = state;
             stage.Endpoint = endpoint;
-            stage.ProcessId = processId;
+            stage.Process = process;
             stage.LastFailure = failure ?? stage.LastFailure;
             if (state != StageState.Up && _generation is not null)
             {
@@ -305,6 +380,9 @@ internal sealed partial class StageSupervisor : IHostedService, IAsyncDisposable
     [LoggerMessage(EventId = 114, Level = LogLevel.Error, Message = "Stage {Stage} is unhealthy: it failed {Failures} times in a row soon after starting; retrying in {DelaySeconds:0.#} s. {Reason}")]
     private static partial void LogUnhealthy(ILogger logger, string stage, int failures, double delaySeconds, string reason);
 
+    [LoggerMessage(EventId = 116, Level = LogLevel.Warning, Message = "Stage {Stage} (ggml-rpc-server pid {Pid}) does not answer; killing it to replace it. {Reason}")]
+    private static partial void LogKillingUnresponsive(ILogger logger, string stage, int pid, string reason);
+
     [LoggerMessage(EventId = 115, Level = LogLevel.Information, Message = "Stopped {Count} stage servers")]
     private static partial void LogStopped(ILogger logger, int count);
 
@@ -318,7 +396,12 @@ internal sealed partial class StageSupervisor : IHostedService, IAsyncDisposable
 
         public string? Endpoint { get; set; }
 
-        public int? ProcessId { get; set; }
+        public ChildProcess? Process { get; set; }
+
+        public int? ProcessId => Process?.Id;
+
+        /// <summary>Gets or sets why <see cref="ReplaceUnresponsiveAsync"/> killed its server, until its supervision reports the exit.</summary>
+        public string? KilledBecause { get; set; }
 
         public int Port { get; set; } = options.Port;
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LlmPq.Scheduling;
+using LlmPq.Stages;
 
 namespace LlmPq.Host.Commands;
 
@@ -31,6 +32,17 @@ internal sealed class EngineCommandOptions
                 result.AddError(ex.Message);
             }
         });
+        foreach (Option<double> seconds in new[] { StageDeadlineFloor, StageDeadlineCeiling })
+        {
+            seconds.Validators.Add(result =>
+            {
+                double value = result.GetValueOrDefault<double>();
+                if (!double.IsFinite(value) || value <= 0 || value > TimeSpan.MaxValue.TotalSeconds / 2)
+                {
+                    result.AddError($"{result.Option.Name} must be a positive number of seconds; it is {value}.");
+                }
+            });
+        }
     }
 
     /// <summary>Gets <c>--ctx</c>: <see cref="LlmPqOptions.ContextLength"/>.</summary>
@@ -87,8 +99,22 @@ internal sealed class EngineCommandOptions
         DefaultValueFactory = _ => new LlmPqOptions().KvCacheTokens,
     };
 
+    /// <summary>Gets <c>--stage-deadline-floor-s</c>: <see cref="StageWatchdogOptions.DeadlineFloor"/>.</summary>
+    public Option<double> StageDeadlineFloor { get; } = new("--stage-deadline-floor-s")
+    {
+        Description = "The watchdog's shortest iteration deadline in seconds: an iteration past 4 x the recent p99 (scaled by its tokens), at least this and at most the ceiling, means a frozen stage; its requests fail with 503 and the stage and runner are replaced.",
+        DefaultValueFactory = _ => s_defaults.Watchdog.DeadlineFloor.TotalSeconds,
+    };
+
+    /// <summary>Gets <c>--stage-deadline-ceiling-s</c>: <see cref="StageWatchdogOptions.DeadlineCeiling"/>.</summary>
+    public Option<double> StageDeadlineCeiling { get; } = new("--stage-deadline-ceiling-s")
+    {
+        Description = "The watchdog's longest iteration deadline in seconds, also the deadline of the first iterations after the model loads (warm-up).",
+        DefaultValueFactory = _ => s_defaults.Watchdog.DeadlineCeiling.TotalSeconds,
+    };
+
     /// <summary>Gets the options, in the order help lists them.</summary>
-    public IEnumerable<Option> All => [ContextLength, MaxSequences, TokenBudget, Threads, Policy, TbtTargetMs, NoPrefixReuse, KvCacheTokens];
+    public IEnumerable<Option> All => [ContextLength, MaxSequences, TokenBudget, Threads, Policy, TbtTargetMs, NoPrefixReuse, KvCacheTokens, StageDeadlineFloor, StageDeadlineCeiling];
 
     /// <summary>Reads the engine settings the command line gives.</summary>
     public EngineSettings Read(ParseResult parse)
@@ -102,7 +128,9 @@ internal sealed class EngineCommandOptions
             Cli.ParsePolicies(parse.GetValue(Policy)!),
             parse.GetValue(TbtTargetMs) is double ms ? TimeSpan.FromMilliseconds(ms) : null,
             !parse.GetValue(NoPrefixReuse),
-            parse.GetValue(KvCacheTokens));
+            parse.GetValue(KvCacheTokens),
+            TimeSpan.FromSeconds(parse.GetValue(StageDeadlineFloor)),
+            TimeSpan.FromSeconds(parse.GetValue(StageDeadlineCeiling)));
     }
 }
 
@@ -115,7 +143,9 @@ internal sealed class EngineCommandOptions
 /// <param name="TbtTarget">The time-between-tokens target; null: a fixed budget.</param>
 /// <param name="PrefixReuse">Whether a prompt reuses the cells of an earlier one with the same prefix.</param>
 /// <param name="KvCacheTokens">The shared KV cache's size; 0: a cache per sequence.</param>
-internal sealed record EngineSettings(int ContextLength, int MaxSequences, int TokenBudget, int Threads, IReadOnlyList<SchedulingPolicy> Policies, TimeSpan? TbtTarget, bool PrefixReuse, int KvCacheTokens)
+/// <param name="StageDeadlineFloor">The watchdog's shortest iteration deadline.</param>
+/// <param name="StageDeadlineCeiling">The watchdog's longest iteration deadline (and the warm-up's).</param>
+internal sealed record EngineSettings(int ContextLength, int MaxSequences, int TokenBudget, int Threads, IReadOnlyList<SchedulingPolicy> Policies, TimeSpan? TbtTarget, bool PrefixReuse, int KvCacheTokens, TimeSpan StageDeadlineFloor, TimeSpan StageDeadlineCeiling)
 {
     /// <summary>Sets these settings on <paramref name="options"/>, with the first policy.</summary>
     public void Fill(LlmPqOptions options)
@@ -129,5 +159,7 @@ internal sealed record EngineSettings(int ContextLength, int MaxSequences, int T
         options.TbtTarget = TbtTarget;
         options.PrefixReuse = PrefixReuse;
         options.KvCacheTokens = KvCacheTokens;
+        options.Watchdog.DeadlineFloor = StageDeadlineFloor;
+        options.Watchdog.DeadlineCeiling = StageDeadlineCeiling;
     }
 }

@@ -30,10 +30,11 @@ internal static class RunnerCommand
                 .AddFilter("LlmPq.Native", LogLevel.Warning)
                 .AddSimpleConsole(o => o.SingleLine = true)
                 .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
+            using var metrics = new MetricRelay.Collector();
             await using var engine = new LlmPqEngine(engineOptions, loggers);
             await engine.StartAsync(ct).ConfigureAwait(false);
             using var client = new LlmPqChatClient(engine, engineOptions, loggers.CreateLogger<LlmPqChatClient>());
-            await RunnerServer.ServeAsync(client, parse.GetValue(socket)!, loggers.CreateLogger("LlmPq.Pipeline.Runner"), ct).ConfigureAwait(false);
+            await RunnerServer.ServeAsync(client, engine.Iterations, metrics, parse.GetValue(socket)!, loggers.CreateLogger("LlmPq.Pipeline.Runner"), ct).ConfigureAwait(false);
             return 0;
         }));
         return command;
