@@ -5,6 +5,8 @@ using LlmPq.Gguf;
 using LlmPq.Host.Profiling;
 using LlmPq.Native;
 using LlmPq.Planning;
+using LlmPq.Stages;
+using Microsoft.Extensions.Logging;
 
 namespace LlmPq.Host.Commands;
 
@@ -32,7 +34,7 @@ internal static class ProfileCommand
         };
 
         command.SetAction((parse, ct) => Cli.RunAsync(() => Task.Run(
-            () =>
+            async () =>
             {
                 string modelPath = parse.GetValue(model)!.FullName;
                 if (!File.Exists(modelPath))
@@ -52,7 +54,8 @@ internal static class ProfileCommand
                     new ProfileCache(parse.GetValue(cache)?.FullName ?? ProfileCache.DefaultFolder),
                     parse.GetValue(force),
                     parse.GetValue(threads));
-                Dictionary<string, DeviceProfile> profiles = Measure(request, ct);
+                using ILoggerFactory loggers = Cli.CreateLoggerFactory(parse);
+                Dictionary<string, DeviceProfile> profiles = await MeasureAsync(request, loggers.CreateLogger("LlmPq.Profiling"), ct).ConfigureAwait(false);
                 Report(Console.Out, request, profiles);
                 Write(clusterPath, parse.GetValue(output)?.FullName ?? clusterPath, parse.GetValue(profileFile)?.FullName, profiles);
                 return 0;
@@ -101,7 +104,7 @@ internal static class ProfileCommand
         return [.. chosen.Distinct()];
     }
 
-    private static Dictionary<string, DeviceProfile> Measure(ProfileRequest r, CancellationToken ct)
+    private static async Task<Dictionary<string, DeviceProfile>> MeasureAsync(ProfileRequest r, ILogger logger, CancellationToken ct)
     {
         string shape = Planner.ShapeFingerprint(r.Model);
 
@@ -128,7 +131,7 @@ internal static class ProfileCommand
                     }
 
                     TimeSpan cpu = Process.GetCurrentProcess().TotalProcessorTime, wall = clock.Elapsed;
-                    profile = DeviceProfiler.Measure(r.Model, device, r.Types, r.Grid, probes, r.Threads, status, ct);
+                    profile = await MeasureAsServedAsync(r, device, probes, status, logger, ct).ConfigureAwait(false);
                     WarnIfBusy(device, Process.GetCurrentProcess().TotalProcessorTime - cpu, clock.Elapsed - wall);
                     before += DeviceProfiler.Steps(device, r.Types.Count, r.Grid);
                     r.Cache.Put(group.Key, profile);
@@ -157,6 +160,25 @@ internal static class ProfileCommand
         }
     }
 
+    /// <summary>
+    /// Measures a device as the pipeline reaches it: a CPU device of this machine on a stage server of its own (the
+    /// hop's local side then at the device's threads, so the two differ by the RPC alone), any other as it is.
+    /// </summary>
+    private static async Task<DeviceProfile> MeasureAsServedAsync(ProfileRequest r, DeviceSpec device, string probes, IProgress<ProfileProgress>? status, ILogger logger, CancellationToken ct)
+    {
+        if (!device.IsCpu || device.Endpoint is not null)
+        {
+            return DeviceProfiler.Measure(r.Model, device, r.Types, r.Grid, probes, r.Threads, status, ct);
+        }
+
+        (ChildProcess server, DeviceSpec served) = await LocalStageServer.StartAsync(device, logger, ct).ConfigureAwait(false);
+        await using (server.ConfigureAwait(false))
+        {
+            DeviceProfile profile = DeviceProfiler.Measure(r.Model, served, r.Types, r.Grid, probes, device.Threads ?? r.Threads, status, ct);
+            return profile;
+        }
+    }
+
     // A fit that prices a layer at nothing (the long probe was not measured slower than the short one: noise) would
     // make the planner put every layer there; such a type is left to the roofline.
     private static DeviceProfile? Usable(DeviceSpec device, DeviceProfile profile)
@@ -169,7 +191,7 @@ internal static class ProfileCommand
         }
 
         List<TypeProfile> kept = [.. profile.Types.Where(t => !Zero(t.Prefill) && !Zero(t.Decode))];
-        Console.Error.WriteLine($"llmpq: warning: {device.Name}: the 3-layer model was not measured slower than the 1-layer one at {string.Join(", ", zero)} (noise); {(kept.Count == 0 ? "no profile is written for it" : "those types keep the roofline")}. Measure again on an idle machine with --force.");
+        Console.Error.WriteLine($"llmpq: warning: {device.Name}: the {ProbeModels.Long}-layer model was not measured slower than the {ProbeModels.Short}-layer one at {string.Join(", ", zero)} (noise); {(kept.Count == 0 ? "no profile is written for it" : "those types keep the roofline")}. Measure again on an idle machine with --force.");
         return kept.Count == 0 ? null : profile with { Types = kept };
     }
 

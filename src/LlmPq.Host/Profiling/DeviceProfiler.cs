@@ -20,7 +20,14 @@ internal static class DeviceProfiler
 
     /// <summary>Gets the grid steps of a device's profile, for the progress total.</summary>
     public static int Steps(DeviceSpec device, int types, ProfileGrid grid) =>
-        (types + (device.Endpoint is null ? 0 : 1)) * 2 * (grid.Prefill.Count + grid.Decode.Count + 1);
+        (types + (HasHop(device) ? 1 : 0)) * 2 * (grid.Prefill.Count + grid.Decode.Count + 1);
+
+    /// <summary>
+    /// Gets whether the pipeline reaches <paramref name="device"/> through ggml RPC, so that its profile has a hop: a
+    /// stage server at an endpoint, or a CPU device of this machine, which the pipeline serves from a stage server
+    /// of its own (<see cref="LocalStageServer"/>).
+    /// </summary>
+    public static bool HasHop(DeviceSpec device) => device.Endpoint is not null || device.IsCpu;
 
     /// <summary>Measures <paramref name="device"/>.</summary>
     /// <param name="model">The profiled model's shape.</param>

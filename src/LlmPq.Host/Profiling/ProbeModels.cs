@@ -16,7 +16,7 @@ internal static class ProbeModels
     public const int Short = 1;
 
     /// <summary>The layers of the long model.</summary>
-    public const int Long = 3;
+    public const int Long = 5;
 
     /// <summary>Gets the generated shape of <paramref name="model"/>'s layers (llama: attention and a gated feed-forward block).</summary>
     /// <param name="model">The profiled model.</param>

@@ -16,6 +16,10 @@ internal sealed class ProbeTimer : IDisposable
     private readonly LlamaModel _model;
     private readonly LlamaContext _context;
     private readonly TokenBatch _batch;
+    // A decode step takes milliseconds, a stage server's round trip varies by a fraction of one: more tries find the
+    // step's own time (the layers' difference between the probes is about that size).
+    private const int DecodeRepeats = 4;
+
     private readonly int _repeats;
 
     private ProbeTimer(LlamaModel model, ProfileGrid grid, int threads)
@@ -62,7 +66,7 @@ internal sealed class ProbeTimer : IDisposable
     /// <param name="point">The point.</param>
     /// <param name="cancellationToken">Checked between repetitions.</param>
     /// <returns>The fastest time in seconds.</returns>
-    public double Prefill(PrefillPoint point, CancellationToken cancellationToken) => Fastest(() => PrefillOnce(point), cancellationToken);
+    public double Prefill(PrefillPoint point, CancellationToken cancellationToken) => Fastest(() => PrefillOnce(point), _repeats, cancellationToken);
 
     /// <summary>Fills the first <paramref name="sequences"/> sequences with <paramref name="tokens"/> tokens each, one call per sequence.</summary>
     /// <param name="sequences">The sequences.</param>
@@ -98,7 +102,7 @@ internal sealed class ProbeTimer : IDisposable
         }
 
         return Time();
-    }, cancellationToken);
+    }, _repeats * DecodeRepeats, cancellationToken);
 
     /// <inheritdoc/>
     public void Dispose()
@@ -142,10 +146,10 @@ internal sealed class ProbeTimer : IDisposable
     }
 
     // The fastest of the repetitions: other work on the machine only ever adds time, so the minimum is the device's own.
-    private double Fastest(Func<double> measure, CancellationToken cancellationToken)
+    private static double Fastest(Func<double> measure, int repeats, CancellationToken cancellationToken)
     {
         double fastest = double.PositiveInfinity;
-        for (int i = 0; i < _repeats; i++)
+        for (int i = 0; i < repeats; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             fastest = Math.Min(fastest, measure());
