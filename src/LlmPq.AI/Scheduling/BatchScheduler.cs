@@ -300,7 +300,7 @@ internal sealed class BatchScheduler
         {
             SequenceState head = Waiting[0];
             (Slot slot, int reused, SequenceState? source) = ChooseSlot(head);
-            if (admission != Admission.Batch && WaitsForPrefix(head, reused))
+            if (admission != Admission.Batch && WaitsForPrefix(head))
             {
                 return; // first come, first served: the queue waits with its head, at most until the prefix is computed
             }
@@ -380,17 +380,26 @@ internal sealed class BatchScheduler
 
     /// <summary>
     /// Whether a sequence should wait for a running one that is prefilling a prefix it shares: when that prefix, once
-    /// computed, gives it at least <see cref="HoldMinimum"/> tokens (and a tenth of its own) more than it can reuse
-    /// now. The wait ends when the prefix is in the cache, or when that sequence leaves (finished, cancelled, failed
-    /// or evicted); a prefill advances every iteration, so nobody waits behind it for long.
+    /// computed, gives it at least <see cref="HoldMinimum"/> tokens (and a tenth of its own) more than any idle cache.
+    /// The wait ends when the whole prefix is in the cache (not when part of it is: the rest would be computed twice),
+    /// or when that sequence leaves (finished, cancelled, failed or evicted); a prefill advances every iteration, so
+    /// nobody waits behind it for long.
     /// </summary>
-    private bool WaitsForPrefix(SequenceState sequence, int reusable) =>
-        PrefixCopy && Running.Any(r =>
+    private bool WaitsForPrefix(SequenceState sequence)
+    {
+        if (!PrefixCopy)
+        {
+            return false;
+        }
+
+        int idle = _slots.Where(s => s.Owner is null).Select(s => Shared(sequence, s.Tokens, s.Tokens.Count)).DefaultIfEmpty().Max();
+        return Running.Any(r =>
             !r.IsDecoding && r.Pending > 0
             && Shared(sequence, r.Tokens, r.Tokens.Count) is var shared
             && shared > r.Cached
-            && shared - reusable >= Math.Max(HoldMinimum, CopyMinimum)
-            && Worth(sequence, shared - reusable));
+            && shared - idle >= Math.Max(HoldMinimum, CopyMinimum)
+            && Worth(sequence, shared - idle));
+    }
 
     /// <summary>How many of its leading tokens a sequence may take from <paramref name="count"/> cached ones: never its last, which must be computed to sample.</summary>
     private int Shared(SequenceState sequence, IReadOnlyList<int> cached, int count) =>

@@ -188,6 +188,28 @@ public sealed class PrefixReuseTests
         }
     }
 
+    [Fact]
+    public async Task Through_a_pipeline_stage_a_request_copies_the_prefix_another_is_prefilling_and_answers_as_without_sharing()
+    {
+        (ChildProcess server, string endpoint) = await TestStageServer.StartAsync();
+        await using (server)
+        {
+            await using LlmPqEngine engine = await ChatClientTests.StartAsync(o =>
+            {
+                o.Stages.Add(new LlmPqStageOptions { InProcess = true, Layers = 2 });
+                o.Stages.Add(new LlmPqStageOptions { Endpoint = endpoint, Layers = 2 });
+            });
+            (int[] system, int[] leader, int[] follower) = SharedPrompts(engine);
+            StartBackground(engine);
+
+            Result[] results = await Task.WhenAll(RunAsync(engine, leader), RunAsync(engine, follower));
+            Result alone = await RunAsync(engine, follower, cachePrompt: false);
+
+            Assert.InRange(results[1].Finished.CachedTokens, system.Length, follower.Length - 1);
+            Assert.Equal(alone.Text, results[1].Text);
+        }
+    }
+
     private static int[] Tokens(LlmPqEngine engine, string text, bool bos = true) => engine.Model.Tokenize(text, addSpecial: bos, parseSpecial: false);
 
     /// <summary>A shared prefix over four times the token budget and two prompts that start with it.</summary>

@@ -540,7 +540,7 @@ public sealed class BatchSchedulerTests
     public void A_request_waits_while_a_running_sequence_prefills_the_prefix_it_shares_then_copies_it()
     {
         int[] system = [.. Enumerable.Range(100, 80)];
-        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 16, kvCapacity: 1000, slots: 4, prefixReuse: true) { PrefixCopy = true };
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 64, kvCapacity: 1000, slots: 4, prefixReuse: true) { PrefixCopy = true };
         var leader = new SequenceState(1, [.. system, 1, 2]);
         var follower = new SequenceState(2, [.. system, 3, 4]);
         var other = new SequenceState(3, [.. Enumerable.Range(500, 20)]);
@@ -548,7 +548,8 @@ public sealed class BatchSchedulerTests
         scheduler.Enqueue(follower);
         scheduler.Enqueue(other);
 
-        // The follower waits, and the queue with it, while the leader's chunks reach the end of the shared prefix.
+        // The follower waits, and the queue with it, while the leader's chunks reach the end of the shared prefix
+        // (also in the second iteration, which has room for it and could copy 64 of the 80 tokens already).
         do
         {
             Run(scheduler.Plan()!);
