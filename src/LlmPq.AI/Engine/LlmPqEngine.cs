@@ -23,6 +23,12 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     /// <summary>The most tokens a prompt prefilled while no decode runs takes in one iteration (llama-server's default <c>n_batch</c>).</summary>
     private const int WholePromptBatch = 2048;
 
+    /// <summary>
+    /// The shortest running prefix copied into another sequence's own cells: the copy moves the source's whole KV
+    /// stream (every layer, all of a sequence's cells), which costs less than computing this many tokens.
+    /// </summary>
+    private const int StreamCopyMinimum = 64;
+
     private readonly LlmPqOptions _options;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
@@ -357,9 +363,11 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     /// <summary>Creates the scheduler, the budget controller (with a TBT target) and the metrics that read them.</summary>
     private void CreateScheduler(int batchLimit)
     {
+        // A shared cache shares a running prefix's cells; per-sequence cells copy a whole stream, worth it for a long prefix only.
         BatchScheduler scheduler = _scheduler = new BatchScheduler(_options.SchedulingPolicy, _options.TokenBudget, KvCapacity, _options.MaxSequences, batchLimit, _options.PrefixReuse)
         {
-            PrefixCopy = _options.PrefixReuse && _context!.SharedKvCache,
+            PrefixCopy = _options.PrefixReuse,
+            CopyMinimum = _context!.SharedKvCache ? 1 : StreamCopyMinimum,
         };
         _budget = _options.TbtTarget is { } tbt ? new TokenBudgetController(tbt, _options.TokenBudget) : null;
         _metrics = new EngineMetrics(_meterFactory, ModelId, () => QueueLength, () => RunningSequences, () => KvTokensInUse, KvCapacity, () => scheduler.TokenBudget);
@@ -390,7 +398,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             Trim(plan.Trims);
             foreach (SlotCopy copy in plan.Copies)
             {
-                _context!.ShareSequence(copy.Source, copy.Slot, 0, copy.Count);
+                _context!.ShareSequence(copy.Source, copy.Slot, copy.Count);
             }
 
             CountPrefills(plan.Admitted);

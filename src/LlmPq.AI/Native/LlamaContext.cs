@@ -119,18 +119,21 @@ internal sealed unsafe class LlamaContext : IDisposable
     public bool RemoveSequence(int sequence, int from = -1, int to = -1) => LlamaNative.llama_memory_seq_rm(_memory, sequence, from, to);
 
     /// <summary>
-    /// Makes positions [<paramref name="from"/>, <paramref name="to"/>) of a sequence also belong to another, which
-    /// shares their cells. Only in a shared cache: across per-sequence cells llama.cpp copies whole streams only, and
-    /// aborts the process for a range.
+    /// Makes positions [0, <paramref name="count"/>) of a sequence also those of another, emptied one. In a shared cache
+    /// the destination shares their cells; across per-sequence cells llama.cpp copies only whole streams (a range
+    /// aborts the process), so the source's whole stream is copied (at the next decode) and the rest removed.
     /// </summary>
-    public void ShareSequence(int source, int destination, int from, int to)
+    public void ShareSequence(int source, int destination, int count)
     {
-        if (!SharedKvCache)
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        if (SharedKvCache)
         {
-            throw new InvalidOperationException("Cells are shared between sequences only in a shared KV cache.");
+            LlamaNative.llama_memory_seq_cp(_memory, source, destination, 0, count);
+            return;
         }
 
-        LlamaNative.llama_memory_seq_cp(_memory, source, destination, from, to);
+        LlamaNative.llama_memory_seq_cp(_memory, source, destination, -1, -1);
+        LlamaNative.llama_memory_seq_rm(_memory, destination, count, -1);
     }
 
     /// <summary>Gets the highest position a sequence holds in the cache, or -1 when it holds none.</summary>

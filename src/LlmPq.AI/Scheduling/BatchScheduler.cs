@@ -16,6 +16,8 @@ namespace LlmPq.Scheduling;
 /// share the longest prefix with its tokens and computes only the rest (never its last token, whose logits it samples
 /// from). Those cells count as KV in use; when admission or running decodes need the room, or a request needs a slot
 /// and none is empty, the least recently used cache goes first, before any running sequence is evicted.
+/// With <see cref="PrefixCopy"/>, a running sequence's computed prefix is copied too, and the queue's head waits while
+/// a running sequence prefills a long prefix it shares, so that a burst sharing a system prompt computes it once.
 /// </para>
 /// <para>
 /// Under <see cref="SchedulingPolicy.PrefillFirst"/>, while decodes wait, a prompt longer than the budget is prefilled
@@ -62,11 +64,24 @@ internal sealed class BatchScheduler
     public bool PrefixReuse { get; set; }
 
     /// <summary>
-    /// Gets or sets a value indicating whether, with prefix reuse, a new sequence may share the cells of a prefix it has
-    /// in common with a running one (only a unified KV cache shares cells between sequences). The accounting still
-    /// counts those cells for each sequence, so it errs on the safe side.
+    /// Gets or sets a value indicating whether, with prefix reuse, a new sequence may start from the cells of a prefix
+    /// it has in common with a running one (a unified KV cache shares them, per-sequence cells are copied), and wait
+    /// for a prefix a running sequence is still prefilling. The accounting still counts those cells for each sequence,
+    /// so it errs on the safe side.
     /// </summary>
     public bool PrefixCopy { get; set; }
+
+    /// <summary>
+    /// Gets the shortest prefix of a running sequence worth copying (with <see cref="PrefixCopy"/>): with per-sequence
+    /// cells a copy moves the source's whole stream, which costs more than computing a few tokens.
+    /// </summary>
+    public int CopyMinimum { get; init; } = 1;
+
+    /// <summary>
+    /// Gets the shortest prefix worth waiting for: the queue's head waits (and the queue behind it) while a running
+    /// sequence prefills at least this many of its leading tokens, then copies them rather than compute them again.
+    /// </summary>
+    public int HoldMinimum { get; init; } = 64;
 
     /// <summary>Gets the sequences holding a slot, in admission order.</summary>
     public List<SequenceState> Running { get; } = [];
@@ -285,6 +300,11 @@ internal sealed class BatchScheduler
         {
             SequenceState head = Waiting[0];
             (Slot slot, int reused, SequenceState? source) = ChooseSlot(head);
+            if (admission != Admission.Batch && WaitsForPrefix(head))
+            {
+                return; // first come, first served: the queue waits with its head, at most until the prefix is computed
+            }
+
             if (admission == Admission.WholePrompts && head.Tokens.Count - reused > budget && entries.Count > 0)
             {
                 return; // the head waits for an iteration of its own rather than be split behind others
@@ -341,19 +361,15 @@ internal sealed class BatchScheduler
     /// </summary>
     private (Slot Slot, int Reused, SequenceState? Source) ChooseSlot(SequenceState sequence)
     {
-        bool reuse = PrefixReuse && sequence.ReusesPrefix;
-        int Shared(IReadOnlyList<int> cached, int count) => reuse ? Math.Min(CommonPrefix(cached, count, sequence.Tokens), sequence.Tokens.Count - 1) : 0;
-        bool Worth(int shared) => shared > 0 && shared * 10 >= sequence.Tokens.Count;
-
         Slot[] free = [.. _slots.Where(s => s.Owner is null)];
-        Slot longest = free.MaxBy(s => Shared(s.Tokens, s.Tokens.Count))!;
-        Slot chosen = Worth(Shared(longest.Tokens, longest.Tokens.Count)) ? longest : free.MinBy(s => (s.Tokens.Count > 0, s.LastUsed))!;
-        int reused = Shared(chosen.Tokens, chosen.Tokens.Count);
+        Slot longest = free.MaxBy(s => Shared(sequence, s.Tokens, s.Tokens.Count))!;
+        Slot chosen = Worth(sequence, Shared(sequence, longest.Tokens, longest.Tokens.Count)) ? longest : free.MinBy(s => (s.Tokens.Count > 0, s.LastUsed))!;
+        int reused = Shared(sequence, chosen.Tokens, chosen.Tokens.Count);
         if (PrefixCopy && Running.Count > 0)
         {
             // Only the cells a running sequence already holds can be shared.
-            (SequenceState source, int copied) = Running.Select(r => (r, Shared(r.Tokens, r.Cached))).MaxBy(c => c.Item2);
-            if (copied > reused && Worth(copied))
+            (SequenceState source, int copied) = Running.Select(r => (r, Shared(sequence, r.Tokens, r.Cached))).MaxBy(c => c.Item2);
+            if (copied > reused && copied >= CopyMinimum && Worth(sequence, copied))
             {
                 return (free.MinBy(s => (s.Tokens.Count > 0, s.LastUsed))!, copied, source);
             }
@@ -361,6 +377,36 @@ internal sealed class BatchScheduler
 
         return (chosen, reused, null);
     }
+
+    /// <summary>
+    /// Whether a sequence should wait for a running one that is prefilling a prefix it shares: when that prefix, once
+    /// computed, gives it at least <see cref="HoldMinimum"/> tokens (and a tenth of its own) more than any idle cache.
+    /// The wait ends when the whole prefix is in the cache (not when part of it is: the rest would be computed twice),
+    /// or when that sequence leaves (finished, cancelled, failed or evicted); a prefill advances every iteration, so
+    /// nobody waits behind it for long.
+    /// </summary>
+    private bool WaitsForPrefix(SequenceState sequence)
+    {
+        if (!PrefixCopy)
+        {
+            return false;
+        }
+
+        int idle = _slots.Where(s => s.Owner is null).Select(s => Shared(sequence, s.Tokens, s.Tokens.Count)).DefaultIfEmpty().Max();
+        return Running.Any(r =>
+            !r.IsDecoding && r.Pending > 0
+            && Shared(sequence, r.Tokens, r.Tokens.Count) is var shared
+            && shared > r.Cached
+            && shared - idle >= Math.Max(HoldMinimum, CopyMinimum)
+            && Worth(sequence, shared - idle));
+    }
+
+    /// <summary>How many of its leading tokens a sequence may take from <paramref name="count"/> cached ones: never its last, which must be computed to sample.</summary>
+    private int Shared(SequenceState sequence, IReadOnlyList<int> cached, int count) =>
+        PrefixReuse && sequence.ReusesPrefix ? Math.Min(CommonPrefix(cached, count, sequence.Tokens), sequence.Tokens.Count - 1) : 0;
+
+    /// <summary>Whether a shared prefix is worth a slot: at least a tenth of the sequence's tokens.</summary>
+    private static bool Worth(SequenceState sequence, int shared) => shared > 0 && shared * 10 >= sequence.Tokens.Count;
 
     /// <summary>Empties the least recently used free slot's cache (but <paramref name="except"/>).</summary>
     private SlotTrim? ReclaimIdle(Slot? except)

@@ -50,6 +50,9 @@ internal sealed record RequestTiming(
     /// <summary>Gets the prompt tokens no earlier request of the run sent on purpose: the first turn less the shared prefix, a later turn less the turn before it.</summary>
     public long NewPromptTokens { get; init; }
 
+    /// <summary>Gets the tokens of the prefix every request of the run shares that this first turn starts with (0 for later turns).</summary>
+    public long SharedPrefixTokens { get; init; }
+
     /// <summary>Gets the prompt tokens the target took from its cache instead of computing, when it said.</summary>
     public long? CachedPromptTokens { get; init; }
 
@@ -182,7 +185,7 @@ internal static class LoadGenerator
             counters?.OnSent();
             BenchRequest turn = prompt.Request with { Arrival = due, PromptTokens = (int)expected };
             (RequestTiming timing, string answer) = await SendAsync(client, [.. messages], turn, options, clock, counters, cancellationToken).ConfigureAwait(false);
-            timings.Add(timing with { Turn = timings.Count + 1, NewPromptTokens = timing.PromptTokens - previousPrompt });
+            timings.Add(timing with { Turn = timings.Count + 1, NewPromptTokens = timing.PromptTokens - previousPrompt, SharedPrefixTokens = timings.Count == 0 ? prompt.SharedPrefixTokens : 0 });
             if (timing.Outcome != RequestOutcome.Completed)
             {
                 break;

@@ -63,7 +63,7 @@ internal sealed record LoadResult
     /// <summary>Gets the prompt tokens of completed requests as the target counted them.</summary>
     public long PromptTokensSent { get; init; }
 
-    /// <summary>Gets the prompt tokens of completed requests that the workload did not repeat on purpose.</summary>
+    /// <summary>Gets the prompt tokens of completed requests that the workload did not repeat on purpose (a prefix all share counts once: it is new to the first request that sends it).</summary>
     public long PromptTokensNew { get; init; }
 
     /// <summary>Gets the prompt tokens of completed requests the target computed (sent less cached); null unless it reported its cached tokens for every one.</summary>
@@ -143,7 +143,7 @@ internal sealed record LoadResult
             PromptTokensMean = completed.Count > 0 ? completed.Average(t => t.PromptTokens) : null,
             OutputTokensMean = completed.Count > 0 ? completed.Average(t => t.OutputTokens) : null,
             PromptTokensSent = completed.Sum(t => t.PromptTokens),
-            PromptTokensNew = completed.Sum(t => t.NewPromptTokens),
+            PromptTokensNew = completed.Sum(t => t.NewPromptTokens) + completed.Select(t => t.SharedPrefixTokens).DefaultIfEmpty().Max(),
             PromptTokensComputed = completed.Count > 0 && completed.All(t => t.CachedPromptTokens is not null) ? completed.Sum(t => t.PromptTokens - t.CachedPromptTokens!.Value) : null,
             TtftP50Ms = Quantile(ttftSorted, 50),
             TtftP50MsByTurn = turns == 1 ? null : [.. Enumerable.Range(1, turns).Select(turn => Quantile(Sorted(ttft.Where(t => t.Turn == turn).Select(t => t.Ms)), 50))],

@@ -124,6 +124,47 @@ public sealed class PrefixReuseTests
     }
 
     [Fact]
+    public async Task A_request_sharing_the_prefix_another_is_prefilling_waits_then_computes_only_the_rest_and_answers_as_without_sharing()
+    {
+        await using LlmPqEngine engine = await ChatClientTests.StartAsync();
+        (int[] system, int[] leader, int[] follower) = SharedPrompts(engine);
+
+        // A running decode keeps iterations within the budget, so the leader's prompt takes several of them.
+        EngineStream background = StartBackground(engine);
+        Task<Result> first = RunAsync(engine, leader);
+        Task<Result> second = RunAsync(engine, follower);
+        Result[] results = await Task.WhenAll(first, second);
+        Result alone = await RunAsync(engine, follower, cachePrompt: false);
+
+        Assert.True(results[0].Finished.CachedTokens <= 1, $"the leader reused {results[0].Finished.CachedTokens} tokens"); // at most the BOS
+        Assert.Equal(system.Length + leader.Skip(system.Length).Zip(follower.Skip(system.Length)).TakeWhile(p => p.First == p.Second).Count(), results[1].Finished.CachedTokens);
+        Assert.Equal(0, alone.Finished.CachedTokens);
+        Assert.Equal(alone.Text, results[1].Text);
+        Assert.False(background.Events.Completion.IsCompleted, "the background request was meant to be still running");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_request_waiting_for_a_prefix_completes_when_the_leader_or_itself_is_cancelled(bool cancelLeader)
+    {
+        await using LlmPqEngine engine = await ChatClientTests.StartAsync();
+        (_, int[] leader, int[] follower) = SharedPrompts(engine);
+        StartBackground(engine);
+
+        using var cancel = new CancellationTokenSource();
+        Task<Result> first = RunAsync(engine, leader, cancellationToken: cancelLeader ? cancel.Token : CancellationToken.None);
+        Task<Result> second = RunAsync(engine, follower, cancellationToken: cancelLeader ? CancellationToken.None : cancel.Token);
+        await cancel.CancelAsync();
+        Task<Result> survivor = cancelLeader ? second : first;
+        Result alone = await RunAsync(engine, cancelLeader ? follower : leader, cachePrompt: false);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelLeader ? first : second);
+        Assert.Equal(alone.Text, (await survivor).Text);
+        Assert.NotEmpty(alone.Text);
+    }
+
+    [Fact]
     public async Task Through_a_pipeline_stage_the_reused_request_answers_as_without_reuse()
     {
         (ChildProcess server, string endpoint) = await TestStageServer.StartAsync();
@@ -147,15 +188,49 @@ public sealed class PrefixReuseTests
         }
     }
 
+    [Fact]
+    public async Task Through_a_pipeline_stage_a_request_copies_the_prefix_another_is_prefilling_and_answers_as_without_sharing()
+    {
+        (ChildProcess server, string endpoint) = await TestStageServer.StartAsync();
+        await using (server)
+        {
+            await using LlmPqEngine engine = await ChatClientTests.StartAsync(o =>
+            {
+                o.Stages.Add(new LlmPqStageOptions { InProcess = true, Layers = 2 });
+                o.Stages.Add(new LlmPqStageOptions { Endpoint = endpoint, Layers = 2 });
+            });
+            (int[] system, int[] leader, int[] follower) = SharedPrompts(engine);
+            StartBackground(engine);
+
+            Result[] results = await Task.WhenAll(RunAsync(engine, leader), RunAsync(engine, follower));
+            Result alone = await RunAsync(engine, follower, cachePrompt: false);
+
+            Assert.InRange(results[1].Finished.CachedTokens, system.Length, follower.Length - 1);
+            Assert.Equal(alone.Text, results[1].Text);
+        }
+    }
+
     private static int[] Tokens(LlmPqEngine engine, string text, bool bos = true) => engine.Model.Tokenize(text, addSpecial: bos, parseSpecial: false);
 
-    /// <summary>Runs a greedy request of up to eight tokens to its end.</summary>
-    private static async Task<Result> RunAsync(LlmPqEngine engine, int[] prompt, bool cachePrompt = true)
+    /// <summary>A shared prefix over four times the token budget and two prompts that start with it.</summary>
+    private static (int[] System, int[] Leader, int[] Follower) SharedPrompts(LlmPqEngine engine)
     {
-        EngineStream stream = engine.Submit(new EngineRequest(prompt, new SamplingSettings { Temperature = 0 }, 8, [], cachePrompt), CancellationToken.None);
+        int[] system = Tokens(engine, $"{Story} {Story} {Story}");
+        Assert.InRange(system.Length, 256, 600);
+        return (system, [.. system, .. Tokens(engine, " Then a storm came.", bos: false)], [.. system, .. Tokens(engine, " The ships kept away.", bos: false)]);
+    }
+
+    /// <summary>Starts a long sampled answer to an unrelated prompt, which keeps decoding while a test runs.</summary>
+    private static EngineStream StartBackground(LlmPqEngine engine) =>
+        engine.Submit(new EngineRequest(Tokens(engine, "Something else entirely."), new SamplingSettings { Temperature = 0.8f, Seed = 5 }, 400, []), CancellationToken.None);
+
+    /// <summary>Runs a greedy request of up to eight tokens to its end.</summary>
+    private static async Task<Result> RunAsync(LlmPqEngine engine, int[] prompt, bool cachePrompt = true, CancellationToken cancellationToken = default)
+    {
+        EngineStream stream = engine.Submit(new EngineRequest(prompt, new SamplingSettings { Temperature = 0 }, 8, [], cachePrompt), cancellationToken);
         var text = new StringBuilder();
         EngineEvent.Finished? finished = null;
-        await foreach (EngineEvent e in stream.Events.ReadAllAsync())
+        await foreach (EngineEvent e in stream.Events.ReadAllAsync(cancellationToken))
         {
             switch (e)
             {

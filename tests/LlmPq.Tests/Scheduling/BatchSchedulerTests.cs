@@ -37,7 +37,7 @@ public sealed class BatchSchedulerTests
     {
         var random = new Random(seed);
         int batchLimit = 3 * budget / 2;
-        var scheduler = new BatchScheduler(policy, budget, kvCapacity, slots, batchLimit, prefixReuse) { PrefixCopy = prefixReuse };
+        var scheduler = new BatchScheduler(policy, budget, kvCapacity, slots, batchLimit, prefixReuse) { PrefixCopy = prefixReuse, HoldMinimum = 8 };
 
         // The cells of each slot as llama.cpp would hold them after the plans' trims, evictions and batches.
         List<int>[] cells = [.. Enumerable.Range(0, slots).Select(_ => new List<int>())];
@@ -534,6 +534,93 @@ public sealed class BatchSchedulerTests
             Assert.Contains(new BatchEntry(next, copy ? 2 : 18), plan.Entries);
             Assert.Empty(plan.Trims);
         }
+    }
+
+    [Fact]
+    public void A_request_waits_while_a_running_sequence_prefills_the_prefix_it_shares_then_copies_it()
+    {
+        int[] system = [.. Enumerable.Range(100, 80)];
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 64, kvCapacity: 1000, slots: 4, prefixReuse: true) { PrefixCopy = true };
+        var leader = new SequenceState(1, [.. system, 1, 2]);
+        var follower = new SequenceState(2, [.. system, 3, 4]);
+        var other = new SequenceState(3, [.. Enumerable.Range(500, 20)]);
+        scheduler.Enqueue(leader);
+        scheduler.Enqueue(follower);
+        scheduler.Enqueue(other);
+
+        // The follower waits, and the queue with it, while the leader's chunks reach the end of the shared prefix
+        // (also in the second iteration, which has room for it and could copy 64 of the 80 tokens already).
+        do
+        {
+            Run(scheduler.Plan()!);
+            Assert.Equal([leader], scheduler.Running);
+        }
+        while (leader.Cached < system.Length);
+
+        BatchPlan plan = scheduler.Plan()!;
+        Assert.Equal([follower, other], plan.Admitted);
+        Assert.Equal(new SlotCopy(leader.Slot, follower.Slot, system.Length), Assert.Single(plan.Copies));
+        Assert.Equal(system.Length, follower.Reused);
+        Assert.Contains(new BatchEntry(follower, 2), plan.Entries);
+    }
+
+    [Fact]
+    public void A_waiting_request_computes_the_prefix_itself_when_the_sequence_prefilling_it_leaves()
+    {
+        int[] system = [.. Enumerable.Range(100, 80)];
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 16, kvCapacity: 1000, slots: 2, prefixReuse: true) { PrefixCopy = true };
+        var leader = new SequenceState(1, [.. system, 1, 2]);
+        var follower = new SequenceState(2, [.. system, 3, 4]);
+        scheduler.Enqueue(leader);
+        scheduler.Enqueue(follower);
+        Run(scheduler.Plan()!);
+        Assert.Equal([follower], scheduler.Waiting);
+
+        // Cancelled or failed: its cells are removed, so the follower no longer waits for them.
+        Assert.False(scheduler.Remove(leader));
+
+        BatchPlan plan = scheduler.Plan()!;
+        Assert.Contains(follower, plan.Admitted);
+        Assert.Equal(0, follower.Reused);
+        Assert.Empty(plan.Copies);
+    }
+
+    [Fact]
+    public void A_request_cancelled_while_it_waits_for_a_prefix_lets_the_queue_behind_it_go()
+    {
+        int[] system = [.. Enumerable.Range(100, 80)];
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 50, kvCapacity: 1000, slots: 4, prefixReuse: true) { PrefixCopy = true };
+        var leader = new SequenceState(1, [.. system, 1, 2]);
+        var follower = new SequenceState(2, [.. system, 3, 4]);
+        var other = new SequenceState(3, [.. Enumerable.Range(500, 20)]);
+        scheduler.Enqueue(leader);
+        scheduler.Enqueue(follower);
+        scheduler.Enqueue(other);
+        Run(scheduler.Plan()!);
+        Assert.Equal([follower, other], scheduler.Waiting); // the leader has 50 of the 80 shared tokens
+
+        Assert.False(scheduler.Remove(follower));
+        BatchPlan plan = scheduler.Plan()!;
+
+        Assert.Equal([other], plan.Admitted);
+        Assert.Equal([leader, other], scheduler.Running);
+        Assert.False(follower.IsResident);
+    }
+
+    [Theory]
+    [InlineData(false, 80)]
+    [InlineData(true, 40)]
+    public void Nobody_waits_for_a_prefix_without_copies_or_for_one_too_short(bool copy, int shared)
+    {
+        int[] system = [.. Enumerable.Range(100, shared)];
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 4, prefixReuse: true) { PrefixCopy = copy };
+        var leader = new SequenceState(1, [.. system, 1, 2]);
+        var follower = new SequenceState(2, [.. system, 3, 4]);
+        scheduler.Enqueue(leader);
+        scheduler.Enqueue(follower);
+
+        // Both start in the same iteration, each computing the prefix.
+        Assert.Equal([leader, follower], scheduler.Plan()!.Admitted);
     }
 
     [Fact]
