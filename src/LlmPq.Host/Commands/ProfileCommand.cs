@@ -131,8 +131,8 @@ internal static class ProfileCommand
                     }
 
                     TimeSpan cpu = Process.GetCurrentProcess().TotalProcessorTime, wall = clock.Elapsed;
-                    profile = await MeasureAsServedAsync(r, device, probes, status, logger, ct).ConfigureAwait(false);
-                    WarnIfBusy(device, Process.GetCurrentProcess().TotalProcessorTime - cpu, clock.Elapsed - wall);
+                    (profile, TimeSpan serverCpu) = await MeasureAsServedAsync(r, device, probes, status, logger, ct).ConfigureAwait(false);
+                    WarnIfBusy(device, Process.GetCurrentProcess().TotalProcessorTime - cpu + serverCpu, clock.Elapsed - wall);
                     before += DeviceProfiler.Steps(device, r.Types.Count, r.Grid);
                     r.Cache.Put(group.Key, profile);
                 }
@@ -164,18 +164,20 @@ internal static class ProfileCommand
     /// Measures a device as the pipeline reaches it: a CPU device of this machine on a stage server of its own (the
     /// hop's local side then at the device's threads, so the two differ by the RPC alone), any other as it is.
     /// </summary>
-    private static async Task<DeviceProfile> MeasureAsServedAsync(ProfileRequest r, DeviceSpec device, string probes, IProgress<ProfileProgress>? status, ILogger logger, CancellationToken ct)
+    /// <returns>The profile, and the CPU time of the stage server it started (the layers' work; zero for other devices).</returns>
+    private static async Task<(DeviceProfile Profile, TimeSpan ServerCpu)> MeasureAsServedAsync(ProfileRequest r, DeviceSpec device, string probes, IProgress<ProfileProgress>? status, ILogger logger, CancellationToken ct)
     {
         if (!device.IsCpu || device.Endpoint is not null)
         {
-            return DeviceProfiler.Measure(r.Model, device, r.Types, r.Grid, probes, r.Threads, status, ct);
+            return (DeviceProfiler.Measure(r.Model, device, r.Types, r.Grid, probes, r.Threads, status, ct), TimeSpan.Zero);
         }
 
         (ChildProcess server, DeviceSpec served) = await LocalStageServer.StartAsync(device, logger, ct).ConfigureAwait(false);
         await using (server.ConfigureAwait(false))
         {
             DeviceProfile profile = DeviceProfiler.Measure(r.Model, served, r.Types, r.Grid, probes, device.Threads ?? r.Threads, status, ct);
-            return profile;
+            using Process process = Process.GetProcessById(server.Id);
+            return (profile, process.TotalProcessorTime);
         }
     }
 
