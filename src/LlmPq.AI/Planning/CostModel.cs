@@ -133,9 +133,17 @@ public sealed class RooflineCostModel : ICostModel
 /// (by default the roofline) for everything else.
 /// </summary>
 /// <remarks>
+/// <para>
 /// A profile's times are for a layer of <see cref="DeviceProfile.LayerParameters"/> weights; they are scaled by the
 /// ratio of weights to the layer asked about, exact for the profiled model's own layers and an approximation for
 /// others (the attention term scales with heads, not weights).
+/// </para>
+/// <para>
+/// A type a profiled device has no fit for (its measurement was lost in noise, or it was not measured) is priced by
+/// the fallback calibrated on that device: times the median, over the types it did measure, of measured over
+/// fallback at the same point. Priced by the bare roofline, which is several times faster than a small CPU layer
+/// measures, such a type would look cheapest and the optimizer would choose it for that reason alone.
+/// </para>
 /// </remarks>
 /// <param name="fallback">The model for devices or types the profiles do not cover.</param>
 public sealed class ProfiledCostModel(ICostModel fallback) : ICostModel
@@ -152,19 +160,33 @@ public sealed class ProfiledCostModel(ICostModel fallback) : ICostModel
     public double PrefillSeconds(DeviceSpec device, LayerSpec layer, GgmlType type, int tokens, long context)
     {
         RooflineCostModel.Check(device, layer, tokens, context);
-        return device.Profile?.Find(type) is { } measured
-            ? measured.Prefill.Seconds(tokens, context + ((tokens + 1) / 2.0)) * Scale(device.Profile, layer)
-            : _fallback.PrefillSeconds(device, layer, type, tokens, context);
+        double mean = context + ((tokens + 1) / 2.0);
+        return Price(device, layer, type, t => t.Prefill.Seconds(tokens, mean), (d, l, t) => _fallback.PrefillSeconds(d, l, t, tokens, context));
     }
 
     /// <inheritdoc/>
     public double DecodeSeconds(DeviceSpec device, LayerSpec layer, GgmlType type, int batch, long context)
     {
         RooflineCostModel.Check(device, layer, batch, context);
-        return device.Profile?.Find(type) is { } measured
-            ? measured.Decode.Seconds(batch, context) * Scale(device.Profile, layer)
-            : _fallback.DecodeSeconds(device, layer, type, batch, context);
+        return Price(device, layer, type, t => t.Decode.Seconds(batch, context), (d, l, t) => _fallback.DecodeSeconds(d, l, t, batch, context));
     }
 
     private static double Scale(DeviceProfile profile, LayerSpec layer) => (double)layer.MatrixParameters / profile.LayerParameters;
+
+    private static double Price(DeviceSpec device, LayerSpec layer, GgmlType type, Func<TypeProfile, double> measured, Func<DeviceSpec, LayerSpec, GgmlType, double> fallback)
+    {
+        if (device.Profile is not { Types.Count: > 0 } profile)
+        {
+            return fallback(device, layer, type);
+        }
+
+        if (profile.Find(type) is { } fit)
+        {
+            return measured(fit) * Scale(profile, layer);
+        }
+
+        double[] ratios = [.. profile.Types.Select(t => measured(t) * Scale(profile, layer) / fallback(device, layer, t.Type)).Where(double.IsFinite).Order()];
+        double calibration = ratios.Length == 0 ? 1 : ratios[ratios.Length / 2];
+        return fallback(device, layer, type) * calibration;
+    }
 }

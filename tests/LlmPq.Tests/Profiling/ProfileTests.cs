@@ -103,8 +103,15 @@ public sealed class ProfileTests
         Assert.Equal(known.Seconds(512, 100 + (513 / 2.0)), cost.PrefillSeconds(device, s_model.Layers[0], GgmlType.Q4_K, 512, 100), 1e-9);
         Assert.Equal(decodeKnown.Seconds(8, 600), cost.DecodeSeconds(device, s_model.Layers[0], GgmlType.Q4_K, 8, 600), 1e-9);
 
-        // A type the profile lacks falls back to the roofline.
-        Assert.Equal(new RooflineCostModel().DecodeSeconds(device, s_model.Layers[0], GgmlType.F16, 8, 600), cost.DecodeSeconds(device, s_model.Layers[0], GgmlType.F16, 8, 600));
+        // A type the profile lacks is the roofline calibrated on the device: scaled as the measured type is.
+        var roofline = new RooflineCostModel();
+        double calibration = decodeKnown.Seconds(8, 600) / roofline.DecodeSeconds(device, s_model.Layers[0], GgmlType.Q4_K, 8, 600);
+        Assert.NotEqual(1, calibration, 2);
+        Assert.Equal(roofline.DecodeSeconds(device, s_model.Layers[0], GgmlType.F16, 8, 600) * calibration, cost.DecodeSeconds(device, s_model.Layers[0], GgmlType.F16, 8, 600), 1e-9);
+
+        // A device without a profile is the roofline's.
+        DeviceSpec bare = device with { Profile = null };
+        Assert.Equal(roofline.DecodeSeconds(bare, s_model.Layers[0], GgmlType.F16, 8, 600), cost.DecodeSeconds(bare, s_model.Layers[0], GgmlType.F16, 8, 600));
     }
 
     [Fact]
