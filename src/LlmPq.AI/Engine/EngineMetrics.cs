@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using LlmPq.Scheduling;
 
@@ -27,6 +28,9 @@ internal sealed class EngineMetrics : IDisposable
     private readonly Histogram<double> _schedulingDelay;
     private readonly KeyValuePair<string, object?> _model;
 
+    /// <summary>The provider as the GenAI conventions name it on every metric (<c>gen_ai.provider.name</c>).</summary>
+    private static readonly KeyValuePair<string, object?> s_provider = new("gen_ai.provider.name", "llmpq");
+
     public EngineMetrics(IMeterFactory? meterFactory, string modelId, Func<int> queueLength, Func<int> running, Func<int> kvTokens, int kvCapacity, Func<int> tokenBudget)
     {
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
@@ -40,11 +44,12 @@ internal sealed class EngineMetrics : IDisposable
         _preemptions = _meter.CreateCounter<long>("llmpq.engine.preemptions", "{sequence}", "Sequences evicted from the KV cache to be recomputed later.");
         _reusedTokens = _meter.CreateCounter<long>("llmpq.engine.prompt_tokens.reused", "{token}", "Prompt tokens an admitted sequence found in its slot's KV cache (prefix reuse) instead of computing them.");
         _computedTokens = _meter.CreateCounter<long>("llmpq.engine.prompt_tokens.computed", "{token}", "Prompt tokens an admitted sequence computes (a preempted one recomputes its output too); the prefix hit rate is reused / (reused + computed).");
-        _meter.CreateObservableGauge("llmpq.engine.queue.length", queueLength, "{request}", "Requests waiting for a sequence slot.");
-        _meter.CreateObservableGauge("llmpq.engine.sequences.running", running, "{sequence}", "Sequences holding a slot.");
-        _meter.CreateObservableGauge("llmpq.engine.kv.tokens", kvTokens, "{token}", "KV cache tokens in use.");
-        _meter.CreateObservableGauge("llmpq.engine.kv.capacity", () => kvCapacity, "{token}", "KV cache size in tokens.");
-        _meter.CreateObservableGauge("llmpq.engine.token_budget", tokenBudget, "{token}", "Most tokens of one iteration: fixed, or chosen from the TBT target.");
+        // The gauges carry the model, so that the engines of keyed registrations can be told apart.
+        _meter.CreateObservableGauge("llmpq.engine.queue.length", () => Tagged(queueLength()), "{request}", "Requests waiting for a sequence slot.");
+        _meter.CreateObservableGauge("llmpq.engine.sequences.running", () => Tagged(running()), "{sequence}", "Sequences holding a slot.");
+        _meter.CreateObservableGauge("llmpq.engine.kv.tokens", () => Tagged(kvTokens()), "{token}", "KV cache tokens in use.");
+        _meter.CreateObservableGauge("llmpq.engine.kv.capacity", () => Tagged(kvCapacity), "{token}", "KV cache size in tokens.");
+        _meter.CreateObservableGauge("llmpq.engine.token_budget", () => Tagged(tokenBudget()), "{token}", "Most tokens of one iteration: fixed, or chosen from the TBT target.");
         _iterationDuration = _meter.CreateHistogram<double>("llmpq.engine.iteration.duration", "s", "Time of one iteration (batch decode and sampling), by kind (prefill, decode or hybrid).");
         _meter.CreateObservableGauge("llmpq.engine.iteration.spread", ObserveSpread, "1", "Standard deviation over mean of recent iteration times, by kind: uneven iterations idle pipeline stages.");
         _meter.CreateObservableGauge("llmpq.engine.iteration.imbalance", ObserveImbalance, "1", "Average |t1 - t0| / max(t0, t1) of recent consecutive iterations: the share a pipeline stage idles between them.");
@@ -52,19 +57,27 @@ internal sealed class EngineMetrics : IDisposable
 
     public void Scheduled(TimeSpan sinceArrival) => _schedulingDelay.Record(sinceArrival.TotalSeconds, _model);
 
-    public void FirstToken(TimeSpan sinceArrival) => _ttft.Record(sinceArrival.TotalSeconds, _model, Operation);
+    public void FirstToken(TimeSpan sinceArrival) => _ttft.Record(sinceArrival.TotalSeconds, _model, Operation, s_provider);
 
     public void Completed(TimeSpan duration, TimeSpan sinceFirstToken, int inputTokens, int outputTokens)
     {
-        _duration.Record(duration.TotalSeconds, _model, Operation);
+        _duration.Record(duration.TotalSeconds, _model, Operation, s_provider);
         if (outputTokens > 1)
         {
-            _tpot.Record(sinceFirstToken.TotalSeconds / (outputTokens - 1), _model, Operation);
+            _tpot.Record(sinceFirstToken.TotalSeconds / (outputTokens - 1), _model, Operation, s_provider);
         }
 
-        _tokenUsage.Record(inputTokens, _model, Operation, new("gen_ai.token.type", "input"));
-        _tokenUsage.Record(outputTokens, _model, Operation, new("gen_ai.token.type", "output"));
+        var input = new TagList { _model, Operation, s_provider, new("gen_ai.token.type", "input") };
+        var output = new TagList { _model, Operation, s_provider, new("gen_ai.token.type", "output") };
+        _tokenUsage.Record(inputTokens, input);
+        _tokenUsage.Record(outputTokens, output);
     }
+
+    /// <summary>Records a request that ended without its answer (failed or cancelled), as the conventions want: its duration with <c>error.type</c>.</summary>
+    /// <param name="duration">Time from arrival to the end.</param>
+    /// <param name="error">What ended it.</param>
+    public void Ended(TimeSpan duration, Exception error) =>
+        _duration.Record(duration.TotalSeconds, _model, Operation, s_provider, new("error.type", error.GetType().FullName));
 
     public void Batch(int prefillTokens, int decodeTokens)
     {
@@ -89,6 +102,8 @@ internal sealed class EngineMetrics : IDisposable
     public void Dispose() => _meter.Dispose();
 
     private static KeyValuePair<string, object?> Operation => new("gen_ai.operation.name", "chat");
+
+    private Measurement<int> Tagged(int value) => new(value, _model);
 
     private static KeyValuePair<string, object?> Kind(IterationKind kind) => new("llmpq.iteration.kind", kind switch
     {

@@ -618,7 +618,9 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         {
             // A cancelled request frees its cells: its caller is gone, and so, likely, is its conversation.
             Active active = Detach(sequence, keepCells: false);
-            active.Writer.TryComplete(new OperationCanceledException("The request was cancelled.", token));
+            var cancelled = new OperationCanceledException("The request was cancelled.", token);
+            active.Writer.TryComplete(cancelled);
+            _metrics?.Ended(active.Clock.Elapsed, cancelled);
             LogCancelled(_logger, sequence.Id, sequence.Generated);
         }
     }
@@ -627,6 +629,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     {
         Active active = Detach(sequence, keepCells: false);
         active.Writer.TryComplete(error);
+        _metrics?.Ended(active.Clock.Elapsed, error);
     }
 
     private void FailAll(Exception error)

@@ -284,6 +284,61 @@ public sealed class ChatClientTests
     }
 
     [Fact]
+    public async Task Request_metrics_carry_the_provider_and_model_a_request_that_ends_early_its_error_type_and_gauges_the_model()
+    {
+        var seen = new List<(string Name, Dictionary<string, object?> Tags)>();
+        void Record(Instrument instrument, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            var copy = new Dictionary<string, object?>();
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                copy[tag.Key] = tag.Value;
+            }
+
+            lock (seen)
+            {
+                seen.Add((instrument.Name, copy));
+            }
+        }
+
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == EngineMetrics.MeterName && instrument.Name is "gen_ai.server.request.duration" or "llmpq.engine.queue.length")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<double>((i, _, tags, _) => Record(i, tags));
+        listener.SetMeasurementEventCallback<int>((i, _, tags, _) => Record(i, tags));
+        listener.Start();
+
+        await using var engine = await StartAsync();
+        var client = new LlmPqChatClient(engine, Options());
+        await client.GetResponseAsync("Measure me.", new ChatOptions { Temperature = 0, MaxOutputTokens = 4 });
+        using var cancel = new CancellationTokenSource();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync("Stop me.", new ChatOptions { MaxOutputTokens = 200 }, cancel.Token))
+            {
+                await cancel.CancelAsync();
+            }
+        });
+        await WaitUntil(() => { lock (seen) { return seen.Any(m => m.Tags.ContainsKey("error.type")); } });
+        listener.RecordObservableInstruments();
+
+        lock (seen)
+        {
+            var ours = seen.Where(m => Equals(m.Tags.GetValueOrDefault("gen_ai.request.model"), engine.ModelId)).ToList();
+            Assert.Contains(ours, m => m.Name == "gen_ai.server.request.duration" && Equals(m.Tags.GetValueOrDefault("gen_ai.provider.name"), "llmpq") && !m.Tags.ContainsKey("error.type"));
+            Assert.Contains(ours, m => m.Name == "gen_ai.server.request.duration" && Equals(m.Tags.GetValueOrDefault("error.type"), typeof(OperationCanceledException).FullName));
+            Assert.Contains(ours, m => m.Name == "llmpq.engine.queue.length");
+        }
+    }
+
+    [Fact]
     public async Task Scheduling_delay_is_recorded_once_per_request_and_never_after_its_first_token()
     {
         var delays = new List<double>();
