@@ -141,7 +141,7 @@ public sealed class LlmPqChatClient : IChatClient, IAsyncDisposable
             await StartAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        await foreach (ChatResponseUpdate update in _backend.GetStreamingResponseAsync(messages, options, cancellationToken).ConfigureAwait(false))
+        await foreach (ChatResponseUpdate update in ChatTelemetry.TraceAsync(_backend.ModelId, options, _backend.GetStreamingResponseAsync(messages, options, cancellationToken), cancellationToken).ConfigureAwait(false))
         {
             yield return update;
         }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
@@ -54,99 +53,73 @@ internal sealed partial class EngineChatClient : BackendChatClient
         ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        using Activity? activity = ChatTelemetry.Source.StartActivity($"chat {ModelId}");
-        activity?.SetTag("gen_ai.operation.name", "chat").SetTag("gen_ai.provider.name", "llmpq").SetTag("gen_ai.request.model", ModelId)
-            .SetTag("gen_ai.request.max_tokens", options?.MaxOutputTokens).SetTag("gen_ai.request.temperature", options?.Temperature);
-        bool ended = false;
-        bool started = false;
+        PreparedChat chat = Prepare(messages, options);
+        EngineStream stream;
         try
         {
-            PreparedChat chat = Prepare(messages, options);
-            EngineStream stream;
-            try
-            {
-                stream = _engine.Submit(chat.Request, cancellationToken);
-            }
-            catch (ArgumentException ex)
-            {
-                throw new LlmPqRequestException($"The request's sampling options were rejected: {ex.Message}", ex);
-            }
-
-            string responseId = string.Create(CultureInfo.InvariantCulture, $"chatcmpl-{Guid.NewGuid():N}");
-            string messageId = string.Create(CultureInfo.InvariantCulture, $"msg-{stream.Id}-{Guid.NewGuid():N}");
-            DateTimeOffset created = DateTimeOffset.UtcNow;
-            ChatResponseUpdate Update(IList<AIContent> contents) => new()
-            {
-                Role = ChatRole.Assistant,
-                ResponseId = responseId,
-                MessageId = messageId,
-                ModelId = ModelId,
-                CreatedAt = created,
-                Contents = contents,
-            };
-
-            await foreach (EngineEvent e in stream.Events.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-            {
-                if (!started && e is not EngineEvent.Finished)
-                {
-                    started = true;
-                    activity?.AddEvent(new ActivityEvent("gen_ai.first_token"));
-                }
-
-                switch (e)
-                {
-                    case EngineEvent.Logprob logprob:
-                        ChatResponseUpdate scored = Update([]);
-                        scored.AdditionalProperties = new() { [TokenLogprob.PropertyName] = new[] { logprob.Token } };
-                        yield return scored;
-                        break;
-                    case EngineEvent.Text text when chat.Reader is { } reader:
-                        if (reader.Push(text.Delta) is { Count: > 0 } contents)
-                        {
-                            yield return Update(contents);
-                        }
-
-                        break;
-                    case EngineEvent.Text text:
-                        yield return Update([new TextContent(text.Delta)]);
-                        break;
-                    case EngineEvent.Finished finished:
-                        ended = true;
-                        activity?.SetTag("gen_ai.usage.input_tokens", finished.PromptTokens).SetTag("gen_ai.usage.output_tokens", finished.OutputTokens)
-                            .SetTag("llmpq.usage.cached_input_tokens", finished.CachedTokens);
-                        List<AIContent> rest = chat.Reader?.Finish(truncated: finished.Reason != FinishReason.Stop) ?? [];
-                        if (chat.Reader?.FormatError is { } unreadable)
-                        {
-                            LogUnreadableAnswer(_logger, unreadable);
-                        }
-
-                        rest.Add(new UsageContent(new UsageDetails
-                        {
-                            InputTokenCount = finished.PromptTokens,
-                            OutputTokenCount = finished.OutputTokens,
-                            TotalTokenCount = finished.PromptTokens + finished.OutputTokens,
-                            CachedInputTokenCount = finished.CachedTokens,
-
-                            // Evicted from a full shared KV cache and recomputed: why this answer took longer.
-                            AdditionalCounts = finished.Preemptions > 0 ? new() { [PreemptionsCount] = finished.Preemptions } : null,
-                        }));
-                        ChatResponseUpdate last = Update(rest);
-                        last.FinishReason = chat.Reader?.CalledTools == true ? ChatFinishReason.ToolCalls
-                            : finished.Reason == FinishReason.Stop ? ChatFinishReason.Stop
-                            : ChatFinishReason.Length;
-                        last.RawRepresentation = finished;
-                        activity?.SetTag("gen_ai.response.finish_reasons", new[] { last.FinishReason.Value.Value });
-                        yield return last;
-                        break;
-                }
-            }
+            stream = _engine.Submit(chat.Request, cancellationToken);
         }
-        finally
+        catch (ArgumentException ex)
         {
-            if (!ended)
+            throw new LlmPqRequestException($"The request's sampling options were rejected: {ex.Message}", ex);
+        }
+
+        string responseId = string.Create(CultureInfo.InvariantCulture, $"chatcmpl-{Guid.NewGuid():N}");
+        string messageId = string.Create(CultureInfo.InvariantCulture, $"msg-{stream.Id}-{Guid.NewGuid():N}");
+        DateTimeOffset created = DateTimeOffset.UtcNow;
+        ChatResponseUpdate Update(IList<AIContent> contents) => new()
+        {
+            Role = ChatRole.Assistant,
+            ResponseId = responseId,
+            MessageId = messageId,
+            ModelId = ModelId,
+            CreatedAt = created,
+            Contents = contents,
+        };
+
+        await foreach (EngineEvent e in stream.Events.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            switch (e)
             {
-                // Refused, failed or cancelled: the span says so (its exception, if any, is the caller's to see).
-                activity?.SetStatus(ActivityStatusCode.Error, "the request ended before its answer did");
+                case EngineEvent.Logprob logprob:
+                    ChatResponseUpdate scored = Update([]);
+                    scored.AdditionalProperties = new() { [TokenLogprob.PropertyName] = new[] { logprob.Token } };
+                    yield return scored;
+                    break;
+                case EngineEvent.Text text when chat.Reader is { } reader:
+                    if (reader.Push(text.Delta) is { Count: > 0 } contents)
+                    {
+                        yield return Update(contents);
+                    }
+
+                    break;
+                case EngineEvent.Text text:
+                    yield return Update([new TextContent(text.Delta)]);
+                    break;
+                case EngineEvent.Finished finished:
+                    List<AIContent> rest = chat.Reader?.Finish(truncated: finished.Reason != FinishReason.Stop) ?? [];
+                    if (chat.Reader?.FormatError is { } unreadable)
+                    {
+                        LogUnreadableAnswer(_logger, unreadable);
+                    }
+
+                    rest.Add(new UsageContent(new UsageDetails
+                    {
+                        InputTokenCount = finished.PromptTokens,
+                        OutputTokenCount = finished.OutputTokens,
+                        TotalTokenCount = finished.PromptTokens + finished.OutputTokens,
+                        CachedInputTokenCount = finished.CachedTokens,
+
+                        // Evicted from a full shared KV cache and recomputed: why this answer took longer.
+                        AdditionalCounts = finished.Preemptions > 0 ? new() { [PreemptionsCount] = finished.Preemptions } : null,
+                    }));
+                    ChatResponseUpdate last = Update(rest);
+                    last.FinishReason = chat.Reader?.CalledTools == true ? ChatFinishReason.ToolCalls
+                        : finished.Reason == FinishReason.Stop ? ChatFinishReason.Stop
+                        : ChatFinishReason.Length;
+                    last.RawRepresentation = finished;
+                    yield return last;
+                    break;
             }
         }
     }

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using LlmPq.Chat;
 using LlmPq.Engine;
 using LlmPq.Runner;
 using LlmPq.Stages;
@@ -38,6 +40,45 @@ public sealed class PipelineTests
             Assert.Equal(options.Stages.Count(s => !s.InProcess), pipeline.Stages.Count);
             Assert.All(pipeline.Stages, s => Assert.Equal(StageState.Up, s.State));
         }
+    }
+
+    [Fact]
+    public async Task A_pipeline_request_is_a_genai_span_in_the_serving_process_with_its_usage()
+    {
+        var spans = new List<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name is ChatTelemetry.SourceName or nameof(PipelineTests),
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity => { lock (spans) { spans.Add(activity); } },
+        };
+        ActivitySource.AddActivityListener(listener);
+        LlmPqOptions options = Options(Local(4));
+        await using var pipeline = new LlmPqPipeline(options);
+        await pipeline.StartAsync();
+        using var client = new LlmPqChatClient(pipeline);
+
+        // Under a trace of this test's own: the runner process traces too, but only this process's listener counts.
+        using var source = new ActivitySource(nameof(PipelineTests));
+        ChatResponse response;
+        ActivityTraceId trace;
+        using (Activity parent = source.StartActivity("test")!)
+        {
+            trace = parent.TraceId;
+            response = await client.GetResponseAsync("Trace me.", s_greedy);
+        }
+
+        Activity span;
+        lock (spans)
+        {
+            span = Assert.Single(spans, s => s.Source.Name == ChatTelemetry.SourceName && s.TraceId == trace);
+        }
+
+        Assert.Equal($"chat {pipeline.ModelId}", span.DisplayName);
+        Assert.Equal("llmpq", span.GetTagItem("gen_ai.provider.name"));
+        Assert.Equal((int)response.Usage!.OutputTokenCount!.Value, span.GetTagItem("gen_ai.usage.output_tokens"));
+        Assert.Equal([response.FinishReason!.Value.Value], (string[])span.GetTagItem("gen_ai.response.finish_reasons")!);
+        Assert.NotEqual(ActivityStatusCode.Error, span.Status);
     }
 
     [Fact]
