@@ -9,7 +9,8 @@ namespace LlmPq.Runner;
 /// histograms, meter <c>LlmPq</c>) to the pipeline's process, whose exporters cannot see the runner's meters: the runner
 /// collects each measurement (<see cref="Collector"/>), the heartbeat carries them, and the pipeline records them again
 /// on its own meter under the same instrument names, units and tags (<see cref="Replay"/>). The engine's observable
-/// gauges (queue, KV use) stay in the runner.
+/// gauges (queue, KV use, token budget) are read at each heartbeat and observed in the pipeline's process as their
+/// last reading.
 /// </summary>
 internal static class MetricRelay
 {
@@ -30,19 +31,22 @@ internal static class MetricRelay
         {
             _listener.InstrumentPublished = (instrument, listener) =>
             {
-                if (instrument.Meter.Name == EngineMeter && !instrument.IsObservable)
+                if (instrument.Meter.Name == EngineMeter)
                 {
                     listener.EnableMeasurementEvents(instrument);
                 }
             };
             _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) => Add(instrument, value, tags));
             _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => Add(instrument, value, tags));
+            _listener.SetMeasurementEventCallback<int>((instrument, value, tags, _) => Add(instrument, value, tags));
             _listener.Start();
         }
 
         /// <summary>Takes the measurements made since the last call.</summary>
         public IReadOnlyList<Measurement> Drain()
         {
+            // The gauges' readings now, queued with the rest.
+            _listener.RecordObservableInstruments();
             var drained = new List<Measurement>();
             while (_pending.TryDequeue(out Measurement? measurement))
             {
@@ -64,8 +68,8 @@ internal static class MetricRelay
             }
 
             bool counter = instrument.GetType().GetGenericTypeDefinition() == typeof(Counter<>);
-            bool integral = instrument.GetType().GetGenericArguments()[0] == typeof(long);
-            _pending.Enqueue(new Measurement(instrument.Name, instrument.Unit, instrument.Description, counter, integral, value, copied));
+            bool integral = instrument.GetType().GetGenericArguments()[0] is var type && (type == typeof(long) || type == typeof(int));
+            _pending.Enqueue(new Measurement(instrument.Name, instrument.Unit, instrument.Description, counter, integral, value, copied) { Gauge = instrument.IsObservable });
             while (_pending.Count > Capacity && _pending.TryDequeue(out _))
             {
             }
@@ -78,12 +82,27 @@ internal static class MetricRelay
     {
         private readonly ConcurrentDictionary<string, Instrument> _instruments = new(StringComparer.Ordinal);
 
+        // A gauge's last reading per tag set (as text), observed by the gauge made for its name.
+        private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, Measurement>> _gauges = new(StringComparer.Ordinal);
+
         /// <summary>Records <paramref name="measurements"/> again.</summary>
         public void Record(IEnumerable<Measurement> measurements)
         {
             foreach (Measurement m in measurements)
             {
-                KeyValuePair<string, object?>[] tags = [.. m.Tags.Select(t => new KeyValuePair<string, object?>(t.Key, t.Value))];
+                if (m.Gauge)
+                {
+                    ConcurrentDictionary<string, Measurement> readings = _gauges.GetOrAdd(m.Name, name =>
+                    {
+                        var byTags = new ConcurrentDictionary<string, Measurement>(StringComparer.Ordinal);
+                        meter.CreateObservableGauge(name, () => byTags.Values.Select(r => new Measurement<double>(r.Value, Tags(r))), m.Unit, m.Description);
+                        return byTags;
+                    });
+                    readings[string.Join('\n', m.Tags.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}"))] = m;
+                    continue;
+                }
+
+                KeyValuePair<string, object?>[] tags = Tags(m);
                 switch (_instruments.GetOrAdd(m.Name, _ => Create(m)))
                 {
                     case Counter<long> counter:
@@ -102,6 +121,8 @@ internal static class MetricRelay
             }
         }
 
+        private static KeyValuePair<string, object?>[] Tags(Measurement m) => [.. m.Tags.Select(t => new KeyValuePair<string, object?>(t.Key, t.Value))];
+
         private Instrument Create(Measurement m) => (m.Counter, m.Integral) switch
         {
             (true, true) => meter.CreateCounter<long>(m.Name, m.Unit, m.Description),
@@ -119,5 +140,9 @@ internal static class MetricRelay
     /// <param name="Integral">Whether its values are integers.</param>
     /// <param name="Value">The value.</param>
     /// <param name="Tags">The tags, as text.</param>
-    public sealed record Measurement(string Name, string? Unit, string? Description, bool Counter, bool Integral, double Value, IReadOnlyDictionary<string, string?> Tags);
+    public sealed record Measurement(string Name, string? Unit, string? Description, bool Counter, bool Integral, double Value, IReadOnlyDictionary<string, string?> Tags)
+    {
+        /// <summary>Gets a value indicating whether this is a gauge's reading (its last one counts), not a counter's or a histogram's measurement.</summary>
+        public bool Gauge { get; init; }
+    }
 }

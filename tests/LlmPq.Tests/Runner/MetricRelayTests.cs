@@ -8,16 +8,14 @@ namespace LlmPq.Tests.Runner;
 public sealed class MetricRelayTests
 {
     [Fact]
-    public void Counters_and_histograms_cross_the_protocol_and_are_recorded_again_with_their_names_units_and_tags()
+    public void Counters_histograms_and_gauges_cross_the_protocol_and_are_recorded_again_with_their_names_units_and_tags()
     {
         string name = $"test.relay.{Guid.NewGuid():N}";
         using var collector = new MetricRelay.Collector();
-        using (var engine = new Meter("LlmPq"))
-        {
-            engine.CreateHistogram<double>(name + ".duration", "s", "A duration.").Record(0.25, new KeyValuePair<string, object?>("gen_ai.request.model", "m"));
-            engine.CreateCounter<long>(name + ".count", "{item}").Add(3);
-            engine.CreateObservableGauge(name + ".gauge", () => 1);
-        }
+        using var engine = new Meter("LlmPq");
+        engine.CreateHistogram<double>(name + ".duration", "s", "A duration.").Record(0.25, new KeyValuePair<string, object?>("gen_ai.request.model", "m"));
+        engine.CreateCounter<long>(name + ".count", "{item}").Add(3);
+        engine.CreateObservableGauge(name + ".gauge", () => new Measurement<int>(7, new KeyValuePair<string, object?>("gen_ai.request.model", "m")), "{request}");
 
         // Over the wire as the heartbeat carries them.
         var heartbeat = new RunnerProtocol.Reply(Done: true, Metrics: [.. collector.Drain().Where(m => m.Name.StartsWith(name, StringComparison.Ordinal))]);
@@ -37,11 +35,14 @@ public sealed class MetricRelayTests
         listener.SetMeasurementEventCallback<long>((i, v, tags, _) => seen.Add((i.Name, i.Unit, v, i.GetType().Name, Model(tags))));
         listener.Start();
         new MetricRelay.Replay(host).Record(received.Metrics!);
+        listener.RecordObservableInstruments();
 
         Assert.Equal(
-            [(name + ".duration", "s", 0.25, "Histogram`1", "m"), (name + ".count", "{item}", 3, "Counter`1", null)],
+            [(name + ".duration", "s", 0.25, "Histogram`1", "m"), (name + ".count", "{item}", 3, "Counter`1", null), (name + ".gauge", "{request}", 7, "ObservableGauge`1", "m")],
             seen);
-        Assert.DoesNotContain(collector.Drain(), m => m.Name.StartsWith(name, StringComparison.Ordinal));
+
+        // Counters and histograms cross once; a gauge is read again at every heartbeat.
+        Assert.DoesNotContain(collector.Drain(), m => m.Name.StartsWith(name, StringComparison.Ordinal) && !m.Gauge);
     }
 
     private static string? Model(ReadOnlySpan<KeyValuePair<string, object?>> tags)

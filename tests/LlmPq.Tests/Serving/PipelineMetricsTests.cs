@@ -44,6 +44,7 @@ public sealed class PipelineMetricsTests
             Assert.Contains("gen_ai_server_time_to_first_token", text, StringComparison.Ordinal);
             Assert.Contains("gen_ai_server_request_duration", text, StringComparison.Ordinal);
             Assert.Contains("llmpq_engine_iteration_duration", text, StringComparison.Ordinal);
+            Assert.Contains("llmpq_engine_kv_capacity", text, StringComparison.Ordinal);
             Assert.Contains("gen_ai_request_model=\"", text, StringComparison.Ordinal);
         }
     }
