@@ -105,13 +105,26 @@ public sealed partial class PlanValidationTests
                 await kill.WaitForExitAsync();
             }
 
-            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
-            await stdout;
-            string log;
-            lock (stderr)
+            string Log()
             {
-                log = stderr.ToString();
+                lock (stderr)
+                {
+                    return stderr.ToString();
+                }
             }
+
+            try
+            {
+                await p.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+            }
+            catch (TimeoutException)
+            {
+                // Seen once in CI and never by hand: what the process said last tells where it hung.
+                Assert.Fail($"llmpq had not exited a minute after SIGINT; its standard error:\n{Log()}");
+            }
+
+            await stdout;
+            string log = Log();
 
             Assert.True(p.ExitCode == 130, $"exit {p.ExitCode}: {log}");
             Assert.Contains("cancelled", log, StringComparison.Ordinal);
