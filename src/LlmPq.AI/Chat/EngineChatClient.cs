@@ -162,13 +162,19 @@ internal sealed partial class EngineChatClient : BackendChatClient
 
         ChatTemplateRequest chat = ChatTemplateMapper.ToRequest(messages, options);
         bool tools = chat.Tools.Count > 0 && chat.ToolChoice != ChatToolChoice.None;
-        string? patternAt = tools ? null : SchemaPattern(options);
+        string? responseGrammar = ResponseGrammar(options, out string? patternAt);
+        if (tools)
+        {
+            // The tools' grammar governs the answer; the schema's pattern is not llama.cpp's to convert then.
+            patternAt = null;
+        }
+
         if (patternAt is not null)
         {
             chat = chat with { JsonSchema = ((ChatResponseFormatJson)options!.ResponseFormat!).Schema!.Value.GetRawText() };
         }
 
-        SamplingSettings sampling = CreateSampling(options, patternAt is null);
+        SamplingSettings sampling = CreateSampling(options, patternAt is null ? responseGrammar : null);
         try
         {
             LlamaModel model = _engine.Model;
@@ -235,29 +241,34 @@ internal sealed partial class EngineChatClient : BackendChatClient
     }
 
     /// <summary>
-    /// Finds a string <c>pattern</c> in the response format's schema: LlmPq's converter cannot enforce one, llama.cpp's
-    /// can (through the template's grammar), so such a schema goes there.
+    /// The response format's grammar, and where its schema has a string <c>pattern</c>: LlmPq's converter cannot enforce
+    /// one, llama.cpp's can (through the template's grammar), so such a schema goes there.
     /// </summary>
-    private static string? SchemaPattern(ChatOptions? options)
+    private static string? ResponseGrammar(ChatOptions? options, out string? patternAt)
     {
-        if (options?.ResponseFormat is not ChatResponseFormatJson { Schema: JsonElement schema })
+        patternAt = null;
+        switch (options?.ResponseFormat)
         {
-            return null;
-        }
+            case ChatResponseFormatJson { Schema: JsonElement schema }:
+                try
+                {
+                    return JsonGrammar.FromSchema(schema, out patternAt);
+                }
+                catch (ArgumentException ex)
+                {
+                    throw new LlmPqRequestException($"The response JSON schema cannot be enforced: {ex.Message}", ex);
+                }
 
-        try
-        {
-            return JsonGrammar.PatternAt(schema);
-        }
-        catch (ArgumentException ex)
-        {
-            throw new LlmPqRequestException($"The response JSON schema cannot be enforced: {ex.Message}", ex);
+            case ChatResponseFormatJson:
+                return JsonGrammar.AnyJson;
+            default:
+                return null;
         }
     }
 
     /// <param name="options">The request's options.</param>
-    /// <param name="responseGrammar">Whether to build the response format's grammar here (not when llama.cpp's converter builds it).</param>
-    private static SamplingSettings CreateSampling(ChatOptions? options, bool responseGrammar)
+    /// <param name="grammar">The grammar the answer must follow, if any (the response format's, when LlmPq converts it).</param>
+    private static SamplingSettings CreateSampling(ChatOptions? options, string? grammar)
     {
         AdditionalPropertiesDictionary? extra = options?.AdditionalProperties;
         float temperature = options?.Temperature ?? DefaultTemperature;
@@ -272,14 +283,6 @@ internal sealed partial class EngineChatClient : BackendChatClient
             throw new LlmPqRequestException($"TopP must be in (0, 1]; it is {topP}.");
         }
 
-        string? grammar = options?.ResponseFormat switch
-        {
-            _ when !responseGrammar => null,
-            ChatResponseFormatJson { Schema: JsonElement schema } => GrammarFor(schema),
-            ChatResponseFormatJson => JsonGrammar.AnyJson,
-            _ => null,
-        };
-
         return new SamplingSettings
         {
             Temperature = temperature,
@@ -293,18 +296,6 @@ internal sealed partial class EngineChatClient : BackendChatClient
             PenaltyLastN = (int)(Number(extra, "repeat_last_n") ?? 64),
             Grammar = grammar,
         };
-    }
-
-    private static string GrammarFor(JsonElement schema)
-    {
-        try
-        {
-            return JsonGrammar.FromSchema(schema);
-        }
-        catch (ArgumentException ex)
-        {
-            throw new LlmPqRequestException($"The response JSON schema cannot be enforced: {ex.Message}", ex);
-        }
     }
 
     /// <summary>

@@ -20,7 +20,7 @@ namespace LlmPq.Grammar;
 /// for integers <c>minimum</c>, <c>maximum</c>, <c>exclusiveMinimum</c>, <c>exclusiveMaximum</c>.
 /// </para>
 /// <para>
-/// Not converted: <c>pattern</c>; <see cref="PatternAt"/> finds it, so that a caller can hand such a schema to
+/// Not converted: <c>pattern</c>; <see cref="FromSchema(JsonElement, out string?)"/> says where it stands, so that a caller can hand such a schema to
 /// llama.cpp's own converter, which turns the regular expression into rules (or refuses it, saying why).
 /// Ignored, so the grammar allows more than the schema: other formats, bounds on <c>number</c>, <c>multipleOf</c>, <c>uniqueItems</c>, <c>contains</c>,
 /// <c>minProperties</c>/<c>maxProperties</c>, <c>patternProperties</c>, <c>propertyNames</c>, <c>dependent*</c>,
@@ -53,22 +53,19 @@ internal static partial class JsonGrammar
     /// The schema is not an object or <see langword="true"/>, a <c>$ref</c> is not local or cannot be resolved, or a
     /// keyword llama.cpp reads has a value of the wrong kind; the message names the place in the schema.
     /// </exception>
-    public static string FromSchema(JsonElement schema)
+    public static string FromSchema(JsonElement schema) => FromSchema(schema, out _);
+
+    /// <summary>Converts a JSON Schema to a GBNF grammar, and says where it has a string <c>pattern</c> the grammar does not enforce.</summary>
+    /// <param name="schema">The schema: an object, or <see langword="true"/> for any JSON value.</param>
+    /// <param name="patternAt">The JSON pointer of the first pattern met (<c>#/properties/code/pattern</c>), or null when there is none.</param>
+    /// <returns>The grammar, one rule a line, the rules sorted by name (any string where a pattern stands).</returns>
+    /// <exception cref="ArgumentException">As for <see cref="FromSchema(JsonElement)"/>, and for a pattern not anchored with <c>^</c> and <c>$</c>.</exception>
+    public static string FromSchema(JsonElement schema, out string? patternAt)
     {
         var parser = new SchemaParser(schema);
         Node root = parser.Build(schema, "#");
+        patternAt = parser.PatternAt;
         return Convert(root, parser.Refs);
-    }
-
-    /// <summary>Finds a string <c>pattern</c> in a schema, which <see cref="FromSchema"/> would not enforce.</summary>
-    /// <param name="schema">The schema.</param>
-    /// <returns>The JSON pointer of the first pattern met (<c>#/properties/code/pattern</c>), or null when there is none.</returns>
-    /// <exception cref="ArgumentException">The schema is invalid, as for <see cref="FromSchema"/>.</exception>
-    public static string? PatternAt(JsonElement schema)
-    {
-        var parser = new SchemaParser(schema);
-        parser.Build(schema, "#");
-        return parser.PatternAt;
     }
 
     private static string Convert(Node root, IReadOnlyDictionary<string, Node> refs)
