@@ -321,7 +321,7 @@ public sealed class ChatClientTests
         using var cancel = new CancellationTokenSource();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
         {
-            await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync("Stop me.", new ChatOptions { MaxOutputTokens = 200 }, cancel.Token))
+            await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync("Stop me.", new ChatOptions { Temperature = 0, MaxOutputTokens = 200 }, cancel.Token))
             {
                 await cancel.CancelAsync();
             }
