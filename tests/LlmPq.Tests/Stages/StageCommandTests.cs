@@ -65,7 +65,11 @@ public sealed class StageCommandTests
 
     private static Process StartStage(out string endpoint, out ProcessTable.Entry server)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        // Through env, which execs dotnet (the same pid) with SIGINT at its default: a child of the test host has once
+        // inherited it ignored (this Ctrl+C test and its twin ran on through their SIGINT in the same CI run).
+        var start = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add("--default-signal=INT");
+        start.ArgumentList.Add("dotnet");
         foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "llmpq.dll"), "stage", "--port", "0", "--device", "CPU", "--threads", "1" })
         {
             start.ArgumentList.Add(a);
