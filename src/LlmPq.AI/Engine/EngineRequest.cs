@@ -31,9 +31,11 @@ internal abstract record EngineEvent
 
     /// <summary>
     /// The end: why, and the token counts; <paramref name="CachedTokens"/> of the prompt tokens were reused from the KV
-    /// cache, not computed; the sequence was evicted and recomputed <paramref name="Preemptions"/> times.
+    /// cache, not computed; <paramref name="Output"/> holds the generated token ids (without an end-of-generation token),
+    /// so that the answer can be sent back as these tokens; the sequence was evicted and recomputed
+    /// <paramref name="Preemptions"/> times.
     /// </summary>
-    public sealed record Finished(FinishReason Reason, int PromptTokens, int OutputTokens, int CachedTokens, int Preemptions = 0) : EngineEvent;
+    public sealed record Finished(FinishReason Reason, int PromptTokens, int OutputTokens, int CachedTokens, IReadOnlyList<int> Output, int Preemptions = 0) : EngineEvent;
 }
 
 /// <summary>A submitted request as its caller sees it: the events, in order; the channel fails with the error when the request fails.</summary>

@@ -605,7 +605,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             active.Writer.TryWrite(new EngineEvent.Text(rest));
         }
 
-        active.Writer.TryWrite(new EngineEvent.Finished(reason, sequence.PromptLength, sequence.Generated, cachedTokens, sequence.Preemptions));
+        active.Writer.TryWrite(new EngineEvent.Finished(reason, sequence.PromptLength, sequence.Generated, cachedTokens, sequence.Tokens.Skip(sequence.PromptLength).ToArray(), sequence.Preemptions));
         active.Writer.TryComplete();
         TimeSpan duration = active.Clock.Elapsed;
         _metrics!.Completed(duration, duration - (active.FirstToken ?? duration), sequence.PromptLength, sequence.Generated);

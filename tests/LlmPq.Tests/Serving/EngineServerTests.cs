@@ -66,10 +66,10 @@ public sealed class EngineServerTests
         Assert.Contains("bytes of text", error.RootElement.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
     }
 
-    private static Task<HttpResponseMessage> PostAsync(HttpClient http, string json) =>
+    internal static Task<HttpResponseMessage> PostAsync(HttpClient http, string json) =>
         http.PostAsync(new Uri("/v1/chat/completions", UriKind.Relative), new StringContent(json, Encoding.UTF8, "application/json"));
 
-    private static async Task<WebApplication> StartAsync(OpenAIServerOptions options)
+    internal static async Task<WebApplication> StartAsync(OpenAIServerOptions options)
     {
         WebApplication app = OpenAIServer.Build(options, services => services.AddLlmPqChatClient(o =>
         {
