@@ -276,10 +276,12 @@ internal sealed partial class EngineChatClient : BackendChatClient
     /// <summary>
     /// Remembers an answer's tokens when they render exactly the text its caller got (not when a stop sequence cut it,
     /// or a reader took tool calls or reasoning out of it), so that the answer, sent back, is prompted as these tokens.
+    /// A byte that is no UTF-8 character on its own (a character cut by the output limit, or a model sampling bytes)
+    /// reached the caller as U+FFFD, and is compared so: sent back, the answer is prompted as what the model produced.
     /// </summary>
     private void Remember(string text, IReadOnlyList<int> output)
     {
-        if (text.Length > 0 && output.Count > 0 && Render(_engine.Model, output).SequenceEqual(Encoding.UTF8.GetBytes(text)))
+        if (text.Length > 0 && output.Count > 0 && string.Equals(Render(_engine.Model, output), text, StringComparison.Ordinal))
         {
             _answers.Add(text, [.. output]);
         }
@@ -315,7 +317,7 @@ internal sealed partial class EngineChatClient : BackendChatClient
         }
 
         tokens.AddRange(TokenizeContinuation(model, prompt[at..]));
-        if (!Render(model, tokens).SequenceEqual(Render(model, whole)))
+        if (!string.Equals(Render(model, tokens), Render(model, whole), StringComparison.Ordinal))
         {
             LogAnswerTokensNotUsed(_logger, answers.Count);
             return whole;
@@ -378,8 +380,11 @@ internal sealed partial class EngineChatClient : BackendChatClient
         return model.Tokenize(text, addSpecial: false, parseSpecial: true);
     }
 
-    /// <summary>Gets the bytes that tokens stand for, special tokens as their text.</summary>
-    private static byte[] Render(LlamaModel model, IEnumerable<int> tokens)
+    /// <summary>
+    /// Gets the text that tokens stand for, special tokens as their text, and U+FFFD for bytes that are no character
+    /// (as the engine streams them).
+    /// </summary>
+    private static string Render(LlamaModel model, IEnumerable<int> tokens)
     {
         var rendered = new ArrayBufferWriter<byte>();
         foreach (int token in tokens)
@@ -387,7 +392,7 @@ internal sealed partial class EngineChatClient : BackendChatClient
             model.AppendPiece(token, rendered, special: true);
         }
 
-        return rendered.WrittenSpan.ToArray();
+        return Encoding.UTF8.GetString(rendered.WrittenSpan);
     }
 
     /// <summary>

@@ -18,12 +18,15 @@ public sealed class AnswerTokensTests
 
     private static readonly ChatOptions s_greedy = new() { Temperature = 0, MaxOutputTokens = 24 };
 
-    [Fact]
-    public async Task The_second_turn_starts_with_the_first_turns_prompt_and_answer_tokens_and_reuses_their_cells()
+    [Theory]
+    [InlineData(System, Question, false)]
+    [InlineData(null, "What do you see tonight?", true)] // the answer's first token is a byte that is no character
+    public async Task The_second_turn_starts_with_the_first_turns_prompt_and_answer_tokens_and_reuses_their_cells(string? system, string question, bool loneByte)
     {
         await using LlmPqEngine engine = await ChatClientTests.StartAsync();
         var client = new LlmPqChatClient(engine, ChatClientTests.Options());
-        (Turn first, List<ChatMessage> chat) = await FirstTurnAsync(client);
+        (Turn first, List<ChatMessage> chat) = await FirstTurnAsync(client, system, question);
+        Assert.Equal(loneByte, first.Response.Text.Contains('\uFFFD', StringComparison.Ordinal));
         int[] expected = [.. first.Request.Prompt, .. first.Finished.Output];
 
         EngineRequest second = client.GetService<EngineChatClient>()!.CreateRequest(chat, s_greedy);
@@ -130,9 +133,14 @@ public sealed class AnswerTokensTests
     }
 
     /// <summary>Answers a first turn and returns the chat of the second: the first turn, its answer and a new message.</summary>
-    private static async Task<(Turn First, List<ChatMessage> Chat)> FirstTurnAsync(LlmPqChatClient client)
+    private static async Task<(Turn First, List<ChatMessage> Chat)> FirstTurnAsync(LlmPqChatClient client, string? system = System, string question = Question)
     {
-        List<ChatMessage> chat = [new(ChatRole.System, System), new(ChatRole.User, Question)];
+        List<ChatMessage> chat = [new(ChatRole.User, question)];
+        if (system is not null)
+        {
+            chat.Insert(0, new ChatMessage(ChatRole.System, system));
+        }
+
         EngineRequest request = client.GetService<EngineChatClient>()!.CreateRequest(chat, s_greedy);
         var updates = new List<ChatResponseUpdate>();
         await foreach (ChatResponseUpdate update in client.GetStreamingResponseAsync(chat, s_greedy))
