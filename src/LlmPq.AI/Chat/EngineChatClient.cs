@@ -55,8 +55,10 @@ internal sealed partial class EngineChatClient : BackendChatClient
         _logger = logger;
         _defaultMaxOutputTokens = options.DefaultMaxOutputTokens;
 
-        // An answer's tokens help while its cells can be in the KV cache, which holds at most this many tokens.
-        _answers = new AnswerTokens(MaxRememberedAnswers, options.KvCacheTokens > 0 ? options.KvCacheTokens : (long)options.ContextLength * options.MaxSequences);
+        // An answer's tokens help while its cells can be in the KV cache, which holds at most this many tokens (the
+        // options given here are for defaults, and may be unvalidated: at least one token).
+        long kvTokens = options.KvCacheTokens > 0 ? options.KvCacheTokens : (long)options.ContextLength * options.MaxSequences;
+        _answers = new AnswerTokens(MaxRememberedAnswers, Math.Max(1, kvTokens));
     }
 
     /// <inheritdoc/>
