@@ -180,7 +180,7 @@ public static class Planner
             // On shared cores the engine decodes all B sequences in one step that visits every stage in turn, μn steps:
             // price one step at B and charge the phase whole. Otherwise LLM-PQ's: one step of one micro-batch of ξd.
             int decodeBatch = serial ? workload.BatchSize : xiD;
-            double decodeSteps = serial ? workload.ExpectedGeneratedTokens : 1;
+            double decodeSteps = DecodePasses;
 
             // Bytes and decode times do not depend on the prefill micro-batch: work them out once.
             var decode = kinds.ToDictionary(CostKey, d => (
@@ -198,7 +198,7 @@ public static class Planner
             foreach (int prefillMicroBatch in PrefillMicroBatches(cluster, workload))
             {
                 int tokens = PrefillTokens(prefillMicroBatch);
-                double passes = serial ? (workload.BatchSize + prefillMicroBatch - 1) / prefillMicroBatch : 1;
+                double passes = PrefillPasses(prefillMicroBatch);
                 double prefillExtra = serial
                     ? ((PrefillIterations(prefillMicroBatch) - 1) * CoordinatorSeconds(0)) + CoordinatorSeconds(workload.BatchSize) + Logits(workload.BatchSize)
                         + (passes * StageSteps(model.ActivationBytes(tokens) + ModelSpec.AttentionMaskBytes(tokens, workload.PromptTokens), model.ActivationBytes(tokens)))
@@ -318,7 +318,7 @@ public static class Planner
         }
 
         // The logits of the sampled rows, read back from the last stage within the coordinator's host.
-        private double Logits(int sequences) => cluster.Link(cluster.Coordinator, cluster.Coordinator).Seconds(sizeof(float) * model.VocabularySize * sequences) - (cluster.Link(cluster.Coordinator, cluster.Coordinator).LatencyMs / 1000);
+        private double Logits(int sequences) => sizeof(float) * model.VocabularySize * sequences * 8.0 / (cluster.Link(cluster.Coordinator, cluster.Coordinator).Gbps * 1e9);
 
         private double CoordinatorSeconds(int sequences) => cluster.CoordinatorProfile?.Seconds(sequences) ?? 0;
 
