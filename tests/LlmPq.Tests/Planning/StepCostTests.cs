@@ -106,6 +106,18 @@ public sealed class StepCostTests
     }
 
     [Fact]
+    public void The_profile_grid_decodes_all_B_sequences_where_the_stages_share_the_cores()
+    {
+        var workload = new Workload(6, 128, 48);
+
+        ProfileGrid shared = ProfileGrid.For(ClusterSpec.Parse("""{ "devices": [ { "kind": "CPU", "count": 3 } ] }"""), workload, quick: false);
+        ProfileGrid apart = ProfileGrid.For(ClusterSpec.Parse("""{ "devices": [ { "kind": "CPU", "host": "a" }, { "kind": "CPU", "host": "b" }, { "kind": "CPU", "host": "c" } ], "coordinator": "a" }"""), workload, quick: false);
+
+        Assert.Equal([1, 2, 6], shared.Decode.Select(d => d.Batch).Distinct().Order());
+        Assert.Equal([1, 2], apart.Decode.Select(d => d.Batch).Distinct().Order());
+    }
+
+    [Fact]
     public void A_stage_step_costs_a_measured_hop_once_and_a_declared_link_for_each_transfer()
     {
         ClusterSpec cluster = ClusterSpec.Parse("""
