@@ -225,8 +225,7 @@ internal static class Baselines
             planned.Add(new PlannedStage(device, start, start + types.Count, types, bytes, prefill, decode));
         }
 
-        int mp = problem.PrefillMicroBatchCount(c);
-        double latency = planned.Sum(s => s.PrefillSeconds) + ((mp - 1) * planned.Max(s => s.PrefillSeconds))
+        double latency = planned.Sum(s => s.PrefillSeconds) + (problem.PrefillBottleneckWeight(c) * planned.Max(s => s.PrefillSeconds))
             + planned.Sum(s => s.DecodeSeconds) + (problem.DecodeBottleneckWeight(c) * planned.Max(s => s.DecodeSeconds));
         return new PlanningSolution
         {

@@ -86,6 +86,43 @@ public sealed record ClusterSpec
     /// <summary>Gets the host of the process that holds the llama.cpp context; activations between stages pass through it.</summary>
     public required string Coordinator { get; init; }
 
+    /// <summary>
+    /// Gets the measured cost of an engine iteration in the coordinator outside the layers (sampling, scheduling,
+    /// streaming), written by <c>llmpq profile</c> as the file's <c>"coordinatorProfile"</c>; null when not measured
+    /// (the planner then prices none).
+    /// </summary>
+    public CoordinatorProfile? CoordinatorProfile { get; init; }
+
+    /// <summary>
+    /// Gets whether every stage shares the coordinator's cores: every device is a CPU of this machine (no
+    /// <c>endpoint</c>, its host the coordinator's), which the pipeline serves from a stage server of its own on the
+    /// same cores. Then one stage's work never overlaps another's, and the planner sums the stages' times
+    /// (<see cref="Optimizer.PlanningProblem.SharedCompute"/>).
+    /// </summary>
+    [JsonIgnore]
+    public bool SharesCompute => Devices.All(d => d.IsCpu && d.Endpoint is null && d.Host == Coordinator);
+
+    /// <summary>
+    /// Gets the seconds one step of a stage on <paramref name="device"/> spends crossing ggml RPC: its input
+    /// (<paramref name="bytesIn"/>) sent from the coordinator and its output (<paramref name="bytesOut"/>) read back.
+    /// </summary>
+    /// <param name="device">The stage's device.</param>
+    /// <param name="bytesIn">The bytes the stage receives.</param>
+    /// <param name="bytesOut">The bytes the coordinator reads back.</param>
+    /// <returns>
+    /// With a measured hop, its latency (the whole step's round trips, as <c>llmpq profile</c> measured them) plus the
+    /// bytes at its bandwidth; else two transfers over the device's <see cref="Leg"/>.
+    /// </returns>
+    public double StageStepSeconds(DeviceSpec device, long bytesIn, long bytesOut)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentOutOfRangeException.ThrowIfNegative(bytesIn);
+        ArgumentOutOfRangeException.ThrowIfNegative(bytesOut);
+        return device.Profile?.Hop is { } hop
+            ? hop.ToLink(device.Host, Coordinator).Seconds(bytesIn + bytesOut)
+            : Leg(device).Seconds(bytesIn) + Leg(device).Seconds(bytesOut);
+    }
+
     /// <summary>Reads a cluster file.</summary>
     /// <param name="path">The path of the JSON file.</param>
     /// <returns>The cluster, counts expanded into devices.</returns>
@@ -159,7 +196,13 @@ public sealed record ClusterSpec
             links.Add(CheckLink(file.Links![i] ?? throw Invalid($"links[{i}] is null"), $"links[{i}]", hosts, links));
         }
 
-        return new ClusterSpec { Devices = devices, Links = links, Coordinator = coordinator };
+        if (file.CoordinatorProfile is { } step
+            && !(double.IsFinite(step.FixedMs) && step.FixedMs >= 0 && double.IsFinite(step.PerSequenceMs) && step.PerSequenceMs >= 0))
+        {
+            throw Invalid("coordinatorProfile: fixedMs and perSequenceMs are milliseconds, finite and not negative; rerun llmpq profile, or remove it");
+        }
+
+        return new ClusterSpec { Devices = devices, Links = links, Coordinator = coordinator, CoordinatorProfile = file.CoordinatorProfile };
     }
 
     /// <summary>Gets the link between two hosts: the file's, or the default (the same-host one when both are the same).</summary>
@@ -270,6 +313,18 @@ public sealed record ClusterSpec
         string full = Path.GetFullPath(clusterPath);
         JsonObject root = ParseObject(File.ReadAllText(full));
         return root["profiles"]?.GetValue<string>() is { } name ? ProfileFilePath(name, Path.GetDirectoryName(full)) : null;
+    }
+
+    /// <summary>Writes the coordinator's measured iteration cost into a cluster file's text (<c>"coordinatorProfile"</c>), keeping everything else.</summary>
+    /// <param name="json">The cluster file's text.</param>
+    /// <param name="profile">The coordinator's profile.</param>
+    /// <returns>The new text.</returns>
+    public static string WithCoordinatorProfile(string json, CoordinatorProfile profile)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        JsonObject root = ParseObject(json);
+        root["coordinatorProfile"] = JsonSerializer.SerializeToNode(profile, PlanningJson.Options);
+        return root.ToJsonString(PlanningJson.Options) + Environment.NewLine;
     }
 
     /// <summary>Names a profile file in a cluster file's text (<c>"profiles"</c>), keeping everything else.</summary>
@@ -503,7 +558,7 @@ public sealed record ClusterSpec
 
     // The file form: a device entry is a DeviceSpec with a count; nothing is required here so the checks above
     // can say what is missing.
-    private sealed record FileCluster(IReadOnlyList<FileDevice?>? Devices, IReadOnlyList<FileLink?>? Links, string? Coordinator, string? Profiles);
+    private sealed record FileCluster(IReadOnlyList<FileDevice?>? Devices, IReadOnlyList<FileLink?>? Links, string? Coordinator, string? Profiles, CoordinatorProfile? CoordinatorProfile);
 
     private sealed record FileDevice(
         string? Kind, int? Count, string? Host, string? Name, double? MemoryGiB, string? Endpoint, int? Threads, DeviceProfile? Profile);

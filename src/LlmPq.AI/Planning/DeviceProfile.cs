@@ -89,3 +89,24 @@ public sealed record HopProfile(double LatencyMs, double Gbps)
     /// <returns>The link.</returns>
     public LinkSpec ToLink(string host, string coordinator) => new([host, coordinator], Gbps, LatencyMs);
 }
+
+/// <summary>
+/// The measured cost of one engine iteration outside <c>llama_decode</c>, in the process that holds the context (the
+/// coordinator): scheduling, sampling each sequence over the vocabulary, detokenizing and streaming.
+/// <c>seconds = (FixedMs + PerSequenceMs × sequences sampled) / 1000</c>.
+/// </summary>
+/// <param name="FixedMs">Milliseconds per iteration whatever its size.</param>
+/// <param name="PerSequenceMs">Milliseconds per sequence that gets a token in the iteration.</param>
+public sealed record CoordinatorProfile(double FixedMs, double PerSequenceMs)
+{
+    /// <summary>Gets the batch the profile was measured at (its largest), for people reading it.</summary>
+    public int? Sequences { get; init; }
+
+    /// <summary>Gets the vocabulary the sampler ran over, for people reading it.</summary>
+    public long? Vocabulary { get; init; }
+
+    /// <summary>Gets the seconds of one iteration that samples <paramref name="sequences"/> sequences.</summary>
+    /// <param name="sequences">The sequences that get a token.</param>
+    /// <returns>Seconds.</returns>
+    public double Seconds(int sequences) => (FixedMs + (PerSequenceMs * sequences)) / 1000;
+}

@@ -158,6 +158,23 @@ public sealed record ModelSpec
         return sizeof(float) * EmbeddingLength * tokens;
     }
 
+    /// <summary>
+    /// Gets the bytes of the attention mask llama.cpp builds for a step (<c>llama-graph.cpp</c>,
+    /// <c>build_attn_inp_kq_mask</c>): F16 (flash attention, which llama.cpp turns on for the CPU) of n_kv × tokens,
+    /// n_kv the cache cells attended to padded to 256 (<c>llama_kv_cache::get_n_kv</c>). It is an input on the host,
+    /// so ggml RPC sends every stage server a copy of it each step.
+    /// </summary>
+    /// <param name="tokens">The tokens of the step (all sequences).</param>
+    /// <param name="cells">The cache cells the longest sequence attends to (its context and the step's tokens).</param>
+    /// <returns>Bytes.</returns>
+    public static long AttentionMaskBytes(long tokens, long cells)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        ArgumentOutOfRangeException.ThrowIfNegative(cells);
+        const long pad = 256;
+        return sizeof(ushort) * tokens * Math.Max(pad, (cells + pad - 1) / pad * pad);
+    }
+
     /// <summary>Reads a model's shape from a GGUF file's metadata and tensor table.</summary>
     /// <param name="file">A model of any llama.cpp architecture built of <c>blk.N</c> layers, at any tensor types.</param>
     /// <returns>The shape: per-layer matrices from the tensor table, heads from the metadata.</returns>

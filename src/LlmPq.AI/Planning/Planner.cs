@@ -175,30 +175,47 @@ public static class Planner
             LayerSpec layer = model.Layers[0];
             long decodeContext = workload.PromptTokens + (workload.ExpectedGeneratedTokens / 2);
             IReadOnlyList<DeviceSpec> kinds = [.. cluster.Devices.DistinctBy(CostKey)];
+            bool serial = cluster.SharesCompute;
+
+            // On shared cores the engine decodes all B sequences in one step that visits every stage in turn, μn steps:
+            // price one step at B and charge the phase whole. Otherwise LLM-PQ's: one step of one micro-batch of ξd.
+            int decodeBatch = serial ? workload.BatchSize : xiD;
+            double decodeSteps = DecodePasses;
 
             // Bytes and decode times do not depend on the prefill micro-batch: work them out once.
             var decode = kinds.ToDictionary(CostKey, d => (
-                Layer: Types.Select(t => (Bytes: _memory.LayerBytes(layer, t), Seconds: cost.DecodeSeconds(d, layer, t, xiD, decodeContext))).ToArray(),
-                Output: cost.DecodeSeconds(d, model.Output, OutputType, xiD, 0)));
+                Layer: Types.Select(t => (Bytes: _memory.LayerBytes(layer, t), Seconds: decodeSteps * cost.DecodeSeconds(d, layer, t, decodeBatch, decodeContext))).ToArray(),
+                Output: decodeSteps * cost.DecodeSeconds(d, model.Output, OutputType, decodeBatch, 0)));
             long outputBytes = model.Output.WeightBytes(OutputType);
-            var decodeSends = Sends(model.ActivationBytes(xiD));
+
+            // What a step costs outside the layers, carried by the last stage (every plan has one): the coordinator's
+            // iteration (sampling each sequence) and, on shared cores, every stage's RPC step, which then adds up
+            // rather than overlapping (every device holds a stage: UseAllDevices).
+            long decodeIn = model.ActivationBytes(decodeBatch) + ModelSpec.AttentionMaskBytes(decodeBatch, decodeContext + 1);
+            double decodeExtra = decodeSteps * (CoordinatorSeconds(decodeBatch) + (serial ? StageSteps(decodeIn, model.ActivationBytes(decodeBatch)) + Logits(decodeBatch) : 0));
+            var decodeSends = serial ? null : Sends(model.ActivationBytes(xiD), ModelSpec.AttentionMaskBytes(xiD, decodeContext + 1));
             var configurations = new List<PlanningConfiguration>();
             foreach (int prefillMicroBatch in PrefillMicroBatches(cluster, workload))
             {
                 int tokens = PrefillTokens(prefillMicroBatch);
+                double passes = PrefillPasses(prefillMicroBatch);
+                double prefillExtra = serial
+                    ? ((PrefillIterations(prefillMicroBatch) - 1) * CoordinatorSeconds(0)) + CoordinatorSeconds(workload.BatchSize) + Logits(workload.BatchSize)
+                        + (passes * StageSteps(model.ActivationBytes(tokens) + ModelSpec.AttentionMaskBytes(tokens, workload.PromptTokens), model.ActivationBytes(tokens)))
+                    : CoordinatorSeconds(prefillMicroBatch);
                 var costs = new Dictionary<string, KindCosts>();
                 foreach (DeviceSpec device in kinds)
                 {
                     var (layerDecode, outputDecode) = decode[CostKey(device)];
                     costs[CostKey(device)] = new KindCosts
                     {
-                        Layer = [.. Types.Select((t, i) => new StageCost(layerDecode[i].Bytes, cost.PrefillSeconds(device, layer, t, tokens, workload.PromptTokens), layerDecode[i].Seconds))],
+                        Layer = [.. Types.Select((t, i) => new StageCost(layerDecode[i].Bytes, passes * cost.PrefillSeconds(device, layer, t, tokens, workload.PromptTokens), layerDecode[i].Seconds))],
 
                         // Only the last token of each sequence produces logits; the output buffer exceeds other stages' by this.
                         LastStage = new StageCost(
                             outputBytes - ComputeBuffer(holdsOutput: false, prefillMicroBatch) + ComputeBuffer(holdsOutput: true, prefillMicroBatch),
-                            cost.PrefillSeconds(device, model.Output, OutputType, prefillMicroBatch, 0),
-                            outputDecode),
+                            (passes * cost.PrefillSeconds(device, model.Output, OutputType, prefillMicroBatch, 0)) + prefillExtra,
+                            outputDecode + decodeExtra),
                     };
                 }
 
@@ -208,7 +225,7 @@ public static class Planner
                     DecodeMicroBatch = xiD,
                     ReservedBytes = ComputeBuffer(holdsOutput: false, prefillMicroBatch),
                     Costs = costs,
-                    PrefillSendSeconds = Sends(model.ActivationBytes(tokens)),
+                    PrefillSendSeconds = serial ? null : Sends(model.ActivationBytes(tokens), ModelSpec.AttentionMaskBytes(tokens, workload.PromptTokens)),
                     DecodeSendSeconds = decodeSends,
                 });
             }
@@ -218,6 +235,7 @@ public static class Planner
                 TypeNames = [.. Types.Select(GgmlTypes.Name)],
                 Omega = [.. Enumerable.Range(0, model.LayerCount).Select(l => (IReadOnlyList<double?>)[.. Types.Select(t => indicator.Get(l, t))])],
                 Devices = [.. cluster.Devices.Select(d => new PlanningDevice(d.Name, CostKey(d), d.Host, Math.Max(0, d.MemoryBytes - MemoryModel.ReserveBytes(d))))], // a budget below the reserve holds no layer
+                SharedCompute = serial,
                 Configurations = configurations,
                 BatchSize = workload.BatchSize,
                 GeneratedTokens = workload.ExpectedGeneratedTokens,
@@ -274,25 +292,46 @@ public static class Planner
                     s.LayerEnd,
                     [.. s.Types.Select(t => Types[t])],
                     s.MemoryBytes + Overhead(device, holdsOutput: false, solution.PrefillMicroBatch), // the last stage's extra output buffer is in its bytes
-                    s.PrefillSeconds,
-                    s.DecodeSeconds);
+                    s.PrefillSeconds / PrefillPasses(solution.PrefillMicroBatch),
+                    s.DecodeSeconds / DecodePasses);
             }),
         ];
 
         public PredictedPerformance Predicted(PlanningSolution solution)
         {
-            // The prefill pipeline's share of the latency; the rest is decode.
+            // The prefill pipeline's share of the latency; the rest is decode. On shared cores the costs are the phase's whole.
             int mp = (workload.BatchSize + solution.PrefillMicroBatch - 1) / solution.PrefillMicroBatch;
-            double prefill = solution.Stages.Sum(s => s.PrefillSeconds) + ((mp - 1) * solution.Stages.Max(s => s.PrefillSeconds));
+            double prefill = solution.Stages.Sum(s => s.PrefillSeconds) + (cluster.SharesCompute ? 0 : (mp - 1) * solution.Stages.Max(s => s.PrefillSeconds));
             return new PredictedPerformance(solution.TokensPerSecond, prefill, solution.LatencySeconds - prefill);
         }
+
+        // On shared cores a stage's costs are its phase's whole: this many micro-batch passes (prefill) and steps (decode).
+        private double PrefillPasses(int prefillMicroBatch) => cluster.SharesCompute ? (workload.BatchSize + prefillMicroBatch - 1) / prefillMicroBatch : 1;
+
+        private double DecodePasses => cluster.SharesCompute ? workload.ExpectedGeneratedTokens : 1;
+
+        // The engine's prefill iterations: each takes the plan's token budget of prompt tokens.
+        private int PrefillIterations(int prefillMicroBatch)
+        {
+            long budget = TokenBudget(workload, prefillMicroBatch, DecodeMicroBatch(cluster, workload), cluster.Devices.Count);
+            return (int)(((long)workload.BatchSize * workload.PromptTokens + budget - 1) / budget);
+        }
+
+        // The logits of the sampled rows, read back from the last stage within the coordinator's host.
+        private double Logits(int sequences) => sizeof(float) * model.VocabularySize * sequences * 8.0 / (cluster.Link(cluster.Coordinator, cluster.Coordinator).Gbps * 1e9);
+
+        private double CoordinatorSeconds(int sequences) => cluster.CoordinatorProfile?.Seconds(sequences) ?? 0;
+
+        // One step of every stage through ggml RPC (every device holds one).
+        private double StageSteps(long bytesIn, long bytesOut) => cluster.Devices.Sum(d => cluster.StageStepSeconds(d, bytesIn, bytesOut));
 
         private static int DecodeMicroBatch(ClusterSpec cluster, Workload workload) => (workload.BatchSize + cluster.Devices.Count - 1) / cluster.Devices.Count;
 
         // Devices with their own profile or memory are their own kind for costs; the rest share their catalog kind.
         private static string CostKey(DeviceSpec d) => d.Profile is null && d.Threads is null ? d.Kind : $"{d.Kind}/{d.Name}";
 
-        private IReadOnlyList<IReadOnlyList<double>> Sends(long bytes) =>
-            [.. cluster.Devices.Select(from => (IReadOnlyList<double>)[.. cluster.Devices.Select(to => from == to ? 0 : cluster.TransferSeconds(from, to, bytes))])];
+        // The activations leave one stage and reach the next through the coordinator, which also sends the next its mask.
+        private IReadOnlyList<IReadOnlyList<double>> Sends(long bytes, long maskBytes) =>
+            [.. cluster.Devices.Select(from => (IReadOnlyList<double>)[.. cluster.Devices.Select(to => from == to ? 0 : cluster.TransferSeconds(from, to, bytes) + (maskBytes * 8.0 / (cluster.Leg(to).Gbps * 1e9)))])];
     }
 }

@@ -148,12 +148,16 @@ internal static class PlanTable
     {
         string[] profiled = [.. cluster.Devices.Where(d => d.Profile is not null).Select(d => $"{d.Name} ({string.Join(", ", d.Profile!.Types.Select(t => GgmlTypes.Name(t.Type)))})")];
         string[] roofline = [.. cluster.Devices.Where(d => d.Profile is null).Select(d => d.Name)];
-        return (profiled.Length, roofline.Length) switch
+        string layers = (profiled.Length, roofline.Length) switch
         {
             (0, _) => "cost model: roofline for every device (no measured profile in the cluster file)",
             (_, 0) => $"cost model: profiled {string.Join(", ", profiled)}; roofline only for the types a profile lacks",
             _ => $"cost model: profiled {string.Join(", ", profiled)}; roofline {string.Join(", ", roofline)} and the types a profile lacks",
         };
+        string coordinator = cluster.CoordinatorProfile is { } step
+            ? string.Create(CultureInfo.InvariantCulture, $"; coordinator {step.FixedMs:G3} ms + {step.PerSequenceMs:G3} ms a sequence per iteration")
+            : "; coordinator not profiled";
+        return layers + coordinator + (cluster.SharesCompute ? "; the stages share this machine's cores, so their times add up" : string.Empty);
     }
 
     public static void Print(TextWriter w, Plan plan)

@@ -53,11 +53,13 @@ internal static class ProfileCommand
                     ProfileGrid.For(spec, new Workload(parse.GetValue(batch), parse.GetValue(prompt), parse.GetValue(generate)), parse.GetValue(quick)),
                     new ProfileCache(parse.GetValue(cache)?.FullName ?? ProfileCache.DefaultFolder),
                     parse.GetValue(force),
-                    parse.GetValue(threads));
+                    parse.GetValue(threads),
+                    parse.GetValue(batch));
                 using ILoggerFactory loggers = Cli.CreateLoggerFactory(parse);
-                Dictionary<string, DeviceProfile> profiles = await MeasureAsync(request, loggers.CreateLogger("LlmPq.Profiling"), ct).ConfigureAwait(false);
+                (Dictionary<string, DeviceProfile> profiles, CoordinatorProfile coordinator) = await MeasureAsync(request, loggers.CreateLogger("LlmPq.Profiling"), ct).ConfigureAwait(false);
                 Report(Console.Out, request, profiles);
-                Write(clusterPath, parse.GetValue(output)?.FullName ?? clusterPath, parse.GetValue(profileFile)?.FullName, profiles);
+                Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"coordinator (this process): {coordinator.FixedMs:F3} ms per iteration + {coordinator.PerSequenceMs:F3} ms per sequence sampled (over {coordinator.Vocabulary:N0} tokens), outside llama_decode"));
+                Write(clusterPath, parse.GetValue(output)?.FullName ?? clusterPath, parse.GetValue(profileFile)?.FullName, profiles, coordinator);
                 return 0;
             },
             ct)));
@@ -104,7 +106,7 @@ internal static class ProfileCommand
         return [.. chosen.Distinct()];
     }
 
-    private static async Task<Dictionary<string, DeviceProfile>> MeasureAsync(ProfileRequest r, ILogger logger, CancellationToken ct)
+    private static async Task<(Dictionary<string, DeviceProfile> Profiles, CoordinatorProfile Coordinator)> MeasureAsync(ProfileRequest r, ILogger logger, CancellationToken ct)
     {
         string shape = Planner.ShapeFingerprint(r.Model);
 
@@ -150,9 +152,11 @@ internal static class ProfileCommand
                 }
             }
 
+            status?.Report(new ProfileProgress(total - before, total - before, "coordinator"));
+            CoordinatorProfile coordinator = await CoordinatorProfiler.MeasureAsync(r.Model, r.Batch, probes, r.Threads, ct).ConfigureAwait(false);
             Cli.EndStatusLine();
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"llmpq: profiled in {clock.Elapsed.TotalSeconds:F1} s"));
-            return profiles;
+            return (profiles, coordinator);
         }
         finally
         {
@@ -245,7 +249,7 @@ internal static class ProfileCommand
         }
     }
 
-    private static void Write(string clusterPath, string outPath, string? profileFile, Dictionary<string, DeviceProfile> profiles)
+    private static void Write(string clusterPath, string outPath, string? profileFile, Dictionary<string, DeviceProfile> profiles, CoordinatorProfile coordinator)
     {
         if (profiles.Count == 0)
         {
@@ -253,7 +257,8 @@ internal static class ProfileCommand
             return;
         }
 
-        string json = File.ReadAllText(clusterPath);
+        // The coordinator is no device: its profile goes into the cluster file whichever file holds the devices'.
+        string json = ClusterSpec.WithCoordinatorProfile(File.ReadAllText(clusterPath), coordinator);
         string? named = ClusterSpec.ProfileFile(clusterPath);
         if (profileFile is null && named is null)
         {
@@ -264,13 +269,10 @@ internal static class ProfileCommand
 
         string file = profileFile ?? named!;
         AtomicFile.Write(file, ClusterSpec.WriteProfileFile(file, profiles));
-        if (named is null || !string.Equals(Path.GetFullPath(named), Path.GetFullPath(file), StringComparison.Ordinal) || outPath != clusterPath)
-        {
-            AtomicFile.Write(outPath, ClusterSpec.WithProfileFile(json, Path.GetRelativePath(Path.GetDirectoryName(Path.GetFullPath(outPath))!, file)));
-        }
+        AtomicFile.Write(outPath, ClusterSpec.WithProfileFile(json, Path.GetRelativePath(Path.GetDirectoryName(Path.GetFullPath(outPath))!, file)));
 
         Console.Error.WriteLine($"llmpq: wrote the profiles of {string.Join(", ", profiles.Keys)} into {file}, named in {outPath}");
     }
 
-    private sealed record ProfileRequest(ModelSpec Model, ClusterSpec Cluster, IReadOnlyList<DeviceSpec> Devices, IReadOnlyList<GgmlType> Types, ProfileGrid Grid, ProfileCache Cache, bool Force, int Threads);
+    private sealed record ProfileRequest(ModelSpec Model, ClusterSpec Cluster, IReadOnlyList<DeviceSpec> Devices, IReadOnlyList<GgmlType> Types, ProfileGrid Grid, ProfileCache Cache, bool Force, int Threads, int Batch);
 }

@@ -138,15 +138,15 @@ internal static class DeviceProfiler
     private static double[] Rest(double[] shortTimes, double[] longTimes) =>
         [.. shortTimes.Select((s, i) => ((ProbeModels.Long * s) - (ProbeModels.Short * longTimes[i])) / (ProbeModels.Long - ProbeModels.Short))];
 
-    // Remote rest − local rest per point, against the bytes that crossed: the hidden state in, the logits out.
+    // Remote rest − local rest per point, against the bytes that crossed: the hidden state and the attention mask in, the logits out.
     private static HopProfile FitHop(long embedding, long vocabulary, ProfileGrid grid, (double[] Prefill, double[] Decode) remoteShort, (double[] Prefill, double[] Decode) remoteLong, (double[] Prefill, double[] Decode) localShort, (double[] Prefill, double[] Decode) localLong)
     {
         long width = embedding * FloatBytes;
         long logits = vocabulary * FloatBytes;
         double[] bytes =
         [
-            .. grid.Prefill.Select(p => (double)(p.Sequences * p.Tokens * width) + (p.Sequences * logits)),
-            .. grid.Decode.Select(d => (double)d.Batch * (width + logits)),
+            .. grid.Prefill.Select(p => (double)(p.Sequences * p.Tokens * width) + (p.Sequences * logits) + ModelSpec.AttentionMaskBytes(p.Sequences * p.Tokens, p.Tokens)),
+            .. grid.Decode.Select(d => ((double)d.Batch * (width + logits)) + ModelSpec.AttentionMaskBytes(d.Batch, d.Context + 1)),
         ];
         double[] remote = [.. Rest(remoteShort.Prefill, remoteLong.Prefill), .. Rest(remoteShort.Decode, remoteLong.Decode)];
         double[] local = [.. Rest(localShort.Prefill, localLong.Prefill), .. Rest(localShort.Decode, localLong.Decode)];

@@ -24,6 +24,9 @@ internal sealed class ProfileCache(string folder)
     /// <summary>Gets the folder.</summary>
     public string Folder => folder;
 
+    // Bumped when what a measurement means changes (2: the hop's bytes count the attention mask), so older entries are measured again.
+    private const int MeasurementVersion = 2;
+
     /// <summary>Gets the key of a measurement.</summary>
     /// <param name="device">The device: its kind, threads, endpoint and host count, not its name or memory.</param>
     /// <param name="shape">The model's <see cref="Planner.ShapeFingerprint"/>.</param>
@@ -38,7 +41,7 @@ internal sealed class ProfileCache(string folder)
             .Append('|').Append(shape)
             .Append('|').AppendJoin(',', types.Select(GgmlTypes.Name))
             .Append('|').AppendJoin(',', grid.Prefill).Append('|').AppendJoin(',', grid.Decode).Append('|').Append(grid.Repeats)
-            .Append('|').Append(LlamaBackend.GgmlVersion);
+            .Append('|').Append(LlamaBackend.GgmlVersion).Append('|').Append(MeasurementVersion);
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16];
     }
 

@@ -25,8 +25,9 @@ internal sealed record ProfileGrid(IReadOnlyList<PrefillPoint> Prefill, IReadOnl
     /// <returns>The grid.</returns>
     /// <remarks>
     /// Prefill: one sequence and the largest prefill micro-batch ξp whose prompts fit in the token cap (1024, quick
-    /// 256), at s/4 and s tokens, and one sequence at s/2. Decode: batches 1 and ξd = ⌈B/N⌉ (capped so the cache
-    /// holds at most 4096 tokens, quick 512), at contexts s/4, s + μn/2 (where the planner asks) and s + n. Larger
+    /// 256), at s/4 and s tokens, and one sequence at s/2. Decode: batches 1 and ξd = ⌈B/N⌉, and B where the stages
+    /// share the cores (<see cref="ClusterSpec.SharesCompute"/>: the planner prices a step of all B there) (capped so
+    /// the cache holds at most 4096 tokens, quick 512), at contexts s/4, s + μn/2 (where the planner asks) and s + n. Larger
     /// points than the caps are extrapolated by the linear fit.
     /// </remarks>
     public static ProfileGrid For(ClusterSpec cluster, Workload workload, bool quick)
@@ -44,8 +45,11 @@ internal sealed record ProfileGrid(IReadOnlyList<PrefillPoint> Prefill, IReadOnl
         int longest = Math.Min(workload.PromptTokens + workload.GeneratedTokens, cacheCap);
         int middle = Math.Min(workload.PromptTokens + (workload.ExpectedGeneratedTokens / 2), longest);
         int batch = Math.Clamp(Math.Min(microBatches.Max(), cacheCap / longest), 1, 256);
+
+        // Stages that share the cores decode all B sequences in one step, and the planner asks there.
+        int whole = cluster.SharesCompute ? Math.Clamp(Math.Min(workload.BatchSize, cacheCap / longest), 1, 256) : batch;
         int shortest = Math.Max(1, Math.Min(workload.PromptTokens / 4, middle / 2));
-        DecodePoint[] decode = [.. new[] { 1, batch }.Distinct().SelectMany(b => new[] { shortest, middle, longest }.Distinct().Select(c => new DecodePoint(b, c)))];
+        DecodePoint[] decode = [.. new[] { 1, batch, whole }.Distinct().SelectMany(b => new[] { shortest, middle, longest }.Distinct().Select(c => new DecodePoint(b, c)))];
         return new ProfileGrid(prefill, decode, quick ? 2 : 3);
     }
 

@@ -45,6 +45,13 @@ public sealed class ProfileCommandTests
         Assert.All(profiled.Profile.Types, t => Assert.NotNull(t.Prefill.RSquared));
         Assert.Null(ClusterSpec.Load(cluster).Devices[1].Profile);
         Assert.Contains("cpu (CPU, 1 threads)", run.StandardOutput, StringComparison.Ordinal);
+
+        // The coordinator's iteration, measured on the probe in this process, goes into the cluster file beside the devices.
+        CoordinatorProfile coordinator = ClusterSpec.Load(cluster).CoordinatorProfile!;
+        Assert.NotNull(coordinator);
+        Assert.True(coordinator.FixedMs >= 0 && coordinator.PerSequenceMs >= 0, $"{coordinator}");
+        Assert.Equal(2, coordinator.Sequences);
+        Assert.Contains("coordinator (this process):", run.StandardOutput, StringComparison.Ordinal);
         Assert.Single(Directory.GetFiles(cache, "*.json"));
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(cluster)!, "*.partial"));
 
@@ -54,7 +61,8 @@ public sealed class ProfileCommandTests
 
         CliRunner.Result plan = CliRunner.Run("plan", "--model", s_twoLayers.Value, "--cluster", cluster, "--batch", "2", "--prompt", "32", "--generate", "8", "--quality", "none");
         Assert.True(plan.ExitCode == 0, plan.StandardError);
-        Assert.Contains($"cost model: profiled cpu ({string.Join(", ", types)}); roofline other", plan.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains($"cost model: profiled cpu ({string.Join(", ", types)}); roofline other and the types a profile lacks; coordinator ", plan.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("the stages share this machine's cores, so their times add up", plan.StandardOutput, StringComparison.Ordinal);
 
         // The same profile for a model of another shape is refused.
         CliRunner.Result refused = CliRunner.Run("plan", "--model", TestModels.Small, "--cluster", cluster, "--batch", "2", "--prompt", "32", "--generate", "8");
@@ -74,6 +82,10 @@ public sealed class ProfileCommandTests
         Assert.Equal("measured.json", JsonNode.Parse(File.ReadAllText(cluster))!["profiles"]!.GetValue<string>());
         Assert.Null(JsonNode.Parse(File.ReadAllText(cluster))!["devices"]![0]!["profile"]);
         Assert.NotNull(ClusterSpec.Load(cluster).Devices[0].Profile);
+
+        // The coordinator is no device of the profile file: its profile stays in the cluster file.
+        Assert.NotNull(JsonNode.Parse(File.ReadAllText(cluster))!["coordinatorProfile"]);
+        Assert.Null(JsonNode.Parse(File.ReadAllText(profiles))!["coordinatorProfile"]);
     }
 
     [Fact]

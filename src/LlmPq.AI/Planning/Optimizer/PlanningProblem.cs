@@ -20,6 +20,11 @@ namespace LlmPq.Planning.Optimizer;
 /// <c>latency + θ·Σ_l ω[l, t_l]</c> subject to every device's memory and, when set, <see cref="MaxOmega"/>.
 /// </para>
 /// <para>
+/// When <see cref="SharedCompute"/> is set, the stages share one machine's cores and nothing overlaps: both bottleneck
+/// weights are 0, the latency is <c>Σ_j Tpre_j + Σ_j Tdec_j</c>, and the costs given are those of the whole phase (every
+/// micro-batch's pass, every decode step).
+/// </para>
+/// <para>
 /// Unlike LLM-PQ's code, the last stage is not charged a send back to the first: with llama.cpp the loop closes
 /// through the process that holds the context, whose costs belong in <see cref="KindCosts.FirstStage"/> and
 /// <see cref="KindCosts.LastStage"/>.
@@ -63,6 +68,13 @@ public sealed record PlanningProblem
     /// <summary>Gets the number of layers, the length of <see cref="Omega"/>.</summary>
     public int LayerCount => Omega.Count;
 
+    /// <summary>
+    /// Gets whether the stages share the same cores (local CPU devices served from stage servers on one machine), so
+    /// that one stage's work never overlaps another's: the latency is the sum of the stages' times, the costs are
+    /// each phase's whole, and sends are part of the costs (<see cref="PlanningConfiguration.PrefillSendSeconds"/> null).
+    /// </summary>
+    public bool SharedCompute { get; init; }
+
     /// <summary>Gets m_p = ⌈B/ξp⌉, the number of prefill micro-batches of a configuration.</summary>
     /// <param name="configuration">A configuration.</param>
     /// <returns>The number of prefill micro-batches.</returns>
@@ -81,14 +93,20 @@ public sealed record PlanningProblem
         return (BatchSize + configuration.DecodeMicroBatch - 1) / configuration.DecodeMicroBatch;
     }
 
+    /// <summary>Gets the weight of the prefill bottleneck, m_p − 1 (0 with <see cref="SharedCompute"/>: nothing overlaps).</summary>
+    /// <param name="configuration">A configuration.</param>
+    /// <returns>The coefficient of max_j Tpre_j in the latency.</returns>
+    public double PrefillBottleneckWeight(PlanningConfiguration configuration) =>
+        SharedCompute ? 0 : PrefillMicroBatchCount(configuration) - 1;
+
     /// <summary>
-    /// Gets the weight of the decode bottleneck, (max(m_d, N)·μn − 1): decode is a pipeline of μn steps of every decode
+    /// Gets the weight of the decode bottleneck, (max(m_d, N)·μn − 1) (0 with <see cref="SharedCompute"/>): decode is a pipeline of μn steps of every decode
     /// micro-batch, and a step of one micro-batch cannot start before its previous step left the last of the N stages.
     /// </summary>
     /// <param name="configuration">A configuration.</param>
     /// <returns>The coefficient of max_j Tdec_j in the latency.</returns>
     public double DecodeBottleneckWeight(PlanningConfiguration configuration) =>
-        (Math.Max(DecodeMicroBatchCount(configuration), Devices.Count) * GeneratedTokens) - 1;
+        SharedCompute ? 0 : (Math.Max(DecodeMicroBatchCount(configuration), Devices.Count) * GeneratedTokens) - 1;
 }
 
 /// <summary>One device as the optimizer sees it.</summary>

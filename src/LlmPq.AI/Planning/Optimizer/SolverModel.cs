@@ -294,7 +294,7 @@ internal sealed class ConfigModel
         Configuration = configuration;
         int classes = model.ClassCount;
         int types = model.TypeCount;
-        PrefillWeight = problem.PrefillMicroBatchCount(configuration) - 1;
+        PrefillWeight = problem.PrefillBottleneckWeight(configuration);
         DecodeWeight = problem.DecodeBottleneckWeight(configuration);
         Bytes = new long[classes * types];
         Prefill = new double[classes * types];
