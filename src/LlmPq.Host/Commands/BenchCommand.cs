@@ -321,9 +321,19 @@ internal static class BenchCommand
                 throw new OptionsValidationException(LlmPqOptions.SectionName, typeof(LlmPqOptions), valid.Failures);
             }
 
-            if (args.Targets.Any(t => t is InProcess or LlamaServer or LlamaServerDefaults) && workload.Max(shape.TokensAtLastAnswer) is var longest && longest > engine.ContextLength)
+            if (args.Targets.Any(t => t is InProcess or LlamaServer or LlamaServerDefaults) && workload.Max(shape.TokensAtLastAnswer) is var longest)
             {
-                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"A request of the workload needs {longest} tokens (shared prefix, and prompt and output of every turn); --ctx is {engine.ContextLength}. Raise --ctx or shorten the lengths, --turns or --shared-prefix-tokens."));
+                if (longest > engine.ContextLength)
+                {
+                    throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"A request of the workload needs {longest} tokens (shared prefix, and prompt and output of every turn); --ctx is {engine.ContextLength}. Raise --ctx or shorten the lengths, --turns or --shared-prefix-tokens."));
+                }
+
+                // The engine and llama-server both hold a conversation to the model's training context, whatever --ctx says.
+                long trained = Planning.ModelSpec.FromGguf(Gguf.GgufReader.Read(modelPath)).ContextLength;
+                if (trained > 0 && longest > trained)
+                {
+                    throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"A request of the workload needs {longest} tokens (shared prefix, and prompt and output of every turn); the model was trained for {trained} tokens, the most a conversation holds on the in-process and llama-server targets whatever --ctx says. Shorten the lengths, --turns or --shared-prefix-tokens, or use a model with a longer context ('llmpq make-model --ctx')."));
+                }
             }
 
             return args;

@@ -73,6 +73,7 @@ public sealed class BenchCliTests
     [InlineData("--turns two", "--turns")]
     [InlineData("--turns 10 --prompt-tokens 128 --output-tokens 64 --ctx 1024", "needs 1920 tokens (shared prefix, and prompt and output of every turn); --ctx is 1024")]
     [InlineData("--shared-prefix-tokens 1024 --prompt-tokens 64 --output-tokens 64 --ctx 1024", "needs 1152 tokens")]
+    [InlineData("--turns 10 --prompt-tokens 200 --output-tokens 64 --ctx 4096", "needs 2640 tokens (shared prefix, and prompt and output of every turn); the model was trained for 2048 tokens")]
     [InlineData("--target llama-server-default", "--target 'llama-server-default' is not")]
     public void Bench_refuses_bad_reuse_settings_naming_the_flag(string arguments, string error)
     {
