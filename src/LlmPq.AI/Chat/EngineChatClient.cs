@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
@@ -23,25 +22,13 @@ internal sealed partial class EngineChatClient : BackendChatClient
     private const float DefaultMinP = 0.05f;
     private const int MaxGrammarChars = 256 * 1024;
 
-    /// <summary>The most answers whose tokens are remembered (see <see cref="AnswerTokens"/>).</summary>
-    private const int MaxRememberedAnswers = 4096;
-
-    /// <summary>
-    /// Put before a piece of the prompt that follows an answer's tokens, then dropped with its tokens: a character no
-    /// vocabulary merges with its neighbours, so that the piece is tokenized as the continuation of a text (a
-    /// SentencePiece tokenizer would otherwise put a space before its first word).
-    /// </summary>
-    private const string Continuation = "\u0001";
-
-    private static readonly byte[] s_continuation = Encoding.UTF8.GetBytes(Continuation);
-
     /// <summary>The <see cref="UsageDetails.AdditionalCounts"/> key of how often a request was evicted and recomputed.</summary>
     internal const string PreemptionsCount = "llmpq.preemptions";
 
     private readonly LlmPqEngine _engine;
     private readonly ILogger _logger;
     private readonly int _defaultMaxOutputTokens;
-    private readonly AnswerTokens _answers;
+    private readonly PromptTokenizer _tokenizer;
 
     /// <summary>Initializes a new instance of the <see cref="EngineChatClient"/> class.</summary>
     /// <param name="engine">The engine.</param>
@@ -58,7 +45,7 @@ internal sealed partial class EngineChatClient : BackendChatClient
         // An answer's tokens help while its cells can be in the KV cache, which holds at most this many tokens (the
         // options given here are for defaults, and may be unvalidated: at least one token).
         long kvTokens = options.KvCacheTokens > 0 ? options.KvCacheTokens : (long)options.ContextLength * options.MaxSequences;
-        _answers = new AnswerTokens(MaxRememberedAnswers, Math.Max(1, kvTokens));
+        _tokenizer = new PromptTokenizer(Math.Max(1, kvTokens), logger);
     }
 
     /// <inheritdoc/>
@@ -128,7 +115,7 @@ internal sealed partial class EngineChatClient : BackendChatClient
                     }
 
                     AppendText(answer, rest);
-                    Remember(answer.ToString(), finished.Output);
+                    _tokenizer.Remember(_engine.Model, answer.ToString(), finished.Output);
 
                     rest.Add(new UsageContent(new UsageDetails
                     {
@@ -228,7 +215,7 @@ internal sealed partial class EngineChatClient : BackendChatClient
             }
 
             RefuseLargeGrammar(sampling.Grammar);
-            int[] tokens = Tokenize(model, prompt.Prompt, chat.Messages);
+            int[] tokens = _tokenizer.Tokenize(model, prompt.Prompt, chat.Messages);
             IReadOnlyList<string> stops = [.. options?.StopSequences ?? [], .. prompt.AdditionalStops];
             ChatOutputReader? reader = tools || prompt.SupportsThinking ? new ChatOutputReader(prompt.Syntax, chat.ParallelToolCalls == false ? 1 : int.MaxValue) : null;
             bool cachePrompt = Flag(options?.AdditionalProperties, "cache_prompt") ?? true;
@@ -261,140 +248,12 @@ internal sealed partial class EngineChatClient : BackendChatClient
             : throw new LlmPqRequestException($"llama.cpp cannot build the grammar of these tools: {prompt.GrammarError}");
     }
 
-    private static bool StartsWithBos(LlamaModel model, string prompt)
-    {
-        string bos = model.Detokenize([model.BosToken], removeSpecial: false, unparseSpecial: true);
-        return bos.Length > 0 && prompt.StartsWith(bos, StringComparison.Ordinal);
-    }
-
     private static void AppendText(StringBuilder answer, IEnumerable<AIContent> contents)
     {
         foreach (TextContent text in contents.OfType<TextContent>())
         {
             answer.Append(text.Text);
         }
-    }
-
-    /// <summary>
-    /// Remembers an answer's tokens when they render exactly the text its caller got (not when a stop sequence cut it,
-    /// or a reader took tool calls or reasoning out of it), so that the answer, sent back, is prompted as these tokens.
-    /// A byte that is no UTF-8 character on its own (a character cut by the output limit, or a model sampling bytes)
-    /// reached the caller as U+FFFD, and is compared so: sent back, the answer is prompted as what the model produced.
-    /// </summary>
-    private void Remember(string text, IReadOnlyList<int> output)
-    {
-        if (text.Length > 0 && output.Count > 0 && string.Equals(Render(_engine.Model, output), text, StringComparison.Ordinal))
-        {
-            _answers.Add(text, [.. output]);
-        }
-    }
-
-    /// <summary>
-    /// Tokenizes a rendered prompt. An earlier answer whose tokens are remembered is prompted as those tokens, not as its
-    /// text tokenized again: they are what the KV cache holds after the turn that produced them, and the tokenizer's own
-    /// split of their text can differ, which would leave that cache a few tokens into the answer. The text before the
-    /// first such answer is tokenized as a whole prompt is, so it gives the earlier turn's prompt tokens; each later
-    /// piece as the continuation of a text. Where that would not render the text an ordinary tokenization renders, the
-    /// prompt is tokenized as a whole.
-    /// </summary>
-    private int[] Tokenize(LlamaModel model, string prompt, IReadOnlyList<ChatTemplateMessage> messages)
-    {
-        bool addSpecial = !StartsWithBos(model, prompt);
-        int[] whole = model.Tokenize(prompt, addSpecial, parseSpecial: true);
-        List<(int Start, int Length, int[] Tokens)> answers = FindAnswers(prompt, messages);
-        if (answers.Count == 0)
-        {
-            return whole;
-        }
-
-        var tokens = new List<int>(whole.Length);
-        int at = 0;
-        int answerTokens = 0;
-        foreach ((int start, int length, int[] ids) in answers)
-        {
-            answerTokens += ids.Length;
-            tokens.AddRange(at == 0 ? model.Tokenize(prompt[..start], addSpecial, parseSpecial: true) : TokenizeContinuation(model, prompt[at..start]));
-            tokens.AddRange(ids);
-            at = start + length;
-        }
-
-        tokens.AddRange(TokenizeContinuation(model, prompt[at..]));
-        if (!string.Equals(Render(model, tokens), Render(model, whole), StringComparison.Ordinal))
-        {
-            LogAnswerTokensNotUsed(_logger, answers.Count);
-            return whole;
-        }
-
-        LogAnswerTokensUsed(_logger, answers.Count, answerTokens);
-        return [.. tokens];
-    }
-
-    /// <summary>
-    /// Finds, in order, the remembered answers of a conversation in its rendered prompt: each message's text is looked
-    /// for after the previous one found (a template that changes a text leaves it unfound, and that answer tokenized
-    /// with the rest).
-    /// </summary>
-    private List<(int Start, int Length, int[] Tokens)> FindAnswers(string prompt, IReadOnlyList<ChatTemplateMessage> messages)
-    {
-        var found = new List<(int, int, int[])>();
-        int at = 0;
-        foreach (ChatTemplateMessage message in messages)
-        {
-            if (string.IsNullOrEmpty(message.Content) || prompt.IndexOf(message.Content, at, StringComparison.Ordinal) is not (>= 0 and int start))
-            {
-                continue;
-            }
-
-            if (message.Role == "assistant" && _answers.TryGet(message.Content, out int[] ids))
-            {
-                found.Add((start, message.Content.Length, ids));
-            }
-
-            at = start + message.Content.Length;
-        }
-
-        return found;
-    }
-
-    /// <summary>
-    /// Tokenizes a piece of the prompt that follows other tokens as the whole prompt's tokenization would continue there:
-    /// behind <see cref="Continuation"/>, whose tokens are dropped, where they are a piece of their own.
-    /// </summary>
-    private static int[] TokenizeContinuation(LlamaModel model, string text)
-    {
-        if (text.Length == 0)
-        {
-            return [];
-        }
-
-        int[] tokens = model.Tokenize(Continuation + text, addSpecial: false, parseSpecial: true);
-        var rendered = new ArrayBufferWriter<byte>();
-        for (int i = 0; i < tokens.Length; i++)
-        {
-            model.AppendPiece(tokens[i], rendered, special: true);
-            ReadOnlySpan<byte> head = rendered.WrittenSpan.TrimStart((byte)' ');
-            if (head.Length > 0)
-            {
-                return head.SequenceEqual(s_continuation) ? tokens[(i + 1)..] : model.Tokenize(text, addSpecial: false, parseSpecial: true);
-            }
-        }
-
-        return model.Tokenize(text, addSpecial: false, parseSpecial: true);
-    }
-
-    /// <summary>
-    /// Gets the text that tokens stand for, special tokens as their text, and U+FFFD for bytes that are no character
-    /// (as the engine streams them).
-    /// </summary>
-    private static string Render(LlamaModel model, IEnumerable<int> tokens)
-    {
-        var rendered = new ArrayBufferWriter<byte>();
-        foreach (int token in tokens)
-        {
-            model.AppendPiece(token, rendered, special: true);
-        }
-
-        return Encoding.UTF8.GetString(rendered.WrittenSpan);
     }
 
     /// <summary>
@@ -516,9 +375,4 @@ internal sealed partial class EngineChatClient : BackendChatClient
     [LoggerMessage(EventId = 20, Level = LogLevel.Debug, Message = "An answer did not follow the chat template's tool-call format and was sent as text: {Reason}")]
     private static partial void LogUnreadableAnswer(ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 21, Level = LogLevel.Debug, Message = "The prompt holds {Answers} earlier answers as the {Tokens} tokens that produced them")]
-    private static partial void LogAnswerTokensUsed(ILogger logger, int answers, int tokens);
-
-    [LoggerMessage(EventId = 22, Level = LogLevel.Debug, Message = "The prompt's {Answers} earlier answers are tokenized as text: their tokens, with the text around them, would not render the prompt as its own tokenization does")]
-    private static partial void LogAnswerTokensNotUsed(ILogger logger, int answers);
 }
