@@ -482,36 +482,22 @@ public sealed class ChatClientTests
     [Fact]
     public async Task Each_request_is_a_genai_span_with_its_usage_and_a_refused_one_is_an_error()
     {
-        var spans = new List<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name is ChatTelemetry.SourceName or nameof(ChatClientTests),
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = activity => { lock (spans) { spans.Add(activity); } },
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var spans = new ChatSpans(nameof(ChatClientTests));
         await using var engine = await StartAsync();
         var client = new LlmPqChatClient(engine, Options());
 
-        // Under a trace of this test's own, so that spans of tests running beside it are not counted.
-        using var source = new ActivitySource(nameof(ChatClientTests));
         ActivityTraceId trace;
         ChatResponse response;
-        using (Activity test = source.StartActivity("test")!)
+        using (Activity test = spans.StartTrace())
         {
             trace = test.TraceId;
             response = await client.GetResponseAsync("Hello", new ChatOptions { Temperature = 0, MaxOutputTokens = 3 });
             await Assert.ThrowsAsync<LlmPqRequestException>(() => client.GetResponseAsync("Hi", new ChatOptions { MaxOutputTokens = -1 }));
         }
 
-        Activity ok;
-        Activity refused;
-        lock (spans)
-        {
-            List<Activity> mine = [.. spans.Where(s => s.TraceId == trace && s.Source.Name == ChatTelemetry.SourceName)];
-            ok = Assert.Single(mine, s => s.Status != ActivityStatusCode.Error);
-            refused = Assert.Single(mine, s => s.Status == ActivityStatusCode.Error);
-        }
+        List<Activity> mine = spans.Of(trace);
+        Activity ok = Assert.Single(mine, s => s.Status != ActivityStatusCode.Error);
+        Activity refused = Assert.Single(mine, s => s.Status == ActivityStatusCode.Error);
 
         Assert.Equal($"chat {engine.ModelId}", ok.DisplayName);
         Assert.Equal("chat", ok.GetTagItem("gen_ai.operation.name"));

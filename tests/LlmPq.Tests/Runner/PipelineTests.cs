@@ -1,8 +1,8 @@
 using System.Diagnostics;
-using LlmPq.Chat;
 using LlmPq.Engine;
 using LlmPq.Runner;
 using LlmPq.Stages;
+using LlmPq.Tests.Chat;
 using LlmPq.Tests.Stages;
 using Microsoft.Extensions.AI;
 
@@ -45,35 +45,22 @@ public sealed class PipelineTests
     [Fact]
     public async Task A_pipeline_request_is_a_genai_span_in_the_serving_process_with_its_usage()
     {
-        var spans = new List<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = source => source.Name is ChatTelemetry.SourceName or nameof(PipelineTests),
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = activity => { lock (spans) { spans.Add(activity); } },
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var spans = new ChatSpans(nameof(PipelineTests));
         LlmPqOptions options = Options(Local(4));
         await using var pipeline = new LlmPqPipeline(options);
         await pipeline.StartAsync();
         using var client = new LlmPqChatClient(pipeline);
 
-        // Under a trace of this test's own: the runner process traces too, but only this process's listener counts.
-        using var source = new ActivitySource(nameof(PipelineTests));
+        // The runner process traces too, but only this process's listener counts.
         ChatResponse response;
         ActivityTraceId trace;
-        using (Activity parent = source.StartActivity("test")!)
+        using (Activity parent = spans.StartTrace())
         {
             trace = parent.TraceId;
             response = await client.GetResponseAsync("Trace me.", s_greedy);
         }
 
-        Activity span;
-        lock (spans)
-        {
-            span = Assert.Single(spans, s => s.Source.Name == ChatTelemetry.SourceName && s.TraceId == trace);
-        }
-
+        Activity span = Assert.Single(spans.Of(trace));
         Assert.Equal($"chat {pipeline.ModelId}", span.DisplayName);
         Assert.Equal("llmpq", span.GetTagItem("gen_ai.provider.name"));
         Assert.Equal((int)response.Usage!.OutputTokenCount!.Value, span.GetTagItem("gen_ai.usage.output_tokens"));
