@@ -308,9 +308,7 @@ internal sealed partial class StageSupervisor : IHostedService, IAsyncDisposable
         LocalStageOptions options = stage.Options;
         int port = stage.Port != 0 ? stage.Port : Loopback.FreePort();
         string endpoint = $"{LoopbackAddress}:{port}";
-        IReadOnlyList<string> arguments = LocalStageOptions.ServerArguments(options.Device, options.Threads, LoopbackAddress, port);
-        await using ChildProcess process = await ChildProcess.StartAsync(server, arguments, _logger).ConfigureAwait(false);
-        await process.WaitForPortAsync(LoopbackAddress, port, _options.StartTimeout, stopping).ConfigureAwait(false);
+        await using ChildProcess process = await StageServerProcess.StartAsync(options.Device, options.Threads, LoopbackAddress, port, LoopbackAddress, _options.StartTimeout, _logger, stopping, server).ConfigureAwait(false);
         StageServerInfo info = await StageEndpointCheck.ProbeAsync(endpoint, _options.StartTimeout, stopping).ConfigureAwait(false);
         StageEndpointCheck.Verify(info, options.Name, options.MemoryBytes);
 

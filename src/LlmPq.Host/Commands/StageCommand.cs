@@ -50,9 +50,7 @@ internal static class StageCommand
             string probeHost = address == IPAddress.Any.ToString() ? "127.0.0.1" : address; // 0.0.0.0 is not an address to connect to
 
             using ILoggerFactory loggers = Cli.CreateLoggerFactory(parse);
-            IReadOnlyList<string> arguments = LocalStageOptions.ServerArguments(parse.GetValue(device), cpuThreads, address, listenPort);
-            await using ChildProcess server = await ChildProcess.StartAsync(NativeLibraryLoader.ToolPath("ggml-rpc-server"), arguments, loggers.CreateLogger("LlmPq.Stage")).ConfigureAwait(false);
-            await server.WaitForPortAsync(probeHost, listenPort, TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+            await using ChildProcess server = await StageServerProcess.StartAsync(parse.GetValue(device), cpuThreads, address, listenPort, probeHost, TimeSpan.FromSeconds(60), loggers.CreateLogger("LlmPq.Stage"), ct).ConfigureAwait(false);
             StageServerInfo info = await StageEndpointCheck.ProbeAsync(string.Create(CultureInfo.InvariantCulture, $"{probeHost}:{listenPort}"), TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
             StageEndpointCheck.Verify(info, "this stage", requiredBytes: 0);
 

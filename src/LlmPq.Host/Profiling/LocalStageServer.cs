@@ -1,5 +1,4 @@
 using System.Globalization;
-using LlmPq.Native;
 using LlmPq.Planning;
 using LlmPq.Stages;
 using Microsoft.Extensions.Logging;
@@ -23,17 +22,7 @@ internal static class LocalStageServer
     public static async Task<(ChildProcess Server, DeviceSpec Device)> StartAsync(DeviceSpec device, ILogger logger, CancellationToken cancellationToken)
     {
         int port = LlmPq.Loopback.FreePort();
-        IReadOnlyList<string> arguments = LocalStageOptions.ServerArguments("CPU", device.Threads ?? 0, Loopback, port);
-        ChildProcess server = await ChildProcess.StartAsync(NativeLibraryLoader.ToolPath("ggml-rpc-server"), arguments, logger).ConfigureAwait(false);
-        try
-        {
-            await server.WaitForPortAsync(Loopback, port, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
-            return (server, device with { Endpoint = string.Create(CultureInfo.InvariantCulture, $"{Loopback}:{port}") });
-        }
-        catch
-        {
-            await server.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+        ChildProcess server = await StageServerProcess.StartAsync("CPU", device.Threads ?? 0, Loopback, port, Loopback, TimeSpan.FromSeconds(60), logger, cancellationToken).ConfigureAwait(false);
+        return (server, device with { Endpoint = string.Create(CultureInfo.InvariantCulture, $"{Loopback}:{port}") });
     }
 }
