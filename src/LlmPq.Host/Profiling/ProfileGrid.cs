@@ -44,10 +44,11 @@ internal sealed record ProfileGrid(IReadOnlyList<PrefillPoint> Prefill, IReadOnl
 
         int longest = Math.Min(workload.PromptTokens + workload.GeneratedTokens, cacheCap);
         int middle = Math.Min(workload.PromptTokens + (workload.ExpectedGeneratedTokens / 2), longest);
-        int batch = Math.Clamp(Math.Min(microBatches.Max(), cacheCap / longest), 1, 256);
+        int Capped(int sequences) => Math.Clamp(Math.Min(sequences, cacheCap / longest), 1, 256);
+        int batch = Capped(microBatches.Max());
 
         // Stages that share the cores decode all B sequences in one step, and the planner asks there.
-        int whole = cluster.SharesCompute ? Math.Clamp(Math.Min(workload.BatchSize, cacheCap / longest), 1, 256) : batch;
+        int whole = cluster.SharesCompute ? Capped(workload.BatchSize) : batch;
         int shortest = Math.Max(1, Math.Min(workload.PromptTokens / 4, middle / 2));
         DecodePoint[] decode = [.. new[] { 1, batch, whole }.Distinct().SelectMany(b => new[] { shortest, middle, longest }.Distinct().Select(c => new DecodePoint(b, c)))];
         return new ProfileGrid(prefill, decode, quick ? 2 : 3);
