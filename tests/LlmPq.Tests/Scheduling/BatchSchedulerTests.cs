@@ -539,14 +539,9 @@ public sealed class BatchSchedulerTests
     [Fact]
     public void A_request_waits_while_a_running_sequence_prefills_the_prefix_it_shares_then_copies_it()
     {
-        int[] system = [.. Enumerable.Range(100, 80)];
-        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 64, kvCapacity: 1000, slots: 4, prefixReuse: true) { PrefixCopy = true };
-        var leader = new SequenceState(1, [.. system, 1, 2]);
-        var follower = new SequenceState(2, [.. system, 3, 4]);
+        const int Shared = 80;
         var other = new SequenceState(3, [.. Enumerable.Range(500, 20)]);
-        scheduler.Enqueue(leader);
-        scheduler.Enqueue(follower);
-        scheduler.Enqueue(other);
+        (BatchScheduler scheduler, SequenceState leader, SequenceState follower) = SharedPrefix(Shared, tokenBudget: 64, slots: 4, copy: true, other);
 
         // The follower waits, and the queue with it, while the leader's chunks reach the end of the shared prefix
         // (also in the second iteration, which has room for it and could copy 64 of the 80 tokens already).
@@ -555,24 +550,19 @@ public sealed class BatchSchedulerTests
             Run(scheduler.Plan()!);
             Assert.Equal([leader], scheduler.Running);
         }
-        while (leader.Cached < system.Length);
+        while (leader.Cached < Shared);
 
         BatchPlan plan = scheduler.Plan()!;
         Assert.Equal([follower, other], plan.Admitted);
-        Assert.Equal(new SlotCopy(leader.Slot, follower.Slot, system.Length), Assert.Single(plan.Copies));
-        Assert.Equal(system.Length, follower.Reused);
+        Assert.Equal(new SlotCopy(leader.Slot, follower.Slot, Shared), Assert.Single(plan.Copies));
+        Assert.Equal(Shared, follower.Reused);
         Assert.Contains(new BatchEntry(follower, 2), plan.Entries);
     }
 
     [Fact]
     public void A_waiting_request_computes_the_prefix_itself_when_the_sequence_prefilling_it_leaves()
     {
-        int[] system = [.. Enumerable.Range(100, 80)];
-        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 16, kvCapacity: 1000, slots: 2, prefixReuse: true) { PrefixCopy = true };
-        var leader = new SequenceState(1, [.. system, 1, 2]);
-        var follower = new SequenceState(2, [.. system, 3, 4]);
-        scheduler.Enqueue(leader);
-        scheduler.Enqueue(follower);
+        (BatchScheduler scheduler, SequenceState leader, SequenceState follower) = SharedPrefix(80, tokenBudget: 16, slots: 2, copy: true);
         Run(scheduler.Plan()!);
         Assert.Equal([follower], scheduler.Waiting);
 
@@ -588,14 +578,8 @@ public sealed class BatchSchedulerTests
     [Fact]
     public void A_request_cancelled_while_it_waits_for_a_prefix_lets_the_queue_behind_it_go()
     {
-        int[] system = [.. Enumerable.Range(100, 80)];
-        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 50, kvCapacity: 1000, slots: 4, prefixReuse: true) { PrefixCopy = true };
-        var leader = new SequenceState(1, [.. system, 1, 2]);
-        var follower = new SequenceState(2, [.. system, 3, 4]);
         var other = new SequenceState(3, [.. Enumerable.Range(500, 20)]);
-        scheduler.Enqueue(leader);
-        scheduler.Enqueue(follower);
-        scheduler.Enqueue(other);
+        (BatchScheduler scheduler, SequenceState leader, SequenceState follower) = SharedPrefix(80, tokenBudget: 50, slots: 4, copy: true, other);
         Run(scheduler.Plan()!);
         Assert.Equal([follower, other], scheduler.Waiting); // the leader has 50 of the 80 shared tokens
 
@@ -612,15 +596,25 @@ public sealed class BatchSchedulerTests
     [InlineData(true, 40)]
     public void Nobody_waits_for_a_prefix_without_copies_or_for_one_too_short(bool copy, int shared)
     {
-        int[] system = [.. Enumerable.Range(100, shared)];
-        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 4, prefixReuse: true) { PrefixCopy = copy };
-        var leader = new SequenceState(1, [.. system, 1, 2]);
-        var follower = new SequenceState(2, [.. system, 3, 4]);
-        scheduler.Enqueue(leader);
-        scheduler.Enqueue(follower);
+        (BatchScheduler scheduler, SequenceState leader, SequenceState follower) = SharedPrefix(shared, tokenBudget: 100, slots: 4, copy);
 
         // Both start in the same iteration, each computing the prefix.
         Assert.Equal([leader, follower], scheduler.Plan()!.Admitted);
+    }
+
+    /// <summary>A leader and a follower whose prompts share their first <paramref name="shared"/> tokens, queued in that order before <paramref name="behind"/>.</summary>
+    private static (BatchScheduler Scheduler, SequenceState Leader, SequenceState Follower) SharedPrefix(int shared, int tokenBudget, int slots, bool copy, params SequenceState[] behind)
+    {
+        int[] system = [.. Enumerable.Range(100, shared)];
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget, kvCapacity: 1000, slots, prefixReuse: true) { PrefixCopy = copy };
+        var leader = new SequenceState(1, [.. system, 1, 2]);
+        var follower = new SequenceState(2, [.. system, 3, 4]);
+        foreach (SequenceState sequence in (SequenceState[])[leader, follower, .. behind])
+        {
+            scheduler.Enqueue(sequence);
+        }
+
+        return (scheduler, leader, follower);
     }
 
     [Fact]
