@@ -472,12 +472,12 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         }
     }
 
-    /// <summary>Puts the plan's tokens into the batch and lists the entries to sample from (by batch index).</summary>
+    /// <summary>Puts the plan's tokens into the batch (in slot order) and lists the entries to sample from (by batch index).</summary>
     private void Fill(TokenBatch batch, BatchPlan plan, List<(SequenceState Sequence, int Index)> samples)
     {
         batch.Clear();
         samples.Clear();
-        foreach (BatchEntry entry in plan.Entries)
+        foreach (BatchEntry entry in plan.BatchOrder)
         {
             SequenceState s = entry.Sequence;
             if (_active.TryGetValue(s, out Active? owner) && !owner.Scheduled)

@@ -28,6 +28,13 @@ internal readonly record struct SlotCopy(int Source, int Slot, int Count);
 /// </summary>
 internal sealed record BatchPlan(IReadOnlyList<Eviction> Preempted, IReadOnlyList<SlotTrim> Trims, IReadOnlyList<SlotCopy> Copies, IReadOnlyList<SequenceState> Admitted, IReadOnlyList<BatchEntry> Entries)
 {
+    /// <summary>
+    /// Gets the entries in the order the batch takes them: by slot. llama.cpp's cache per sequence puts sequences in
+    /// one micro-batch only while their slots ascend by one in batch order; in the plan's order (decodes by admission,
+    /// then prompts) a step of 8 decodes could run as several graphs, each reading all the weights again.
+    /// </summary>
+    public IEnumerable<BatchEntry> BatchOrder => Entries.OrderBy(e => e.Sequence.Slot);
+
     /// <summary>Gets the tokens in the batch.</summary>
     public int TokenCount => Entries.Sum(e => e.Count);
 

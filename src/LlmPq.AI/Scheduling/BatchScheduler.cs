@@ -355,15 +355,16 @@ internal sealed class BatchScheduler
     /// <summary>
     /// Chooses a free slot for a sequence: the one whose cache shares the longest prefix with it, when that prefix is
     /// at least a tenth of its tokens (llama-server's default slot similarity), so a cache is not given up for a few
-    /// tokens (every prompt shares its BOS); else an empty slot, else the least recently used. The sequence reuses
-    /// what it shares with the chosen slot, but never its last token, which must be computed to sample. With
-    /// <see cref="PrefixCopy"/>, a running sequence sharing a longer prefix than any free slot is its source instead.
+    /// tokens (every prompt shares its BOS); else an empty slot, else the least recently used, each beside running
+    /// slots first (see <see cref="Fresh"/>). The sequence reuses what it shares with the chosen slot, but never its
+    /// last token, which must be computed to sample. With <see cref="PrefixCopy"/>, a running sequence sharing a longer
+    /// prefix than any free slot is its source instead.
     /// </summary>
     private (Slot Slot, int Reused, SequenceState? Source) ChooseSlot(SequenceState sequence)
     {
         Slot[] free = [.. _slots.Where(s => s.Owner is null)];
         Slot longest = free.MaxBy(s => Shared(sequence, s.Tokens, s.Tokens.Count))!;
-        Slot chosen = Worth(sequence, Shared(sequence, longest.Tokens, longest.Tokens.Count)) ? longest : free.MinBy(s => (s.Tokens.Count > 0, s.LastUsed))!;
+        Slot chosen = Worth(sequence, Shared(sequence, longest.Tokens, longest.Tokens.Count)) ? longest : Fresh(free);
         int reused = Shared(sequence, chosen.Tokens, chosen.Tokens.Count);
         if (PrefixCopy && Running.Count > 0)
         {
@@ -371,12 +372,23 @@ internal sealed class BatchScheduler
             (SequenceState source, int copied) = Running.Select(r => (r, Shared(sequence, r.Tokens, r.Cached))).MaxBy(c => c.Item2);
             if (copied > reused && copied >= CopyMinimum && Worth(sequence, copied))
             {
-                return (free.MinBy(s => (s.Tokens.Count > 0, s.LastUsed))!, copied, source);
+                return (Fresh(free), copied, source);
             }
         }
 
         return (chosen, reused, null);
     }
+
+    /// <summary>
+    /// The free slot to give a sequence that reuses none of its cells: an empty one before one that keeps a cache (the
+    /// least recently used cache first); among those, the one with the most running neighbours. llama.cpp's cache per
+    /// sequence decodes running slots in one micro-batch only where their numbers are consecutive, so a slot that
+    /// closes a gap saves a pass over the weights every step.
+    /// </summary>
+    private Slot Fresh(Slot[] free) => free.MinBy(s => (s.Tokens.Count > 0, -RunningNeighbours(s.Index), s.LastUsed))!;
+
+    private int RunningNeighbours(int index) =>
+        (index > 0 && _slots[index - 1].Owner is not null ? 1 : 0) + (index + 1 < _slots.Length && _slots[index + 1].Owner is not null ? 1 : 0);
 
     /// <summary>
     /// Whether a sequence should wait for a running one that is prefilling a prefix it shares: when that prefix, once

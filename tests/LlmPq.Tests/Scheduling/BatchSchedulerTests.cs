@@ -88,6 +88,8 @@ public sealed class BatchSchedulerTests
             Assert.True(plan.TokenCount <= Math.Max(limit, plan.DecodeTokens), $"{plan.TokenCount} tokens over a limit of {limit}");
             Assert.True(plan.PrefillTokens == 0 || plan.TokenCount <= limit);
             Assert.Equal(plan.Entries.Count, plan.Entries.Select(e => e.Sequence).Distinct().Count());
+            int[] batchSlots = [.. plan.BatchOrder.Select(e => e.Sequence.Slot)];
+            Assert.True(batchSlots.Zip(batchSlots.Skip(1)).All(p => p.First < p.Second), $"batch slots {string.Join(",", batchSlots)} do not ascend");
             Assert.All(plan.Entries, e => Assert.True(e.Count > 0 && e.Count <= e.Sequence.Pending));
 
             switch (plan.Entries.Count > 0 ? policy : default(SchedulingPolicy?))
@@ -660,6 +662,51 @@ public sealed class BatchSchedulerTests
         Assert.Equal(new SlotTrim(unrelated.Slot, 0, unrelated), Assert.Single(plan.Trims));
         Assert.Equal(4, scheduler.IdleTokens);
         Assert.NotEqual(third, unrelated.Slot);
+    }
+
+    [Fact]
+    public void The_batch_takes_the_plan_in_slot_order_whatever_the_admission_order()
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 3);
+        SequenceState[] first = [.. Enumerable.Range(1, 3).Select(i => new SequenceState(i, [i, i + 10]))];
+        foreach (SequenceState s in first)
+        {
+            scheduler.Enqueue(s);
+        }
+
+        Run(scheduler.Plan()!);
+        Assert.Equal([0, 1, 2], first.Select(s => s.Slot));
+        scheduler.Remove(first[0], keepCells: false);
+        var late = new SequenceState(4, [4, 14]);
+        scheduler.Enqueue(late);
+        Run(scheduler.Plan()!);
+
+        // Admission order puts the late request last; the batch puts it first, in the slot it took.
+        BatchPlan plan = scheduler.Plan()!;
+        Assert.Equal(IterationKind.Decode, plan.Kind);
+        Assert.Equal([first[1], first[2], late], plan.Entries.Select(e => e.Sequence));
+        Assert.Equal([late, first[1], first[2]], plan.BatchOrder.Select(e => e.Sequence));
+        Assert.Equal([0, 1, 2], plan.BatchOrder.Select(e => e.Sequence.Slot));
+    }
+
+    [Fact]
+    public void A_request_with_nothing_to_reuse_takes_the_free_slot_that_closes_a_gap_between_running_ones()
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 4);
+        SequenceState[] running = [.. Enumerable.Range(1, 3).Select(i => new SequenceState(i, [i, i + 10]))];
+        foreach (SequenceState s in running)
+        {
+            scheduler.Enqueue(s);
+        }
+
+        Run(scheduler.Plan()!);
+        scheduler.Remove(running[1], keepCells: false);
+
+        // Slot 3 has waited longest, but slot 1 sits between two running slots: the decodes stay one run, 0 to 2.
+        var next = new SequenceState(4, [4, 14]);
+        scheduler.Enqueue(next);
+        Run(scheduler.Plan()!);
+        Assert.Equal(1, next.Slot);
     }
 
     /// <summary>Runs a request alone to its first sampled token and one decode, then finishes it leaving its cells; returns its slot.</summary>
