@@ -368,6 +368,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         {
             PrefixCopy = _options.PrefixReuse,
             CopyMinimum = _context!.SharedKvCache ? 1 : StreamCopyMinimum,
+            FillBatchWhenIdle = PipelineParallel,
         };
         _budget = _options.TbtTarget is { } tbt ? new TokenBudgetController(tbt, _options.TokenBudget) : null;
         _metrics = new EngineMetrics(_meterFactory, ModelId, () => QueueLength, () => RunningSequences, () => KvTokensInUse, KvCapacity, () => scheduler.TokenBudget);

@@ -8,7 +8,8 @@ namespace LlmPq.Scheduling;
 /// first served, only when the cache can hold all of its tokens, and when the running decodes would overflow it
 /// the youngest sequence is evicted and recomputed later. No iteration carries more than the token budget, except
 /// that a decode is never split, so running decodes alone may outnumber a budget smaller than the sequence count,
-/// and that an iteration with no decode to protect prefills up to the batch limit (<c>n_batch</c>) instead.
+/// and that an iteration with no decode to protect takes its first prompt whole, up to the batch limit (<c>n_batch</c>),
+/// and every waiting prompt up to that limit with <see cref="FillBatchWhenIdle"/>.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -82,6 +83,14 @@ internal sealed class BatchScheduler
     /// sequence prefills at least this many of its leading tokens, then copies them rather than compute them again.
     /// </summary>
     public int HoldMinimum { get; init; } = 64;
+
+    /// <summary>
+    /// Gets a value indicating whether an iteration with no decode running fills the batch limit with every waiting
+    /// prompt, not only its first. Pipelined stages overlap the micro-batches of one call, so one long call is faster
+    /// there; on one device it only makes every prompt of a burst wait for the last (the first prompt goes whole
+    /// either way, and those behind it get the rest of the budget, so their first tokens come an iteration apart).
+    /// </summary>
+    public bool FillBatchWhenIdle { get; init; }
 
     /// <summary>Gets the sequences holding a slot, in admission order.</summary>
     public List<SequenceState> Running { get; } = [];
@@ -275,28 +284,39 @@ internal sealed class BatchScheduler
 
     /// <summary>
     /// Fills what is left of the budget with chunks of the prompts being prefilled, then admits new requests first
-    /// come first served. With no decode running there is nothing for chunks to protect: the batch limit applies.
+    /// come first served. With no decode running there is nothing for chunks to protect: the first prompt goes whole,
+    /// up to the batch limit (and every prompt, with <see cref="FillBatchWhenIdle"/> or a request-level batch).
     /// </summary>
     private void AddPrefills(Prefills plan, Admission admission)
     {
         (List<BatchEntry> entries, List<SequenceState> admitted, List<SlotTrim> trims, List<SlotCopy> copies) = plan;
-        int budget = (Decodes == 0 ? Math.Max(TokenBudget, _batchLimit) : TokenBudget) - entries.Sum(e => e.Count);
+        int used = entries.Sum(e => e.Count);
+        int batchRoom = Decodes == 0 ? Math.Max(TokenBudget, _batchLimit) - used : 0;
+        int budget = FillBatchWhenIdle || admission == Admission.Batch ? Math.Max(TokenBudget - used, batchRoom) : TokenBudget - used;
+        bool first = true;
+        int Room() => first ? Math.Max(budget, batchRoom) : budget;
+        int Take(SequenceState s)
+        {
+            int take = Math.Clamp(Room(), 0, s.Pending);
+            first = false;
+            budget -= take;
+            return take;
+        }
+
         foreach (SequenceState s in Running)
         {
-            if (budget <= 0)
+            if (Room() <= 0)
             {
                 return;
             }
 
             if (!s.IsDecoding && s.Pending > 0)
             {
-                int take = Math.Min(s.Pending, budget);
-                entries.Add(new BatchEntry(s, take));
-                budget -= take;
+                entries.Add(new BatchEntry(s, Take(s)));
             }
         }
 
-        while (admission != Admission.None && (budget > 0 || admission == Admission.Batch) && Waiting.Count > 0 && _slots.Any(s => s.Owner is null))
+        while (admission != Admission.None && (Room() > 0 || admission == Admission.Batch) && Waiting.Count > 0 && _slots.Any(s => s.Owner is null))
         {
             SequenceState head = Waiting[0];
             (Slot slot, int reused, SequenceState? source) = ChooseSlot(head);
@@ -305,7 +325,7 @@ internal sealed class BatchScheduler
                 return; // first come, first served: the queue waits with its head, at most until the prefix is computed
             }
 
-            if (admission == Admission.WholePrompts && head.Tokens.Count - reused > budget && entries.Count > 0)
+            if (admission == Admission.WholePrompts && head.Tokens.Count - reused > Room() && entries.Count > 0)
             {
                 return; // the head waits for an iteration of its own rather than be split behind others
             }
@@ -343,11 +363,10 @@ internal sealed class BatchScheduler
             head.Admit(slot.Index, reused);
             Running.Add(head);
             admitted.Add(head);
-            int take = Math.Min(head.Pending, budget);
+            int take = Take(head);
             if (take > 0)
             {
                 entries.Add(new BatchEntry(head, take));
-                budget -= take;
             }
         }
     }

@@ -87,6 +87,12 @@ public sealed class BatchSchedulerTests
             int limit = decodingBefore.Count == 0 ? Math.Max(tokenBudget, batchLimit) : tokenBudget;
             Assert.True(plan.TokenCount <= Math.Max(limit, plan.DecodeTokens), $"{plan.TokenCount} tokens over a limit of {limit}");
             Assert.True(plan.PrefillTokens == 0 || plan.TokenCount <= limit);
+            if (decodingBefore.Count == 0 && policy != SchedulingPolicy.RequestLevel)
+            {
+                // Without a decode, only the first prompt may go past the budget.
+                Assert.True(plan.Entries.Count == 0 || plan.TokenCount <= Math.Max(tokenBudget, plan.Entries[0].Count), $"{plan.TokenCount} tokens with no decode");
+            }
+
             Assert.Equal(plan.Entries.Count, plan.Entries.Select(e => e.Sequence).Distinct().Count());
             int[] batchSlots = [.. plan.BatchOrder.Select(e => e.Sequence.Slot)];
             Assert.True(batchSlots.Zip(batchSlots.Skip(1)).All(p => p.First < p.Second), $"batch slots {string.Join(",", batchSlots)} do not ascend");
@@ -418,6 +424,30 @@ public sealed class BatchSchedulerTests
         scheduler.Remove(a);
         scheduler.Enqueue(b);
         Assert.Equal([new BatchEntry(b, 32)], scheduler.Plan()!.Entries);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void With_no_decode_running_the_first_prompt_goes_whole_and_the_others_share_the_budget_unless_the_batch_is_filled(bool fill)
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 10, kvCapacity: 1000, slots: 4, batchLimit: 32) { FillBatchWhenIdle = fill };
+        int[] lengths = [6, 8, 8];
+        SequenceState[] burst = [.. lengths.Select((n, i) => new SequenceState(i + 1, [.. Enumerable.Range(0, n)]))];
+        foreach (SequenceState s in burst)
+        {
+            scheduler.Enqueue(s);
+        }
+
+        // One device: the second prompt's first chunk fills the budget, so the first samples after 10 tokens, not 22.
+        BatchPlan plan = scheduler.Plan()!;
+        Assert.Equal(fill ? [6, 8, 8] : [6, 4], plan.Entries.Select(e => e.Count));
+
+        var scheduler2 = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 10, kvCapacity: 1000, slots: 4, batchLimit: 32) { FillBatchWhenIdle = fill };
+        var longFirst = new SequenceState(10, [.. Enumerable.Range(0, 25)]);
+        scheduler2.Enqueue(longFirst);
+        scheduler2.Enqueue(new SequenceState(11, [1, 2, 3]));
+        Assert.Equal(fill ? [25, 3] : [25], scheduler2.Plan()!.Entries.Select(e => e.Count));
     }
 
     [Theory]
