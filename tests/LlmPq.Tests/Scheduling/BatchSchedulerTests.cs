@@ -697,19 +697,9 @@ public sealed class BatchSchedulerTests
     [Fact]
     public void The_batch_takes_the_plan_in_slot_order_whatever_the_admission_order()
     {
-        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 3);
-        SequenceState[] first = [.. Enumerable.Range(1, 3).Select(i => new SequenceState(i, [i, i + 10]))];
-        foreach (SequenceState s in first)
-        {
-            scheduler.Enqueue(s);
-        }
-
-        Run(scheduler.Plan()!);
+        (BatchScheduler scheduler, SequenceState[] first) = ThreeRunning(slots: 3);
         Assert.Equal([0, 1, 2], first.Select(s => s.Slot));
-        scheduler.Remove(first[0], keepCells: false);
-        var late = new SequenceState(4, [4, 14]);
-        scheduler.Enqueue(late);
-        Run(scheduler.Plan()!);
+        SequenceState late = AfterLeaving(scheduler, first[0]);
 
         // Admission order puts the late request last; the batch puts it first, in the slot it took.
         BatchPlan plan = scheduler.Plan()!;
@@ -722,7 +712,16 @@ public sealed class BatchSchedulerTests
     [Fact]
     public void A_request_with_nothing_to_reuse_takes_the_free_slot_that_closes_a_gap_between_running_ones()
     {
-        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots: 4);
+        (BatchScheduler scheduler, SequenceState[] running) = ThreeRunning(slots: 4);
+
+        // Slot 3 has waited longest, but slot 1 sits between two running slots: the decodes stay one run, 0 to 2.
+        Assert.Equal(1, AfterLeaving(scheduler, running[1]).Slot);
+    }
+
+    /// <summary>Three short requests admitted and prefilled together, in slots 0 to 2 of <paramref name="slots"/>.</summary>
+    private static (BatchScheduler Scheduler, SequenceState[] Running) ThreeRunning(int slots)
+    {
+        var scheduler = new BatchScheduler(SchedulingPolicy.Sarathi, tokenBudget: 100, kvCapacity: 1000, slots);
         SequenceState[] running = [.. Enumerable.Range(1, 3).Select(i => new SequenceState(i, [i, i + 10]))];
         foreach (SequenceState s in running)
         {
@@ -730,13 +729,17 @@ public sealed class BatchSchedulerTests
         }
 
         Run(scheduler.Plan()!);
-        scheduler.Remove(running[1], keepCells: false);
+        return (scheduler, running);
+    }
 
-        // Slot 3 has waited longest, but slot 1 sits between two running slots: the decodes stay one run, 0 to 2.
+    /// <summary>Ends <paramref name="leaving"/> without keeping its cells, then admits and prefills a new request; returns it.</summary>
+    private static SequenceState AfterLeaving(BatchScheduler scheduler, SequenceState leaving)
+    {
+        scheduler.Remove(leaving, keepCells: false);
         var next = new SequenceState(4, [4, 14]);
         scheduler.Enqueue(next);
         Run(scheduler.Plan()!);
-        Assert.Equal(1, next.Slot);
+        return next;
     }
 
     /// <summary>Runs a request alone to its first sampled token and one decode, then finishes it leaving its cells; returns its slot.</summary>
