@@ -16,6 +16,7 @@ var root = new RootCommand("LlmPq: serve an LLM on a heterogeneous cluster throu
     PlanTableCommand.Create(),
     PlanBenchCommand.Create(),
     QuantizeCommand.Create(),
+    PlannedModelCache.Create(),
     EvalCommand.Create(),
     IndicatorStudyCommand.Create(),
     ToolCheckCommand.Create(),

@@ -11,8 +11,11 @@ using Microsoft.Extensions.Logging;
 namespace LlmPq.Host.Commands;
 
 /// <summary>The way from a model and a cluster to what the pipeline serves: a plan, and the model quantized by it.</summary>
-internal static class PlannedModel
+internal static partial class PlannedModel
 {
+    // Past this the cache says how to prune it, once per new model.
+    private const long LargeCache = 20L << 30;
+
     /// <summary>
     /// Plans <paramref name="model"/> on <paramref name="cluster"/> (the indicator from its weights) and quantizes it by
     /// the plan, once: the result is kept at <see cref="OutputPath"/> and reused while the source and the plan are the same.
@@ -31,7 +34,12 @@ internal static class PlannedModel
     public static async Task<string> QuantizeAsync(string model, Plan plan, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         string output = OutputPath(model, plan);
-        if (!File.Exists(output))
+        if (File.Exists(output))
+        {
+            // The cache's record of use: 'llmpq planned-cache --prune' removes models unused for a while.
+            File.SetLastAccessTimeUtc(output, DateTime.UtcNow);
+        }
+        else
         {
             // Quantize under a name of its own and rename, so that a concurrent run never reads a half-written model.
             Directory.CreateDirectory(Path.GetDirectoryName(output)!);
@@ -45,10 +53,20 @@ internal static class PlannedModel
             {
                 File.Delete(partial);
             }
+
+            IReadOnlyList<PlannedModelCache.Entry> cached = PlannedModelCache.List(CacheFolder);
+            long bytes = cached.Sum(e => e.Bytes);
+            if (bytes > LargeCache)
+            {
+                LogLargeCache(loggers.CreateLogger(typeof(PlannedModel)), cached.Count, bytes / (double)(1L << 30), CacheFolder);
+            }
         }
 
         return output;
     }
+
+    [LoggerMessage(1, LogLevel.Warning, "{Count} planned models take {GiB:0.0} GiB in {Folder}; 'llmpq planned-cache --prune' removes those unused for 7 days.")]
+    private static partial void LogLargeCache(ILogger logger, int count, double giB, string folder);
 
     /// <summary>
     /// Quantizes <paramref name="model"/> by the plan written at <paramref name="planPath"/> and gives the options that
@@ -87,11 +105,15 @@ internal static class PlannedModel
         var source = new FileInfo(model);
         string key = string.Create(CultureInfo.InvariantCulture, $"{source.FullName}\n{source.Length}\n{source.LastWriteTimeUtc.Ticks}\n{plan.EmbeddingType} {plan.OutputType} {string.Join(' ', plan.LayerTypes())}");
         string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..16];
-        string root = Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create) is { Length: > 0 } data
-            ? data
-            : Path.GetTempPath();
-        return Path.Combine(root, "llmpq", "planned", hash, Path.GetFileNameWithoutExtension(model) + ".planned.gguf");
+        return Path.Combine(CacheFolder, hash, Path.GetFileNameWithoutExtension(model) + ".planned.gguf");
     }
+
+    /// <summary>Gets the folder that holds the planned models, one folder each (<see cref="PlannedModelCache"/> lists and prunes it).</summary>
+    public static string CacheFolder =>
+        Path.Combine(
+            Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create) is { Length: > 0 } data ? data : Path.GetTempPath(),
+            "llmpq",
+            "planned");
 
     /// <summary>Reads a plan for <paramref name="model"/>, refusing one made for another model.</summary>
     /// <returns>The plan, and a warning when the model's layer types are not the plan's (it was not quantized by it).</returns>

@@ -33,11 +33,55 @@ public sealed class PlannedModelTests
 
             Assert.Equal(quantized, again);
             Assert.Equal(written, File.GetLastWriteTimeUtc(again));
+            Assert.True(File.GetLastAccessTimeUtc(again) > written, "reuse marks the planned model used");
             Assert.Single(Directory.GetFiles(Path.GetDirectoryName(quantized)!));
         }
         finally
         {
             Directory.Delete(Path.GetDirectoryName(quantized)!, recursive: true);
         }
+    }
+
+    [Fact]
+    public void The_cache_lists_its_models_by_last_use_and_prunes_only_those_unused_since_the_cut_off()
+    {
+        string folder = TestModels.TempPath("planned-cache");
+        string Model(string key, int bytes, double daysAgo)
+        {
+            string path = Path.Combine(folder, key, "m.planned.gguf");
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllBytes(path, new byte[bytes]);
+            DateTime when = DateTime.UtcNow.AddDays(-daysAgo);
+            File.SetLastWriteTimeUtc(path, when.AddDays(-30));
+            File.SetLastAccessTimeUtc(path, when);
+            return path;
+        }
+
+        string old = Model("old", 100, daysAgo: 10);
+        string recent = Model("recent", 200, daysAgo: 1);
+        Directory.CreateDirectory(Path.Combine(folder, "empty")); // no model: not an entry, never removed
+
+        IReadOnlyList<PlannedModelCache.Entry> entries = PlannedModelCache.List(folder);
+        Assert.Equal([recent, old], entries.Select(e => e.Path));
+        Assert.Equal([200L, 100L], entries.Select(e => e.Bytes));
+
+        IReadOnlyList<PlannedModelCache.Entry> removed = PlannedModelCache.Prune(entries, DateTime.UtcNow.AddDays(-7));
+        Assert.Equal([old], removed.Select(e => e.Path));
+        Assert.False(Directory.Exists(Path.GetDirectoryName(old)));
+        Assert.True(File.Exists(recent));
+        Assert.True(Directory.Exists(Path.Combine(folder, "empty")));
+        Assert.Empty(PlannedModelCache.List(Path.Combine(folder, "missing")));
+    }
+
+    [Fact]
+    public void The_cache_command_lists_and_refuses_a_negative_age()
+    {
+        CliRunner.Result listed = CliRunner.Run("planned-cache");
+        Assert.Equal(0, listed.ExitCode);
+        Assert.Contains("planned models,", listed.StandardOutput, StringComparison.Ordinal);
+
+        CliRunner.Result refused = CliRunner.Run("planned-cache", "--prune", "--unused-days", "-1");
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("--unused-days must be", refused.StandardError, StringComparison.Ordinal);
     }
 }
