@@ -7,9 +7,12 @@ namespace LlmPq.Tests;
 /// <summary>Tiny generated models shared by the tests of one run, written once into a temporary folder.</summary>
 public static class TestModels
 {
+    private const string FolderPrefix = "llmpq-tests-";
+
     private static readonly Lazy<string> s_folder = new(() =>
     {
-        string dir = Path.Combine(Path.GetTempPath(), $"llmpq-tests-{Environment.ProcessId}");
+        RemoveFoldersOfEndedRuns();
+        string dir = Path.Combine(Path.GetTempPath(), $"{FolderPrefix}{Environment.ProcessId}");
         Directory.CreateDirectory(dir);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(dir, recursive: true);
         return dir;
@@ -26,6 +29,41 @@ public static class TestModels
     internal static void KeepLocalDataInTheRunFolder() => Environment.SetEnvironmentVariable("XDG_DATA_HOME", Path.Combine(s_folder.Value, "data"));
 
     private static readonly Lazy<string> s_small = new(() => Write("small", new TinyLlamaModelOptions { Layers = 4, EmbeddingLength = 256, FeedForwardLength = 512, VocabularyPath = VocabularyPath }));
+
+    /// <summary>
+    /// Removes the folders of earlier runs whose process has ended: the test host is often stopped without its exit
+    /// handlers running, and each run's folder holds hundreds of MiB of models.
+    /// </summary>
+    internal static void RemoveFoldersOfEndedRuns()
+    {
+        foreach (string dir in Directory.EnumerateDirectories(Path.GetTempPath(), FolderPrefix + "*"))
+        {
+            if (int.TryParse(Path.GetFileName(dir).AsSpan(FolderPrefix.Length), out int pid) && pid != Environment.ProcessId && !IsRunning(pid))
+            {
+                try
+                {
+                    Directory.Delete(dir, recursive: true);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    // Another run is removing it too, or it is not ours to remove.
+                }
+            }
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>Gets the llama.cpp vocab-only GGUF the native build ships (a real SentencePiece vocabulary).</summary>
     public static string VocabularyPath => Path.Combine(NativeLibraryLoader.Directory, "ggml-vocab-llama-spm.gguf");
