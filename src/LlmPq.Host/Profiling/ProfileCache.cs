@@ -24,8 +24,8 @@ internal sealed class ProfileCache(string folder)
     /// <summary>Gets the folder.</summary>
     public string Folder => folder;
 
-    // Bumped when what a measurement means changes (2: the hop's bytes count the attention mask), so older entries are measured again.
-    private const int MeasurementVersion = 2;
+    // Bumped when what a measurement means changes (2: the hop's bytes count the attention mask; 3: 9-layer long probes), so older entries are measured again.
+    private const int MeasurementVersion = 3;
 
     /// <summary>Gets the key of a measurement.</summary>
     /// <param name="device">The device: its kind, threads, endpoint and host count, not its name or memory.</param>
