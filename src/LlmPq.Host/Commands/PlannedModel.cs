@@ -65,7 +65,7 @@ internal static partial class PlannedModel
         return output;
     }
 
-    [LoggerMessage(1, LogLevel.Warning, "{Count} planned models take {GiB:0.0} GiB in {Folder}; 'llmpq planned-cache --prune' removes those unused for 7 days.")]
+    [LoggerMessage(320, LogLevel.Warning, "{Count} planned models take {GiB:0.0} GiB in {Folder}; 'llmpq planned-cache --prune' removes those unused for 7 days.")]
     private static partial void LogLargeCache(ILogger logger, int count, double giB, string folder);
 
     /// <summary>
