@@ -7,8 +7,8 @@ public sealed partial class LlmPqEngine
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Loading {ModelPath} (context {ContextLength} tokens, {MaxSequences} sequences, token budget {TokenBudget})")]
     private static partial void LogStarting(ILogger logger, string modelPath, int contextLength, int maxSequences, int tokenBudget);
 
-    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Serving {ModelId}: {Layers} layers, {ContextLength} tokens per conversation, KV cache of {KvCapacity} tokens (shared: {Shared})")]
-    private static partial void LogLoaded(ILogger logger, string modelId, int layers, int contextLength, int kvCapacity, bool shared);
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Serving {ModelId}: {Layers} layers, {ContextLength} tokens per conversation, KV cache of {KvCapacity} tokens (shared: {Shared}), {Threads} CPU threads here")]
+    private static partial void LogLoaded(ILogger logger, string modelId, int layers, int contextLength, int kvCapacity, bool shared, int threads);
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Layers placed as planned: {Stages}")]
     private static partial void LogPlaced(ILogger logger, string stages);

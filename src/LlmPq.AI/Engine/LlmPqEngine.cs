@@ -297,7 +297,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
         KvCapacity = (int)_context.ContextLength;
         ContextLength = Math.Min(perSequence, (int)_context.SequenceContextLength);
         CreateScheduler((int)_context.BatchSize);
-        LogLoaded(_logger, ModelId, _model.LayerCount, ContextLength, KvCapacity, sizes.SharedKvCache);
+        LogLoaded(_logger, ModelId, _model.LayerCount, ContextLength, KvCapacity, sizes.SharedKvCache, sizes.Threads);
         SchedulingLog.Started(_logger, _options.SchedulingPolicy, _options.TokenBudget, _options.TbtTarget);
         return new TokenBatch((int)_context.BatchSize);
     }
@@ -318,7 +318,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
 
     /// <summary>
     /// Sizes the context: its KV cache (per sequence or shared); its micro-batch (the budget, and every decode at once),
-    /// which sizes the compute buffers; and its batch, which also takes a whole prompt while no decode runs.
+    /// which sizes the compute buffers; its batch, which also takes a whole prompt while no decode runs; its threads.
     /// </summary>
     private LlamaContextOptions ContextSizes(int perSequence)
     {
@@ -332,9 +332,19 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             BatchSize = (uint)Math.Max(batchCapacity, wholePrompt),
             MicroBatchSize = (uint)(_options.MicroBatchSize > 0 ? _options.MicroBatchSize : batchCapacity),
             SequenceCount = (uint)_options.MaxSequences,
-            Threads = _options.Threads,
+            Threads = ContextThreads(_options),
         };
     }
+
+    /// <summary>
+    /// The context's CPU threads: the configured ones, else every core, except that with every layer on stage servers
+    /// this process only looks up embeddings, so one thread, whose idle OpenMP partners would otherwise spin on cores
+    /// the stage servers of this machine need.
+    /// </summary>
+    internal static int ContextThreads(LlmPqOptions options) =>
+        options.Threads > 0 ? options.Threads
+        : options.Stages.Count > 0 && !options.Stages.Any(s => s.InProcess) ? 1
+        : Environment.ProcessorCount;
 
     /// <summary>Creates the context and learns whether llama.cpp pipelines micro-batches across the stages.</summary>
     private LlamaContext CreateContext(LlamaModel model, LlamaContextOptions sizes)

@@ -74,8 +74,8 @@ internal static class DeviceProfiler
         foreach (GgmlType type in types)
         {
             string name = GgmlTypes.Name(type);
-            var shortRun = Run(ProbeModels.Write(model, ProbeModels.Short, type, probes), device, device.Threads ?? 0, $"{device.Name} {name} {ProbeModels.Short}L");
-            var longRun = Run(ProbeModels.Write(model, ProbeModels.Long, type, probes), device, device.Threads ?? 0, $"{device.Name} {name} {ProbeModels.Long}L");
+            var shortRun = Run(ProbeModels.Write(model, ProbeModels.Short, type, probes), device, ProbeThreads(device), $"{device.Name} {name} {ProbeModels.Short}L");
+            var longRun = Run(ProbeModels.Write(model, ProbeModels.Long, type, probes), device, ProbeThreads(device), $"{device.Name} {name} {ProbeModels.Long}L");
             if (type == GgmlType.F16 || remoteShortF16.Prefill is null)
             {
                 (remoteShortF16, remoteLongF16) = (shortRun, longRun);
@@ -108,6 +108,12 @@ internal static class DeviceProfiler
             Hop = hop,
         };
     }
+
+    /// <summary>
+    /// This process's threads while it times <paramref name="device"/>: the device's own when it computes here; one when
+    /// the layers run on a stage server, as the pipeline's engine then runs (its idle threads would spin on the server's cores).
+    /// </summary>
+    private static int ProbeThreads(DeviceSpec device) => device.Endpoint is null ? device.Threads ?? 0 : 1;
 
     /// <summary>Fits a layer time to measured points by non-negative least squares, with its quality.</summary>
     /// <param name="rows">Per point [1, tokens, tokens × context].</param>

@@ -24,8 +24,8 @@ internal sealed class ProfileCache(string folder)
     /// <summary>Gets the folder.</summary>
     public string Folder => folder;
 
-    // Bumped when what a measurement means changes (2: the hop's bytes count the attention mask; 3: 9-layer long probes), so older entries are measured again.
-    private const int MeasurementVersion = 3;
+    // Bumped when what a measurement means changes (2: the hop's bytes count the attention mask; 3: 9-layer long probes; 4: one thread on this side of a stage server), so older entries are measured again.
+    private const int MeasurementVersion = 4;
 
     /// <summary>Gets the key of a measurement.</summary>
     /// <param name="device">The device: its kind, threads, endpoint and host count, not its name or memory.</param>
