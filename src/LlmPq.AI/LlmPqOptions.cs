@@ -66,7 +66,10 @@ public sealed class LlmPqOptions
     /// </summary>
     public bool PrefixReuse { get; set; } = true;
 
-    /// <summary>Gets or sets the CPU threads; 0 uses every core.</summary>
+    /// <summary>
+    /// Gets or sets the CPU threads of the engine's own llama.cpp context; 0 uses every core, or one when every layer is
+    /// on stage servers (the engine then only looks up embeddings, and idle threads would spin on the servers' cores).
+    /// </summary>
     public int Threads { get; set; }
 
     /// <summary>Gets or sets the layers offloaded to GPUs; -1 offloads all of them (nothing happens without a GPU).</summary>

@@ -53,7 +53,7 @@ internal sealed class LlmPqOptionsValidator : IValidateOptions<LlmPqOptions>
 
         if (options.Threads < 0)
         {
-            failures.Add("LlmPq:Threads must be 0 (every core) or more.");
+            failures.Add("LlmPq:Threads must be 0 (every core; one with every layer on stage servers) or more.");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

@@ -15,13 +15,14 @@ public sealed class TestFolderTests
         Directory.CreateDirectory(Path.Combine(stale, "models"));
         File.WriteAllText(Path.Combine(stale, "models", "m.gguf"), "x");
         Directory.CreateDirectory(live);
+        string own = Path.GetDirectoryName(TestModels.TempPath("x"))!;
         try
         {
             TestModels.RemoveFoldersOfEndedRuns();
 
             Assert.False(Directory.Exists(stale));
             Assert.True(Directory.Exists(live));
-            Assert.True(Directory.Exists(Path.GetDirectoryName(TestModels.TempPath("x"))), "this run's own folder stays");
+            Assert.True(Directory.Exists(own), "this run's own folder stays");
         }
         finally
         {

@@ -59,7 +59,7 @@ public static class TestModels
             using var process = System.Diagnostics.Process.GetProcessById(pid);
             return !process.HasExited;
         }
-        catch (ArgumentException)
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {
             return false;
         }

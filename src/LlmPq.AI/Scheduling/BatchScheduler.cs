@@ -374,8 +374,8 @@ internal sealed class BatchScheduler
     /// <summary>
     /// Chooses a free slot for a sequence: the one whose cache shares the longest prefix with it, when that prefix is
     /// at least a tenth of its tokens (llama-server's default slot similarity), so a cache is not given up for a few
-    /// tokens (every prompt shares its BOS); else an empty slot, else the least recently used, each beside running
-    /// slots first (see <see cref="Fresh"/>). The sequence reuses what it shares with the chosen slot, but never its
+    /// tokens (every prompt shares its BOS); else an empty slot (beside running slots first), else the least recently
+    /// used cache (see <see cref="Fresh"/>). The sequence reuses what it shares with the chosen slot, but never its
     /// last token, which must be computed to sample. With <see cref="PrefixCopy"/>, a running sequence sharing a longer
     /// prefix than any free slot is its source instead.
     /// </summary>
@@ -399,12 +399,12 @@ internal sealed class BatchScheduler
     }
 
     /// <summary>
-    /// The free slot to give a sequence that reuses none of its cells: an empty one before one that keeps a cache (the
-    /// least recently used cache first); among those, the one with the most running neighbours. llama.cpp's cache per
-    /// sequence decodes running slots in one micro-batch only where their numbers are consecutive, so a slot that
-    /// closes a gap saves a pass over the weights every step.
+    /// The free slot to give a sequence that reuses none of its cells: an empty one, the one with the most running
+    /// neighbours first (llama.cpp's cache per sequence decodes running slots in one micro-batch only where their
+    /// numbers are consecutive, so a slot that closes a gap saves a pass over the weights every step); else the least
+    /// recently used cache, whose prefix is the least likely to be asked for again.
     /// </summary>
-    private Slot Fresh(Slot[] free) => free.MinBy(s => (s.Tokens.Count > 0, -RunningNeighbours(s.Index), s.LastUsed))!;
+    private Slot Fresh(Slot[] free) => free.MinBy(s => s.Tokens.Count > 0 ? (1, s.LastUsed) : (0, -RunningNeighbours(s.Index)))!;
 
     private int RunningNeighbours(int index) =>
         (index > 0 && _slots[index - 1].Owner is not null ? 1 : 0) + (index + 1 < _slots.Length && _slots[index + 1].Owner is not null ? 1 : 0);

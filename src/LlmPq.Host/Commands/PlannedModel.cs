@@ -37,9 +37,17 @@ internal static partial class PlannedModel
         if (File.Exists(output))
         {
             // The cache's record of use: 'llmpq planned-cache --prune' removes models unused for a while.
-            File.SetLastAccessTimeUtc(output, DateTime.UtcNow);
+            try
+            {
+                File.SetLastAccessTimeUtc(output, DateTime.UtcNow);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Another user's cache file, or pruned this instant: the model is still there or quantized again below.
+            }
         }
-        else
+
+        if (!File.Exists(output))
         {
             // Quantize under a name of its own and rename, so that a concurrent run never reads a half-written model.
             Directory.CreateDirectory(Path.GetDirectoryName(output)!);

@@ -6,16 +6,33 @@ namespace LlmPq.Host.Commands;
 /// <summary>
 /// <c>llmpq planned-cache</c>: the models that <c>serve --cluster</c>, <c>demo</c> and <c>plan --validate</c> quantized
 /// by their plans, kept for reuse (<see cref="PlannedModel.CacheFolder"/>), with when each was last used; <c>--prune</c>
-/// removes those unused for a number of days. Nothing is removed otherwise: a running server may restart from its model.
+/// removes those unused for a number of days, but never one a running server holds (<see cref="Use"/>): its stages and
+/// runner restart from it. Nothing is removed otherwise.
 /// </summary>
 internal static class PlannedModelCache
 {
+    private const string InUsePrefix = "in-use-";
+
     /// <summary>A cached planned model.</summary>
     /// <param name="Path">The quantized model.</param>
     /// <param name="Bytes">Its size with the rest of its folder (a quantization in progress, say).</param>
     /// <param name="LastUsed">When it was last written or reused (its access time, which reuse sets).</param>
-    internal sealed record Entry(string Path, long Bytes, DateTime LastUsed);
+    /// <param name="InUse">Whether a running process holds it (<see cref="Use"/>).</param>
+    internal sealed record Entry(string Path, long Bytes, DateTime LastUsed, bool InUse);
 
+    /// <summary>Marks <paramref name="model"/> as held by this process until the result is disposed, so that no prune removes it.</summary>
+    /// <param name="model">A model in the cache.</param>
+    /// <returns>The hold.</returns>
+    public static IDisposable Use(string model)
+    {
+        string marker = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(model)!, $"{InUsePrefix}{Environment.ProcessId}");
+        File.WriteAllText(marker, string.Empty);
+        File.SetLastAccessTimeUtc(model, DateTime.UtcNow);
+        return new Hold(marker);
+    }
+
+    /// <summary>Creates the <c>planned-cache</c> command.</summary>
+    /// <returns>The command.</returns>
     public static Command Create()
     {
         var prune = new Option<bool>("--prune") { Description = "Remove the planned models unused for --unused-days days." };
@@ -42,7 +59,7 @@ internal static class PlannedModelCache
 
             foreach (Entry e in entries)
             {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{e.LastUsed.ToLocalTime():yyyy-MM-dd HH:mm}  {Size(e.Bytes),10}  {e.Path}"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{e.LastUsed.ToLocalTime():yyyy-MM-dd HH:mm}  {Size(e.Bytes),10}  {(e.InUse ? "in use" : "      ")}  {e.Path}"));
             }
 
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{entries.Count} planned models, {Size(entries.Sum(e => e.Bytes))} in {PlannedModel.CacheFolder}"));
@@ -64,11 +81,18 @@ internal static class PlannedModelCache
         var entries = new List<Entry>();
         foreach (string dir in Directory.EnumerateDirectories(folder))
         {
-            string[] files = Directory.GetFiles(dir);
-            string? model = files.FirstOrDefault(f => f.EndsWith(".planned.gguf", StringComparison.Ordinal));
-            if (model is not null)
+            // Another process may be renaming, writing or removing files here: what vanishes is left out.
+            try
             {
-                entries.Add(new Entry(model, files.Sum(f => new FileInfo(f).Length), Latest(model)));
+                FileInfo[] files = new DirectoryInfo(dir).GetFiles();
+                FileInfo? model = files.FirstOrDefault(f => f.Name.EndsWith(".planned.gguf", StringComparison.Ordinal));
+                if (model is not null)
+                {
+                    entries.Add(new Entry(model.FullName, files.Sum(f => f.Exists ? f.Length : 0), Latest(model.FullName), files.Any(IsHeld)));
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
             }
         }
 
@@ -82,23 +106,55 @@ internal static class PlannedModelCache
     public static IReadOnlyList<Entry> Prune(IReadOnlyList<Entry> entries, DateTime before)
     {
         var removed = new List<Entry>();
-        foreach (Entry e in entries.Where(e => e.LastUsed < before))
+        foreach (Entry e in entries.Where(e => e.LastUsed < before && !e.InUse))
         {
-            // Reused since it was listed: keep it.
-            if (File.Exists(e.Path) && Latest(e.Path) < before)
+            try
             {
-                Directory.Delete(Path.GetDirectoryName(e.Path)!, recursive: true);
-                removed.Add(e);
+                // Reused or taken since it was listed: keep it.
+                string dir = System.IO.Path.GetDirectoryName(e.Path)!;
+                if (File.Exists(e.Path) && Latest(e.Path) < before && !new DirectoryInfo(dir).GetFiles().Any(IsHeld))
+                {
+                    Directory.Delete(dir, recursive: true);
+                    removed.Add(e);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // A file in use where the system forbids removing it: the rest are still pruned.
             }
         }
 
         return removed;
     }
 
+    // A marker of a process that still runs.
+    private static bool IsHeld(FileInfo file) =>
+        file.Name.StartsWith(InUsePrefix, StringComparison.Ordinal)
+        && int.TryParse(file.Name.AsSpan(InUsePrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int pid)
+        && IsRunning(pid);
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+            return false;
+        }
+    }
+
     private static DateTime Latest(string path)
     {
         var info = new FileInfo(path);
         return info.LastAccessTimeUtc > info.LastWriteTimeUtc ? info.LastAccessTimeUtc : info.LastWriteTimeUtc;
+    }
+
+    private sealed class Hold(string marker) : IDisposable
+    {
+        public void Dispose() => File.Delete(marker);
     }
 
     private static string Size(long bytes) => bytes >= 1L << 30

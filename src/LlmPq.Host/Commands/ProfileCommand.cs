@@ -166,7 +166,8 @@ internal static class ProfileCommand
 
     /// <summary>
     /// Measures a device as the pipeline reaches it: a CPU device of this machine on a stage server of its own (the
-    /// hop's local side then at the device's threads, so the two differ by the RPC alone), any other as it is.
+    /// hop's local side then at the device's threads, so the two differ by the RPC and this process's one-thread
+    /// embedding lookup), any other as it is.
     /// </summary>
     /// <returns>The profile, and the CPU time of the stage server it started (the layers' work; zero for other devices).</returns>
     private static async Task<(DeviceProfile Profile, TimeSpan ServerCpu)> MeasureAsServedAsync(ProfileRequest r, DeviceSpec device, string probes, IProgress<ProfileProgress>? status, ILogger logger, CancellationToken ct)

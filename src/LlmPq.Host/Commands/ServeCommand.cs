@@ -112,6 +112,8 @@ internal static class ServeCommand
                 PlanTable.Print(Console.Error, planned);
             }
 
+            // A model the cache keeps stays while this server (and the runner it restarts from it) runs.
+            using IDisposable? held = modelPath.StartsWith(PlannedModel.CacheFolder + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? PlannedModelCache.Use(modelPath) : null;
             bool verbose = parse.GetValue(Cli.Verbose);
             Console.Error.WriteLine($"llmpq: serving {parse.GetValue(model)!.Name} on http://{server.Address}:{server.Port}/v1 (Ctrl+C stops)");
             await OpenAIServer.RunAsync(

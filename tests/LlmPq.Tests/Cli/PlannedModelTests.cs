@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using LlmPq.Host.Commands;
 using LlmPq.Planning;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -28,12 +29,13 @@ public sealed class PlannedModelTests
             Assert.NotEqual(quantized, PlannedModel.OutputPath(second, plan));
             Assert.Equal("model.planned.gguf", Path.GetFileName(quantized));
             DateTime written = File.GetLastWriteTimeUtc(quantized);
+            File.SetLastAccessTimeUtc(quantized, written.AddDays(-1));
 
             (_, string again) = await PlannedModel.PlanAndQuantizeAsync(first, ClusterSpec.Parse(Cluster), workload, NullLoggerFactory.Instance, CancellationToken.None);
 
             Assert.Equal(quantized, again);
             Assert.Equal(written, File.GetLastWriteTimeUtc(again));
-            Assert.True(File.GetLastAccessTimeUtc(again) > written, "reuse marks the planned model used");
+            Assert.True(File.GetLastAccessTimeUtc(again) >= written, "reuse marks the planned model used");
             Assert.Single(Directory.GetFiles(Path.GetDirectoryName(quantized)!));
         }
         finally
@@ -71,6 +73,31 @@ public sealed class PlannedModelTests
         Assert.True(File.Exists(recent));
         Assert.True(Directory.Exists(Path.Combine(folder, "empty")));
         Assert.Empty(PlannedModelCache.List(Path.Combine(folder, "missing")));
+    }
+
+    [Fact]
+    public void A_model_a_running_process_holds_is_never_pruned()
+    {
+        string folder = TestModels.TempPath("planned-held");
+        string model = Path.Combine(folder, "k", "m.planned.gguf");
+        Directory.CreateDirectory(Path.GetDirectoryName(model)!);
+        File.WriteAllBytes(model, new byte[10]);
+        using Process ended = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
+        ended.WaitForExit();
+        File.WriteAllText(Path.Combine(folder, "k", $"in-use-{ended.Id}"), string.Empty); // a server that died: no hold
+
+        IDisposable hold = PlannedModelCache.Use(model);
+        File.SetLastAccessTimeUtc(model, DateTime.UtcNow.AddDays(-30));
+        File.SetLastWriteTimeUtc(model, DateTime.UtcNow.AddDays(-30));
+        PlannedModelCache.Entry entry = Assert.Single(PlannedModelCache.List(folder));
+        Assert.True(entry.InUse);
+        Assert.Empty(PlannedModelCache.Prune(PlannedModelCache.List(folder), DateTime.UtcNow));
+        Assert.True(File.Exists(model));
+
+        hold.Dispose();
+        Assert.False(Assert.Single(PlannedModelCache.List(folder)).InUse);
+        Assert.Equal([model], PlannedModelCache.Prune(PlannedModelCache.List(folder), DateTime.UtcNow).Select(e => e.Path));
+        Assert.False(File.Exists(model));
     }
 
     [Fact]
