@@ -38,7 +38,7 @@ public static class TestModels
     {
         foreach (string dir in Directory.EnumerateDirectories(Path.GetTempPath(), FolderPrefix + "*"))
         {
-            if (int.TryParse(Path.GetFileName(dir).AsSpan(FolderPrefix.Length), out int pid) && pid != Environment.ProcessId && !IsRunning(pid))
+            if (int.TryParse(Path.GetFileName(dir).AsSpan(FolderPrefix.Length), out int pid) && pid != Environment.ProcessId && !LlmPq.Host.Commands.RunningProcess.Is(pid))
             {
                 try
                 {
@@ -49,19 +49,6 @@ public static class TestModels
                     // Another run is removing it too, or it is not ours to remove.
                 }
             }
-        }
-    }
-
-    private static bool IsRunning(int pid)
-    {
-        try
-        {
-            using var process = System.Diagnostics.Process.GetProcessById(pid);
-            return !process.HasExited;
-        }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
-        {
-            return false;
         }
     }
 

@@ -131,20 +131,7 @@ internal static class PlannedModelCache
     private static bool IsHeld(FileInfo file) =>
         file.Name.StartsWith(InUsePrefix, StringComparison.Ordinal)
         && int.TryParse(file.Name.AsSpan(InUsePrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int pid)
-        && IsRunning(pid);
-
-    private static bool IsRunning(int pid)
-    {
-        try
-        {
-            using var process = System.Diagnostics.Process.GetProcessById(pid);
-            return !process.HasExited;
-        }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
-        {
-            return false;
-        }
-    }
+        && RunningProcess.Is(pid);
 
     private static DateTime Latest(string path)
     {
