@@ -300,13 +300,15 @@ public static class Planner
         public PredictedPerformance Predicted(PlanningSolution solution)
         {
             // The prefill pipeline's share of the latency; the rest is decode. On shared cores the costs are the phase's whole.
-            int mp = (workload.BatchSize + solution.PrefillMicroBatch - 1) / solution.PrefillMicroBatch;
-            double prefill = solution.Stages.Sum(s => s.PrefillSeconds) + (cluster.SharesCompute ? 0 : (mp - 1) * solution.Stages.Max(s => s.PrefillSeconds));
+            double prefill = solution.Stages.Sum(s => s.PrefillSeconds) + (cluster.SharesCompute ? 0 : (PrefillMicroBatchCount(solution.PrefillMicroBatch) - 1) * solution.Stages.Max(s => s.PrefillSeconds));
             return new PredictedPerformance(solution.TokensPerSecond, prefill, solution.LatencySeconds - prefill);
         }
 
         // On shared cores a stage's costs are its phase's whole: this many micro-batch passes (prefill) and steps (decode).
-        private double PrefillPasses(int prefillMicroBatch) => cluster.SharesCompute ? (workload.BatchSize + prefillMicroBatch - 1) / prefillMicroBatch : 1;
+        private double PrefillPasses(int prefillMicroBatch) => cluster.SharesCompute ? PrefillMicroBatchCount(prefillMicroBatch) : 1;
+
+        // m_p = ⌈B/ξp⌉.
+        private int PrefillMicroBatchCount(int prefillMicroBatch) => (workload.BatchSize + prefillMicroBatch - 1) / prefillMicroBatch;
 
         private double DecodePasses => cluster.SharesCompute ? workload.ExpectedGeneratedTokens : 1;
 
