@@ -31,8 +31,8 @@ public sealed partial class LlmPqEngine
     [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Request {Id} evicted from the KV cache ({Tokens} tokens); it will be recomputed")]
     private static partial void LogPreempted(ILogger logger, long id, int tokens);
 
-    [LoggerMessage(EventId = 9, Level = LogLevel.Trace, Message = "Iteration: {DecodeTokens} decode + {PrefillTokens} prefill tokens over {Sequences} sequences in {Milliseconds:F1} ms")]
-    private static partial void LogIteration(ILogger logger, int decodeTokens, int prefillTokens, int sequences, double milliseconds);
+    [LoggerMessage(EventId = 9, Level = LogLevel.Trace, Message = "Iteration: {DecodeTokens} decode + {PrefillTokens} prefill tokens over {Sequences} sequences in {Milliseconds:F1} ms ({DecodeMilliseconds:F1} ms until llama_decode returned, the rest sampling {Samples} and, with stages, waiting for their logits)")]
+    private static partial void LogIteration(ILogger logger, int decodeTokens, int prefillTokens, int sequences, double milliseconds, double decodeMilliseconds, int samples);
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Critical, Message = "The engine loop failed; the engine stops and its requests fail")]
     private static partial void LogLoopFailed(ILogger logger, Exception exception);

@@ -421,7 +421,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             Fill(batch, plan, samples);
             long started = Stopwatch.GetTimestamp();
             Iterations.Begin(plan.TokenCount);
-            if (!Decode(batch, plan, started))
+            if (!Decode(batch))
             {
                 Iterations.End(completed: false);
                 continue;
@@ -433,12 +433,21 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
                 entry.Sequence.MarkCached(entry.Count);
             }
 
+            // With stages, llama_decode returns once the graph is sent; the first sample waits for its logits.
+            long decoded = Stopwatch.GetTimestamp();
             foreach ((SequenceState s, int index) in samples)
             {
                 Sample(s, index);
             }
 
-            Measured(scheduler, plan, Stopwatch.GetElapsedTime(started));
+            TimeSpan elapsed = Stopwatch.GetElapsedTime(started);
+            if (_logger.IsEnabled(LogLevel.Trace))
+            {
+                double untilDecoded = Stopwatch.GetElapsedTime(started, decoded).TotalMilliseconds;
+                LogIteration(_logger, plan.DecodeTokens, plan.PrefillTokens, plan.Entries.Count, elapsed.TotalMilliseconds, untilDecoded, samples.Count);
+            }
+
+            Measured(scheduler, plan, elapsed);
         }
     }
 
@@ -511,7 +520,7 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
     }
 
     /// <summary>Decodes the batch; false when it did not run (the running requests failed, or a sequence was evicted to make room).</summary>
-    private bool Decode(TokenBatch batch, BatchPlan plan, long started)
+    private bool Decode(TokenBatch batch)
     {
         bool decoded;
         try
@@ -545,12 +554,6 @@ public sealed partial class LlmPqEngine : IAsyncDisposable
             }
 
             return false;
-        }
-
-        if (_logger.IsEnabled(LogLevel.Trace))
-        {
-            double milliseconds = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            LogIteration(_logger, plan.DecodeTokens, plan.PrefillTokens, plan.Entries.Count, milliseconds);
         }
 
         return true;

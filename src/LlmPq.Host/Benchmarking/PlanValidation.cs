@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime;
 using LlmPq.Host.Commands;
 using LlmPq.Planning;
 using LlmPq.Planning.Indicator;
@@ -116,10 +117,11 @@ internal static class PlanValidation
             AdditionalProperties = new() { ["cache_prompt"] = false },
         };
 
-        // A first request pays for loading the weights into the stages and allocating the graphs; not part of the workload.
-        ChatOptions warm = chat.Clone();
-        warm.MaxOutputTokens = 2;
-        await client.GetResponseAsync("warm up", warm, cancellationToken).ConfigureAwait(false);
+        // A first run of the workload pays for loading the weights into the stages, allocating the graphs and compiling
+        // this process's side of the stream; not part of the measurement. .NET then recompiles what ran hot on a
+        // background thread, which would take a core from the stages in the first measured runs: wait until it is done.
+        await LoadGenerator.RunConcurrentAsync(client, prompts, chat, cancellationToken).ConfigureAwait(false);
+        await WaitForCompilationAsync(cancellationToken).ConfigureAwait(false);
         string processes = client.GetService<LlmPqPipeline>() is { } pipeline
             ? string.Create(c, $"{pipeline.Stages.Count} stage servers (pid {string.Join(", ", pipeline.Stages.Select(s => s.ProcessId?.ToString(c) ?? s.Endpoint))}) and the runner (pid {pipeline.RunnerProcessId})")
             : "the engine in process";
@@ -137,6 +139,24 @@ internal static class PlanValidation
 
         await client.StopAsync(cancellationToken).ConfigureAwait(false);
         return MeasuredPerformance.Median(repeats);
+    }
+
+    /// <summary>Waits until this process has compiled no method for a while (at most a few seconds).</summary>
+    private static async Task WaitForCompilationAsync(CancellationToken cancellationToken)
+    {
+        TimeSpan quiet = TimeSpan.FromMilliseconds(300);
+        long compiled = JitInfo.GetCompiledMethodCount();
+        for (int i = 0; i < 20; i++)
+        {
+            await Task.Delay(quiet, cancellationToken).ConfigureAwait(false);
+            long now = JitInfo.GetCompiledMethodCount();
+            if (now == compiled)
+            {
+                return;
+            }
+
+            compiled = now;
+        }
     }
 
     /// <summary>B prompts of s tokens each as the model's chat template counts them, no two sharing a prefix.</summary>
