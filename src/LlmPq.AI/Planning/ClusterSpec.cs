@@ -202,6 +202,12 @@ public sealed record ClusterSpec
             throw Invalid("coordinatorProfile: fixedMs and perSequenceMs are milliseconds, finite and not negative; rerun llmpq profile, or remove it");
         }
 
+        if (file.CoordinatorProfile?.Pipeline is { } pipeline
+            && !(pipeline.Stages >= 1 && double.IsFinite(pipeline.FixedMs) && pipeline.FixedMs >= 0 && double.IsFinite(pipeline.PerSequenceMs) && pipeline.PerSequenceMs >= 0))
+        {
+            throw Invalid("coordinatorProfile.pipeline: stages is at least 1, fixedMs and perSequenceMs are milliseconds, finite and not negative; rerun llmpq profile, or remove it");
+        }
+
         return new ClusterSpec { Devices = devices, Links = links, Coordinator = coordinator, CoordinatorProfile = file.CoordinatorProfile };
     }
 

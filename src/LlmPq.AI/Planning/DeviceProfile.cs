@@ -105,8 +105,29 @@ public sealed record CoordinatorProfile(double FixedMs, double PerSequenceMs)
     /// <summary>Gets the vocabulary the sampler ran over, for people reading it.</summary>
     public long? Vocabulary { get; init; }
 
+    /// <summary>Gets the decode step's cost through the pipeline of a cluster whose devices share this machine's cores, where it was measured.</summary>
+    public PipelineStepProfile? Pipeline { get; init; }
+
     /// <summary>Gets the seconds of one iteration that samples <paramref name="sequences"/> sequences.</summary>
     /// <param name="sequences">The sequences that get a token.</param>
+    /// <returns>Seconds.</returns>
+    public double Seconds(int sequences) => (FixedMs + (PerSequenceMs * sequences)) / 1000;
+}
+
+/// <summary>
+/// The measured cost of a decode step outside the layers and the output head, taken through the pipeline itself: the
+/// runner and one local stage server per device at its threads, as <c>serve --plan</c> starts them, answering a caller
+/// over the runner's stream. On a machine whose cores the stages share, the hops through every stage, the sampling and
+/// the stream contend for those cores, so they are measured together rather than added up from their parts.
+/// <c>seconds = (FixedMs + PerSequenceMs × sequences) / 1000</c>.
+/// </summary>
+/// <param name="Stages">The stages the step went through (one per device of the cluster).</param>
+/// <param name="FixedMs">Milliseconds per step whatever its size.</param>
+/// <param name="PerSequenceMs">Milliseconds per sequence in the step.</param>
+public sealed record PipelineStepProfile(int Stages, double FixedMs, double PerSequenceMs)
+{
+    /// <summary>Gets the seconds of one step of <paramref name="sequences"/> sequences.</summary>
+    /// <param name="sequences">The sequences in the step.</param>
     /// <returns>Seconds.</returns>
     public double Seconds(int sequences) => (FixedMs + (PerSequenceMs * sequences)) / 1000;
 }

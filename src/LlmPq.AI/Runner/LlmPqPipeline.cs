@@ -203,7 +203,10 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
         string optionsPath = Path.Combine(_directory, "options.json");
         await File.WriteAllTextAsync(optionsPath, JsonSerializer.Serialize(resolved, RunnerProtocol.Json), cancellationToken).ConfigureAwait(false);
         (string program, IReadOnlyList<string> prefix) = RunnerCommand();
-        ChildProcess runner = await ChildProcess.StartAsync(program, [.. prefix, "runner", "--options", optionsPath, "--socket", Path.Combine(_directory, "runner.sock")], _loggerFactory.CreateLogger("LlmPq.Pipeline.Runner"), environment: RunnerEnvironment()).ConfigureAwait(false);
+        // The runner's lines come back through this logger; when it takes trace, the runner logs its iterations too.
+        ILogger runnerLog = _loggerFactory.CreateLogger("LlmPq.Pipeline.Runner");
+        string[] arguments = [.. prefix, "runner", "--options", optionsPath, "--socket", Path.Combine(_directory, "runner.sock"), .. runnerLog.IsEnabled(LogLevel.Trace) ? ["--verbose"] : Array.Empty<string>()];
+        ChildProcess runner = await ChildProcess.StartAsync(program, arguments, runnerLog, environment: RunnerEnvironment()).ConfigureAwait(false);
         try
         {
             await runner.WaitUntilAsync(_client.PingAsync, "served its socket", s_runnerStartTimeout, cancellationToken).ConfigureAwait(false);

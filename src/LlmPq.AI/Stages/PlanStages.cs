@@ -34,5 +34,21 @@ public static class PlanStages
         options.TokenBudget = plan.TokenBudget;
         options.MicroBatchSize = Math.Max(plan.DecodeMicroBatch, plan.TokenBudget / plan.Stages.Count);
         options.MaxSequences = plan.Workload.BatchSize;
+        options.PipelineParallelism = !Oversubscribed(plan, Environment.ProcessorCount);
+    }
+
+    /// <summary>
+    /// Gets whether the plan's stages are all servers on this machine that together want more threads than it has
+    /// cores. Overlapping their micro-batches then only makes a stage's threads wait, spinning at its barriers, for
+    /// cores another stage holds (the planner prices such stages one after another): they run in turn instead.
+    /// </summary>
+    /// <param name="plan">The plan.</param>
+    /// <param name="cores">This machine's cores.</param>
+    /// <returns><see langword="true"/> when the stages should not overlap.</returns>
+    public static bool Oversubscribed(Plan plan, int cores)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        bool local = plan.Stages.All(s => string.Equals(s.Device.Kind, "CPU", StringComparison.OrdinalIgnoreCase) && s.Device.Endpoint is null);
+        return local && plan.Stages.Sum(s => s.Device.Threads > 0 ? s.Device.Threads : cores) > cores;
     }
 }

@@ -49,7 +49,8 @@ internal sealed record MeasuredPerformance(double ThroughputTokensPerSecond, dou
             [.. repeats.SelectMany(r => r.RepeatThroughputs)]);
     }
 
-    private static double MedianOf(IEnumerable<double> values)
+    /// <summary>Gets the median of some values (the mean of the middle two of an even count).</summary>
+    public static double MedianOf(IEnumerable<double> values)
     {
         double[] sorted = [.. values.Order()];
         int mid = sorted.Length / 2;

@@ -156,6 +156,11 @@ internal static class PlanTable
         };
         string coordinator = cluster.CoordinatorProfile is { } step
             ? string.Create(CultureInfo.InvariantCulture, $"; coordinator {step.FixedMs:G3} ms + {step.PerSequenceMs:G3} ms a sequence per iteration")
+                + (cluster.SharesCompute && step.Pipeline is { } pipeline
+                    ? pipeline.Stages == cluster.Devices.Count
+                        ? string.Create(CultureInfo.InvariantCulture, $"; a decode step through the {pipeline.Stages} stages measured at {pipeline.FixedMs:G3} ms + {pipeline.PerSequenceMs:G3} ms a sequence besides the layers")
+                        : $"; the pipeline step was measured through {pipeline.Stages} stages, not {cluster.Devices.Count}: rerun llmpq profile"
+                    : string.Empty)
             : "; coordinator not profiled";
         return layers + coordinator + (cluster.SharesCompute ? "; the stages share this machine's cores, so their times add up" : string.Empty);
     }

@@ -59,6 +59,10 @@ internal static class ProfileCommand
                 (Dictionary<string, DeviceProfile> profiles, CoordinatorProfile coordinator) = await MeasureAsync(request, loggers.CreateLogger("LlmPq.Profiling"), ct).ConfigureAwait(false);
                 Report(Console.Out, request, profiles);
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"coordinator (this process): {coordinator.FixedMs:F3} ms per iteration + {coordinator.PerSequenceMs:F3} ms per sequence sampled (over {coordinator.Vocabulary:N0} tokens), outside llama_decode"));
+                if (coordinator.Pipeline is { } pipeline)
+                {
+                    Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pipeline (the runner and {pipeline.Stages} local stage servers, sharing this machine's cores): {pipeline.FixedMs:F3} ms per decode step + {pipeline.PerSequenceMs:F3} ms per sequence, outside the layers and the head; the planner prices a decode step's hops, sampling and stream with it"));
+                }
                 Write(clusterPath, parse.GetValue(output)?.FullName ?? clusterPath, parse.GetValue(profileFile)?.FullName, profiles, coordinator);
                 return 0;
             },
@@ -154,6 +158,14 @@ internal static class ProfileCommand
 
             status?.Report(new ProfileProgress(total - before, total - before, "coordinator"));
             CoordinatorProfile coordinator = await CoordinatorProfiler.MeasureAsync(r.Model, r.Batch, probes, r.Threads, ct).ConfigureAwait(false);
+            if (r.Cluster.SharesCompute && r.Cluster.Devices.All(d => profiles.ContainsKey(d.Name)))
+            {
+                // Its stages then share this machine's cores: the step through all of them is measured whole.
+                status?.Report(new ProfileProgress(total - before, total - before, "pipeline"));
+                ClusterSpec profiled = r.Cluster with { Devices = [.. r.Cluster.Devices.Select(d => d with { Profile = profiles[d.Name] })] };
+                coordinator = coordinator with { Pipeline = await CoordinatorProfiler.MeasurePipelineAsync(r.Model, profiled, r.Batch, probes, new ProfiledCostModel(), ct).ConfigureAwait(false) };
+            }
+
             Cli.EndStatusLine();
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"llmpq: profiled in {clock.Elapsed.TotalSeconds:F1} s"));
             return (profiles, coordinator);

@@ -2,6 +2,7 @@ using System.Globalization;
 using LlmPq.Gguf;
 using LlmPq.Host.Benchmarking;
 using LlmPq.Planning;
+using LlmPq.Stages;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -17,6 +18,9 @@ internal static class CoordinatorProfiler
     private const int PromptTokens = 32;
     private const int OutputTokens = 17;
     private const int Repeats = 3;
+
+    // Through a pipeline the runs spread more (its processes share the cores).
+    private const int PipelineRepeats = 5;
 
     /// <summary>Measures the coordinator on this machine.</summary>
     /// <param name="model">The profiled model's shape (the probe has its widths and vocabulary).</param>
@@ -50,40 +54,51 @@ internal static class CoordinatorProfiler
             TokenBudget = Math.Max(256, batch * 2 * PromptTokens),
             Threads = threads,
         };
-        var chat = new ChatOptions
-        {
-            Temperature = 0.7f,
-            Seed = 7,
-            MaxOutputTokens = OutputTokens,
-            AdditionalProperties = new() { ["cache_prompt"] = false },
-        };
-        string[] prompts;
-        using (var counter = new PromptTokenCounter(path))
-        {
-            var builder = new PromptBuilder(counter.Count);
-            prompts = [.. Enumerable.Range(0, batch).Select(i => builder.Build(string.Create(CultureInfo.InvariantCulture, $"Request {i}:"), i, PromptTokens))];
-        }
-
-        double[] step = new double[batches.Length];
-        await using (var client = LlmPqChatClient.Create(options, NullLoggerFactory.Instance))
-        {
-            await client.StartAsync(cancellationToken).ConfigureAwait(false);
-            for (int i = 0; i < batches.Length; i++)
-            {
-                step[i] = double.PositiveInfinity;
-                for (int r = 0; r < Repeats; r++)
-                {
-                    LoadRun run = await LoadGenerator.RunConcurrentAsync(client, prompts[..batches[i]], chat, cancellationToken).ConfigureAwait(false);
-                    MeasuredPerformance measured = MeasuredPerformance.From(run, OutputTokens);
-                    long steps = Math.Max(1, (measured.OutputTokens / batches[i]) - 1);
-                    step[i] = Math.Min(step[i], measured.DecodeSeconds / steps);
-                }
-            }
-
-            await client.StopAsync(cancellationToken).ConfigureAwait(false);
-        }
-
+        double[] step = await StepSecondsAsync(options, batches, Repeats, warmUp: false, Enumerable.Min, cancellationToken).ConfigureAwait(false);
         return Fit(batches, [.. step.Select((s, i) => Math.Max(0, s - decode[i]))], batch, model.VocabularySize);
+    }
+
+    /// <summary>
+    /// Measures a decode step through the pipeline that serves a cluster whose devices share this machine's cores
+    /// (<see cref="PipelineStepProfile"/>): a probe of one layer per device, each on a local stage server with the
+    /// device's threads and the head on the last, behind the runner, as <c>serve --plan</c> starts them; minus what
+    /// <paramref name="cost"/> prices those layers and that head at, so the planner adds back exactly what was taken.
+    /// </summary>
+    /// <param name="model">The profiled model's shape (the probe has its widths and vocabulary).</param>
+    /// <param name="cluster">The cluster, its devices profiled, in the order their stages run.</param>
+    /// <param name="batch">The workload's B, the most sequences a step holds.</param>
+    /// <param name="probes">The folder of the probe models.</param>
+    /// <param name="cost">The cost model the planner prices layers with.</param>
+    /// <param name="cancellationToken">Cancels the measurement.</param>
+    /// <returns>The profile.</returns>
+    public static async Task<PipelineStepProfile> MeasurePipelineAsync(ModelSpec model, ClusterSpec cluster, int batch, string probes, ICostModel cost, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<DeviceSpec> devices = cluster.Devices;
+        string path = ProbeModels.Write(model, devices.Count, GgmlType.F16, probes);
+        int[] batches = [.. new[] { 1, batch }.Distinct()];
+        var options = new LlmPqOptions
+        {
+            ModelPath = path,
+            MaxSequences = batch,
+            ContextLength = 4 * (PromptTokens + OutputTokens),
+            TokenBudget = Math.Max(256, batch * 2 * PromptTokens),
+
+            // As serve --plan runs stages that want more threads than this machine has: one after another.
+            PipelineParallelism = devices.Sum(d => d.Threads ?? Environment.ProcessorCount) <= Environment.ProcessorCount,
+        };
+        foreach (DeviceSpec device in devices)
+        {
+            options.Stages.Add(new LlmPqStageOptions { Layers = 1, Device = "CPU", Threads = device.Threads ?? 0 });
+        }
+
+        // Contention is part of what is measured, so the typical run, as plan --validate reports it, not the fastest.
+        double[] step = await StepSecondsAsync(options, batches, PipelineRepeats, warmUp: true, MeasuredPerformance.MedianOf, cancellationToken).ConfigureAwait(false);
+        ModelSpec probe = ModelSpec.FromGguf(GgufReader.Read(path));
+        long context = PromptTokens + (OutputTokens / 2);
+        double Compute(int b) =>
+            devices.Sum(d => cost.DecodeSeconds(d, probe.Layers[0], GgmlType.F16, b, context)) + cost.DecodeSeconds(devices[^1], probe.Output, GgmlType.F16, b, 0);
+        CoordinatorProfile fit = Fit(batches, [.. step.Select((s, i) => Math.Max(0, s - Compute(batches[i])))], batch, model.VocabularySize);
+        return new PipelineStepProfile(devices.Count, fit.FixedMs, fit.PerSequenceMs);
     }
 
     /// <summary>Fits the coordinator's seconds per step at each batch as fixed + per sequence × batch (neither negative).</summary>
@@ -100,5 +115,51 @@ internal static class CoordinatorProfiler
             Sequences = batch,
             Vocabulary = vocabulary,
         };
+    }
+
+    /// <summary>The engine's decode step at each batch, over some runs of that many prompts, aggregated.</summary>
+    private static async Task<double[]> StepSecondsAsync(LlmPqOptions options, int[] batches, int repeats, bool warmUp, Func<IEnumerable<double>, double> aggregate, CancellationToken cancellationToken)
+    {
+        var chat = new ChatOptions
+        {
+            Temperature = 0.7f,
+            Seed = 7,
+            MaxOutputTokens = OutputTokens,
+            AdditionalProperties = new() { ["cache_prompt"] = false },
+        };
+        string[] prompts;
+        using (var counter = new PromptTokenCounter(options.ModelPath))
+        {
+            var builder = new PromptBuilder(counter.Count);
+            prompts = [.. Enumerable.Range(0, batches.Max()).Select(i => builder.Build(string.Create(CultureInfo.InvariantCulture, $"Request {i}:"), i, PromptTokens))];
+        }
+
+        double[] step = new double[batches.Length];
+        await using (var client = LlmPqChatClient.Create(options, NullLoggerFactory.Instance))
+        {
+            await client.StartAsync(cancellationToken).ConfigureAwait(false);
+            if (warmUp)
+            {
+                await LoadGenerator.RunConcurrentAsync(client, prompts, chat, cancellationToken).ConfigureAwait(false);
+            }
+
+            for (int i = 0; i < batches.Length; i++)
+            {
+                var runs = new List<double>(repeats);
+                for (int r = 0; r < repeats; r++)
+                {
+                    LoadRun run = await LoadGenerator.RunConcurrentAsync(client, prompts[..batches[i]], chat, cancellationToken).ConfigureAwait(false);
+                    MeasuredPerformance measured = MeasuredPerformance.From(run, OutputTokens);
+                    long steps = Math.Max(1, (measured.OutputTokens / batches[i]) - 1);
+                    runs.Add(measured.DecodeSeconds / steps);
+                }
+
+                step[i] = aggregate(runs);
+            }
+
+            await client.StopAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return step;
     }
 }

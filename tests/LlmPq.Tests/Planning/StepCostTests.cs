@@ -23,7 +23,7 @@ public sealed class StepCostTests
     private static readonly Workload s_workload = new(4, 64, 16);
 
     // Every type costs a fixed time per layer and step; the hop costs its latency (its bandwidth is too high to count).
-    private static string Cluster(string secondHost, bool coordinator = true)
+    private static string Cluster(string secondHost, bool coordinator = true, string pipeline = "")
     {
         string prefill = $$"""{ "fixed": {{PrefillFixed}}, "perToken": 0, "perTokenContext": 0 }""";
         string decode = $$"""{ "fixed": {{DecodeFixed}}, "perToken": 0, "perTokenContext": 0 }""";
@@ -32,7 +32,7 @@ public sealed class StepCostTests
         string links = secondHost == "h"
             ? """{ "hosts": ["h", "h"], "gbps": 1e9 }"""
             : $$"""{ "hosts": ["h", "h"], "gbps": 1e9 }, { "hosts": ["{{secondHost}}", "{{secondHost}}"], "gbps": 1e9 }""";
-        string step = coordinator ? $$""", "coordinatorProfile": { "fixedMs": {{CoordinatorFixedMs}}, "perSequenceMs": {{CoordinatorPerSequenceMs}} }""" : string.Empty;
+        string step = coordinator ? $$""", "coordinatorProfile": { "fixedMs": {{CoordinatorFixedMs}}, "perSequenceMs": {{CoordinatorPerSequenceMs}}{{pipeline}} }""" : string.Empty;
         return $$"""
             { "devices": [
                 { "kind": "CPU", "name": "a", "memoryGiB": 24, "threads": 1, "host": "h", "profile": {{profile}} },
@@ -76,6 +76,27 @@ public sealed class StepCostTests
         PredictedPerformance again = Planner.Evaluate(plan, s_model, cluster, s_indicator, new ProfiledCostModel());
         Assert.Equal(plan.Predicted.PrefillSeconds, again.PrefillSeconds, prefill * 1e-9);
         Assert.Equal(plan.Predicted.DecodeSeconds, again.DecodeSeconds, decode * 1e-9);
+    }
+
+    [Theory]
+    [InlineData(2, true)]
+    [InlineData(3, false)]
+    public void A_decode_step_measured_through_as_many_stages_replaces_the_hops_and_the_coordinator(int stages, bool used)
+    {
+        const double PipelineFixedMs = 1.5, PipelinePerSequenceMs = 0.75;
+        ClusterSpec measured = ClusterSpec.Parse(Cluster("h", pipeline: $$""", "pipeline": { "stages": {{stages}}, "fixedMs": {{PipelineFixedMs}}, "perSequenceMs": {{PipelinePerSequenceMs}} }"""));
+        ClusterSpec added = ClusterSpec.Parse(Cluster("h"));
+
+        Plan plan = Planner.Create(s_model, measured, s_workload, QualityTarget.Default, s_indicator);
+        Plan reference = Planner.Create(s_model, added, s_workload, QualityTarget.Default, s_indicator);
+
+        // Decode: the layers in turn and, per step, the step measured through both stages instead of its parts added up.
+        double steps = s_workload.ExpectedGeneratedTokens;
+        double layers = s_model.LayerCount + ((double)s_model.Output.MatrixParameters / s_model.Layers[0].MatrixParameters);
+        double decode = steps * ((layers * DecodeFixed) + ((PipelineFixedMs + (PipelinePerSequenceMs * s_workload.BatchSize)) / 1000));
+        Assert.Equal(used ? decode : reference.Predicted.DecodeSeconds, plan.Predicted.DecodeSeconds, decode * 1e-6);
+        Assert.Equal(reference.Predicted.PrefillSeconds, plan.Predicted.PrefillSeconds, 1e-12);
+        Assert.Equal(plan.Predicted.DecodeSeconds, Planner.Evaluate(plan, s_model, measured, s_indicator, new ProfiledCostModel()).DecodeSeconds, decode * 1e-9);
     }
 
     [Fact]
@@ -148,12 +169,13 @@ public sealed class StepCostTests
     public void The_coordinator_profile_round_trips_through_the_cluster_file_and_an_older_file_without_one_loads()
     {
         const string Older = """{ "devices": [ { "kind": "CPU", "name": "a" } ], "links": [] }""";
-        var profile = new CoordinatorProfile(0.25, 0.125) { Sequences = 6, Vocabulary = 32000 };
+        var profile = new CoordinatorProfile(0.25, 0.125) { Sequences = 6, Vocabulary = 32000, Pipeline = new PipelineStepProfile(3, 1.25, 0.5) };
 
         ClusterSpec written = ClusterSpec.Parse(ClusterSpec.WithCoordinatorProfile(Older, profile));
 
         Assert.Equal(JsonSerializer.Serialize(profile, PlanningJson.Options), JsonSerializer.Serialize(written.CoordinatorProfile, PlanningJson.Options));
         Assert.Equal(0.25e-3 + (6 * 0.125e-3), written.CoordinatorProfile!.Seconds(6), 1e-15);
+        Assert.Equal(1.25e-3 + (6 * 0.5e-3), written.CoordinatorProfile.Pipeline!.Seconds(6), 1e-15);
         Assert.Null(ClusterSpec.Parse(Older).CoordinatorProfile);
     }
 
@@ -163,6 +185,17 @@ public sealed class StepCostTests
         var ex = Assert.Throws<InvalidDataException>(() => ClusterSpec.Parse("""{ "devices": [ { "kind": "CPU" } ], "coordinatorProfile": { "fixedMs": -1, "perSequenceMs": 0 } }"""));
 
         Assert.Contains("coordinatorProfile", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("rerun llmpq profile", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("""{ "stages": 0, "fixedMs": 1, "perSequenceMs": 0 }""")]
+    [InlineData("""{ "stages": 2, "fixedMs": 1, "perSequenceMs": -0.5 }""")]
+    public void A_pipeline_step_of_no_stages_or_negative_time_is_refused_with_what_to_do(string pipeline)
+    {
+        var ex = Assert.Throws<InvalidDataException>(() => ClusterSpec.Parse($$"""{ "devices": [ { "kind": "CPU" } ], "coordinatorProfile": { "fixedMs": 1, "perSequenceMs": 0, "pipeline": {{pipeline}} } }"""));
+
+        Assert.Contains("coordinatorProfile.pipeline", ex.Message, StringComparison.Ordinal);
         Assert.Contains("rerun llmpq profile", ex.Message, StringComparison.Ordinal);
     }
 

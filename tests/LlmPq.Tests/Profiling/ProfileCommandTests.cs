@@ -71,6 +71,25 @@ public sealed class ProfileCommandTests
     }
 
     [Fact]
+    public void With_every_device_profiled_on_shared_cores_a_decode_step_is_measured_through_their_pipeline()
+    {
+        (string cluster, string cache) = Files();
+
+        // Both devices are alike: measured once, then the step through a stage server for each, behind the runner.
+        CliRunner.Result run = CliRunner.Run("profile", "--model", s_twoLayers.Value, "--cluster", cluster, "--types", "f16", "--quick", "--batch", "2", "--prompt", "128", "--generate", "16", "--cache", cache);
+
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        PipelineStepProfile pipeline = ClusterSpec.Load(cluster).CoordinatorProfile!.Pipeline!;
+        Assert.Equal(2, pipeline.Stages);
+        Assert.True(pipeline.FixedMs >= 0 && pipeline.PerSequenceMs >= 0 && pipeline.Seconds(2) > 0, $"{pipeline}");
+        Assert.Contains("pipeline (the runner and 2 local stage servers", run.StandardOutput, StringComparison.Ordinal);
+
+        CliRunner.Result plan = CliRunner.Run("plan", "--model", s_twoLayers.Value, "--cluster", cluster, "--batch", "2", "--prompt", "32", "--generate", "8", "--quality", "none");
+        Assert.True(plan.ExitCode == 0, plan.StandardError);
+        Assert.Contains("a decode step through the 2 stages measured at", plan.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_profile_file_is_written_beside_and_named_in_the_cluster_file()
     {
         (string cluster, string cache) = Files();
