@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime;
 using LlmPq.Host.Commands;
 using LlmPq.Planning;
 using LlmPq.Planning.Indicator;
@@ -121,7 +120,7 @@ internal static class PlanValidation
         // this process's side of the stream; not part of the measurement. .NET then recompiles what ran hot on a
         // background thread, which would take a core from the stages in the first measured runs: wait until it is done.
         await LoadGenerator.RunConcurrentAsync(client, prompts, chat, cancellationToken).ConfigureAwait(false);
-        await WaitForCompilationAsync(cancellationToken).ConfigureAwait(false);
+        await Compilation.WaitUntilQuietAsync(cancellationToken).ConfigureAwait(false);
         string processes = client.GetService<LlmPqPipeline>() is { } pipeline
             ? string.Create(c, $"{pipeline.Stages.Count} stage servers (pid {string.Join(", ", pipeline.Stages.Select(s => s.ProcessId?.ToString(c) ?? s.Endpoint))}) and the runner (pid {pipeline.RunnerProcessId})")
             : "the engine in process";
@@ -139,24 +138,6 @@ internal static class PlanValidation
 
         await client.StopAsync(cancellationToken).ConfigureAwait(false);
         return MeasuredPerformance.Median(repeats);
-    }
-
-    /// <summary>Waits until this process has compiled no method for a while (at most a few seconds).</summary>
-    private static async Task WaitForCompilationAsync(CancellationToken cancellationToken)
-    {
-        TimeSpan quiet = TimeSpan.FromMilliseconds(300);
-        long compiled = JitInfo.GetCompiledMethodCount();
-        for (int i = 0; i < 20; i++)
-        {
-            await Task.Delay(quiet, cancellationToken).ConfigureAwait(false);
-            long now = JitInfo.GetCompiledMethodCount();
-            if (now == compiled)
-            {
-                return;
-            }
-
-            compiled = now;
-        }
     }
 
     /// <summary>B prompts of s tokens each as the model's chat template counts them, no two sharing a prefix.</summary>

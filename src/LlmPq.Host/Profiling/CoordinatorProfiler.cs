@@ -19,8 +19,9 @@ internal static class CoordinatorProfiler
     private const int OutputTokens = 17;
     private const int Repeats = 3;
 
-    // Through a pipeline the runs spread more (its processes share the cores).
+    // Through a pipeline the steps spread more (its processes share the cores): more and longer runs.
     private const int PipelineRepeats = 5;
+    private const int PipelineOutputTokens = 33;
 
     /// <summary>Measures the coordinator on this machine.</summary>
     /// <param name="model">The profiled model's shape (the probe has its widths and vocabulary).</param>
@@ -54,14 +55,14 @@ internal static class CoordinatorProfiler
             TokenBudget = Math.Max(256, batch * 2 * PromptTokens),
             Threads = threads,
         };
-        double[] step = await StepSecondsAsync(options, batches, Repeats, warmUp: false, Enumerable.Min, cancellationToken).ConfigureAwait(false);
+        double[] step = await StepSecondsAsync(options, batches, OutputTokens, Repeats, warmUp: false, Enumerable.Min, cancellationToken).ConfigureAwait(false);
         return Fit(batches, [.. step.Select((s, i) => Math.Max(0, s - decode[i]))], batch, model.VocabularySize);
     }
 
     /// <summary>
     /// Measures a decode step through the pipeline that serves a cluster whose devices share this machine's cores
     /// (<see cref="PipelineStepProfile"/>): a probe of one layer per device, each on a local stage server with the
-    /// device's threads and the head on the last, behind the runner, as <c>serve --plan</c> starts them; minus what
+    /// device's threads and the head (in the plans' type) on the last, behind the runner, as <c>serve --plan</c> starts them; minus what
     /// <paramref name="cost"/> prices those layers and that head at, so the planner adds back exactly what was taken.
     /// </summary>
     /// <param name="model">The profiled model's shape (the probe has its widths and vocabulary).</param>
@@ -73,14 +74,16 @@ internal static class CoordinatorProfiler
     /// <returns>The profile.</returns>
     public static async Task<PipelineStepProfile> MeasurePipelineAsync(ModelSpec model, ClusterSpec cluster, int batch, string probes, ICostModel cost, CancellationToken cancellationToken)
     {
+        // The head in the type plans give it: the layer fits price it least well, and what they miss is then measured here.
         IReadOnlyList<DeviceSpec> devices = cluster.Devices;
-        string path = ProbeModels.Write(model, devices.Count, GgmlType.F16, probes);
+        GgmlType head = PlanTypes.OutputType(model);
+        string path = ProbeModels.Write(model, devices.Count, GgmlType.F16, probes, head);
         int[] batches = [.. new[] { 1, batch }.Distinct()];
         var options = new LlmPqOptions
         {
             ModelPath = path,
             MaxSequences = batch,
-            ContextLength = 4 * (PromptTokens + OutputTokens),
+            ContextLength = 4 * (PromptTokens + PipelineOutputTokens),
             TokenBudget = Math.Max(256, batch * 2 * PromptTokens),
 
             // As serve --plan runs stages that want more threads than this machine has: one after another.
@@ -92,11 +95,11 @@ internal static class CoordinatorProfiler
         }
 
         // Contention is part of what is measured, so the typical run, as plan --validate reports it, not the fastest.
-        double[] step = await StepSecondsAsync(options, batches, PipelineRepeats, warmUp: true, MeasuredPerformance.MedianOf, cancellationToken).ConfigureAwait(false);
+        double[] step = await StepSecondsAsync(options, batches, PipelineOutputTokens, PipelineRepeats, warmUp: true, MeasuredPerformance.MedianOf, cancellationToken).ConfigureAwait(false);
         ModelSpec probe = ModelSpec.FromGguf(GgufReader.Read(path));
-        long context = PromptTokens + (OutputTokens / 2);
+        long context = PromptTokens + (PipelineOutputTokens / 2);
         double Compute(int b) =>
-            devices.Sum(d => cost.DecodeSeconds(d, probe.Layers[0], GgmlType.F16, b, context)) + cost.DecodeSeconds(devices[^1], probe.Output, GgmlType.F16, b, 0);
+            devices.Sum(d => cost.DecodeSeconds(d, probe.Layers[0], GgmlType.F16, b, context)) + cost.DecodeSeconds(devices[^1], probe.Output, head, b, 0);
         CoordinatorProfile fit = Fit(batches, [.. step.Select((s, i) => Math.Max(0, s - Compute(batches[i])))], batch, model.VocabularySize);
         return new PipelineStepProfile(devices.Count, fit.FixedMs, fit.PerSequenceMs);
     }
@@ -118,13 +121,13 @@ internal static class CoordinatorProfiler
     }
 
     /// <summary>The engine's decode step at each batch, over some runs of that many prompts, aggregated.</summary>
-    private static async Task<double[]> StepSecondsAsync(LlmPqOptions options, int[] batches, int repeats, bool warmUp, Func<IEnumerable<double>, double> aggregate, CancellationToken cancellationToken)
+    private static async Task<double[]> StepSecondsAsync(LlmPqOptions options, int[] batches, int outputTokens, int repeats, bool warmUp, Func<IEnumerable<double>, double> aggregate, CancellationToken cancellationToken)
     {
         var chat = new ChatOptions
         {
             Temperature = 0.7f,
             Seed = 7,
-            MaxOutputTokens = OutputTokens,
+            MaxOutputTokens = outputTokens,
             AdditionalProperties = new() { ["cache_prompt"] = false },
         };
         string[] prompts;
@@ -141,6 +144,7 @@ internal static class CoordinatorProfiler
             if (warmUp)
             {
                 await LoadGenerator.RunConcurrentAsync(client, prompts, chat, cancellationToken).ConfigureAwait(false);
+                await Compilation.WaitUntilQuietAsync(cancellationToken).ConfigureAwait(false);
             }
 
             for (int i = 0; i < batches.Length; i++)
@@ -149,7 +153,7 @@ internal static class CoordinatorProfiler
                 for (int r = 0; r < repeats; r++)
                 {
                     LoadRun run = await LoadGenerator.RunConcurrentAsync(client, prompts[..batches[i]], chat, cancellationToken).ConfigureAwait(false);
-                    MeasuredPerformance measured = MeasuredPerformance.From(run, OutputTokens);
+                    MeasuredPerformance measured = MeasuredPerformance.From(run, outputTokens);
                     long steps = Math.Max(1, (measured.OutputTokens / batches[i]) - 1);
                     runs.Add(measured.DecodeSeconds / steps);
                 }

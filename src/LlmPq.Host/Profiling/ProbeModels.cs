@@ -41,8 +41,9 @@ internal static class ProbeModels
     /// <param name="layers">The layer count.</param>
     /// <param name="type">The layers' type.</param>
     /// <param name="folder">Where to write.</param>
+    /// <param name="output">The output head's type (F16 unless given: in the layer probes it cancels out).</param>
     /// <returns>The path of the model of that type.</returns>
-    public static string Write(ModelSpec model, int layers, GgmlType type, string folder)
+    public static string Write(ModelSpec model, int layers, GgmlType type, string folder, GgmlType output = GgmlType.F16)
     {
         string f16 = Path.Combine(folder, $"probe-{layers}L-f16.gguf");
         if (!File.Exists(f16))
@@ -50,12 +51,13 @@ internal static class ProbeModels
             TinyLlamaModel.Write(f16, Shape(model, layers));
         }
 
-        if (type == GgmlType.F16)
+        if (type == GgmlType.F16 && output == GgmlType.F16)
         {
             return f16;
         }
 
-        string path = Path.Combine(folder, $"probe-{layers}L-{GgmlTypes.Name(type)}.gguf");
+        string head = output == GgmlType.F16 ? string.Empty : $"-head-{GgmlTypes.Name(output)}";
+        string path = Path.Combine(folder, $"probe-{layers}L-{GgmlTypes.Name(type)}{head}.gguf");
         GgufFile source = GgufReader.Read(f16);
         using GgufTensorData data = GgufTensorData.Open(f16, source);
         var writer = new GgufWriter();
@@ -67,7 +69,7 @@ internal static class ProbeModels
         foreach (GgufTensorInfo tensor in source.Tensors)
         {
             bool matrix = tensor.Layer is not null && tensor.Shape.Count == 2;
-            GgmlType target = matrix ? type : tensor.Type;
+            GgmlType target = matrix ? type : tensor.Name == "output.weight" ? output : tensor.Type;
             writer.AddTensor(tensor.Name, target, tensor.Shape, stream => Convert(data, tensor, target, stream));
         }
 
