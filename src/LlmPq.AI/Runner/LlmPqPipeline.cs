@@ -206,7 +206,7 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
         // The runner's lines come back through this logger; when it takes trace, the runner logs its iterations too.
         ILogger runnerLog = _loggerFactory.CreateLogger("LlmPq.Pipeline.Runner");
         string[] arguments = [.. prefix, "runner", "--options", optionsPath, "--socket", Path.Combine(_directory, "runner.sock"), .. runnerLog.IsEnabled(LogLevel.Trace) ? ["--verbose"] : Array.Empty<string>()];
-        ChildProcess runner = await ChildProcess.StartAsync(program, arguments, runnerLog, environment: RunnerEnvironment()).ConfigureAwait(false);
+        ChildProcess runner = await ChildProcess.StartAsync(program, arguments, runnerLog).ConfigureAwait(false);
         try
         {
             await runner.WaitUntilAsync(_client.PingAsync, "served its socket", s_runnerStartTimeout, cancellationToken).ConfigureAwait(false);
@@ -435,18 +435,6 @@ public sealed partial class LlmPqPipeline : IAsyncDisposable
         string dotnet = host is not null && Path.GetFileNameWithoutExtension(host).Equals("dotnet", StringComparison.OrdinalIgnoreCase) ? host : "dotnet";
         return (dotnet, [path]);
     }
-
-    /// <summary>
-    /// The runner's environment: .NET's tiered compilation off, unless the operator set it. Tiering recompiles hot
-    /// methods on a background thread for the first minutes of serving; on a machine whose cores the stage servers
-    /// share, that thread takes a core from a stage for hundreds of milliseconds at a time while that stage's other
-    /// threads spin at their barriers (a 6-token decode step of 5 ms took up to 0.5 s). Compiled fully at first use, the
-    /// runner starts about 0.4 s later and then never compiles again.
-    /// </summary>
-    internal static IReadOnlyDictionary<string, string> RunnerEnvironment() =>
-        Environment.GetEnvironmentVariable(TieredCompilation) is null ? new Dictionary<string, string> { [TieredCompilation] = "0" } : new Dictionary<string, string>();
-
-    private const string TieredCompilation = "DOTNET_TieredCompilation";
 
     private static string StageName(int index) => string.Create(CultureInfo.InvariantCulture, $"stage{index}");
 

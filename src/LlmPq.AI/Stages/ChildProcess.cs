@@ -62,9 +62,8 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     /// <param name="arguments">Its arguments, passed as they are (no shell).</param>
     /// <param name="logger">Where its output lines go, at debug level.</param>
     /// <param name="keepStandardOutput">Whether to keep all of standard output for <see cref="WaitForSuccessAsync"/>.</param>
-    /// <param name="environment">Variables set for it on top of this process's environment.</param>
     /// <returns>The running process.</returns>
-    public static async Task<ChildProcess> StartAsync(string program, IEnumerable<string> arguments, ILogger logger, bool keepStandardOutput = false, IReadOnlyDictionary<string, string>? environment = null)
+    public static async Task<ChildProcess> StartAsync(string program, IEnumerable<string> arguments, ILogger logger, bool keepStandardOutput = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(program);
         ArgumentNullException.ThrowIfNull(arguments);
@@ -73,11 +72,6 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         foreach (string argument in arguments)
         {
             start.ArgumentList.Add(argument);
-        }
-
-        foreach ((string name, string value) in environment ?? new Dictionary<string, string>())
-        {
-            start.Environment[name] = value;
         }
 
         if (ProcessSpawner.LauncherPath is null && OperatingSystem.IsLinux())

@@ -8,6 +8,15 @@ namespace LlmPq.Tests.Cli;
 public sealed class CliTests
 {
     [Fact]
+    public void Llmpq_and_its_runner_compile_every_method_once_so_no_recompiling_thread_takes_a_stage_s_core()
+    {
+        using JsonDocument config = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "llmpq.runtimeconfig.json")));
+
+        JsonElement properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+        Assert.False(properties.GetProperty("System.Runtime.TieredCompilation").GetBoolean());
+    }
+
+    [Fact]
     public void Make_model_writes_the_requested_shape_and_info_json_describes_it()
     {
         string path = TestModels.TempPath("cli.gguf");

@@ -43,18 +43,6 @@ public sealed class PipelineTests
     }
 
     [Fact]
-    public async Task The_runner_compiles_its_code_once_unless_the_operator_chose_tiering()
-    {
-        await using var pipeline = new LlmPqPipeline(Options(Local(4)));
-        await pipeline.StartAsync();
-
-        // Tiering's background recompiles take a core from the stage servers; an operator's own setting is kept.
-        string[] environment = File.ReadAllText($"/proc/{pipeline.RunnerProcessId}/environ").Split('\0');
-        string expected = Environment.GetEnvironmentVariable("DOTNET_TieredCompilation") ?? "0";
-        Assert.Contains($"DOTNET_TieredCompilation={expected}", environment);
-    }
-
-    [Fact]
     public async Task A_pipeline_request_is_a_genai_span_in_the_serving_process_with_its_usage()
     {
         using var spans = new ChatSpans(nameof(PipelineTests));
