@@ -103,6 +103,12 @@ public sealed record ClusterSpec
     public bool SharesCompute => Devices.All(d => d.IsCpu && d.Endpoint is null && d.Host == Coordinator);
 
     /// <summary>
+    /// Gets the decode step measured through this cluster's pipeline (<see cref="CoordinatorProfile.Pipeline"/>) when
+    /// the planner prices decode steps with it: the stages share the cores and it went through one stage per device.
+    /// </summary>
+    public PipelineStepProfile? PipelineStep => SharesCompute && CoordinatorProfile?.Pipeline is { } step && step.Stages == Devices.Count ? step : null;
+
+    /// <summary>
     /// Gets the seconds one step of a stage on <paramref name="device"/> spends crossing ggml RPC: its input
     /// (<paramref name="bytesIn"/>) sent from the coordinator and its output (<paramref name="bytesOut"/>) read back.
     /// </summary>

@@ -126,6 +126,9 @@ public sealed record CoordinatorProfile(double FixedMs, double PerSequenceMs)
 /// <param name="PerSequenceMs">Milliseconds per sequence in the step.</param>
 public sealed record PipelineStepProfile(int Stages, double FixedMs, double PerSequenceMs)
 {
+    /// <summary>Gets the batch the step was measured at (its largest), for people reading it.</summary>
+    public int? Sequences { get; init; }
+
     /// <summary>Gets the seconds of one step of <paramref name="sequences"/> sequences.</summary>
     /// <param name="sequences">The sequences in the step.</param>
     /// <returns>Seconds.</returns>

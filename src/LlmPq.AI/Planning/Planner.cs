@@ -193,7 +193,7 @@ public static class Planner
             // rather than overlapping (every device holds a stage: UseAllDevices); measured whole through such a
             // pipeline where the profile has it.
             long decodeIn = model.ActivationBytes(decodeBatch) + ModelSpec.AttentionMaskBytes(decodeBatch, decodeContext + 1);
-            double decodeExtra = decodeSteps * (serial && PipelineStep is { } step ? step.Seconds(decodeBatch)
+            double decodeExtra = decodeSteps * (cluster.PipelineStep is { } step ? step.Seconds(decodeBatch)
                 : CoordinatorSeconds(decodeBatch) + (serial ? StageSteps(decodeIn, model.ActivationBytes(decodeBatch)) + Logits(decodeBatch) : 0));
             var decodeSends = serial ? null : Sends(model.ActivationBytes(xiD), ModelSpec.AttentionMaskBytes(xiD, decodeContext + 1));
             var configurations = new List<PlanningConfiguration>();
@@ -325,9 +325,6 @@ public static class Planner
         private double Logits(int sequences) => sizeof(float) * model.VocabularySize * sequences * 8.0 / (cluster.Link(cluster.Coordinator, cluster.Coordinator).Gbps * 1e9);
 
         private double CoordinatorSeconds(int sequences) => cluster.CoordinatorProfile?.Seconds(sequences) ?? 0;
-
-        // A pipeline step measured through as many stages as a plan on shared cores has (one per device).
-        private PipelineStepProfile? PipelineStep => cluster.CoordinatorProfile?.Pipeline is { } step && step.Stages == cluster.Devices.Count ? step : null;
 
         // One step of every stage through ggml RPC (every device holds one).
         private double StageSteps(long bytesIn, long bytesOut) => cluster.Devices.Sum(d => cluster.StageStepSeconds(d, bytesIn, bytesOut));

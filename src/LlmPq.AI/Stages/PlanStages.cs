@@ -9,7 +9,8 @@ public static class PlanStages
     /// Sets <paramref name="options"/> to serve <paramref name="plan"/>: one stage per planned stage with its layer
     /// count, memory need, endpoint (a stage server the cluster file names) or else a local server with the stage's
     /// threads; the plan's token budget as <c>n_batch</c> and a micro-batch (<c>n_ubatch</c>) of one prefill
-    /// micro-batch per stage, so every stage has one in flight; and the plan's global batch as the sequences.
+    /// micro-batch per stage, so every stage has one in flight, unless the stages are <see cref="Oversubscribed(Plan, int)"/>
+    /// (then <see cref="LlmPqOptions.PipelineParallelism"/> is set off, else on); and the plan's global batch as the sequences.
     /// </summary>
     /// <param name="options">The options to change; their stages are replaced.</param>
     /// <param name="plan">The plan (made for the model <see cref="LlmPqOptions.ModelPath"/> holds, quantized by it).</param>
@@ -49,6 +50,12 @@ public static class PlanStages
     {
         ArgumentNullException.ThrowIfNull(plan);
         bool local = plan.Stages.All(s => string.Equals(s.Device.Kind, "CPU", StringComparison.OrdinalIgnoreCase) && s.Device.Endpoint is null);
-        return local && plan.Stages.Sum(s => s.Device.Threads > 0 ? s.Device.Threads : cores) > cores;
+        return local && Oversubscribed(plan.Stages.Select(s => s.Device.Threads), cores);
     }
+
+    /// <summary>Gets whether stages of this machine with these threads (0: every core) want more threads than it has cores.</summary>
+    /// <param name="threads">Each stage's threads.</param>
+    /// <param name="cores">This machine's cores.</param>
+    /// <returns><see langword="true"/> when the stages should not overlap.</returns>
+    public static bool Oversubscribed(IEnumerable<int> threads, int cores) => threads.Sum(t => t > 0 ? t : cores) > cores;
 }

@@ -154,14 +154,11 @@ internal static class PlanTable
             (_, 0) => $"cost model: profiled {string.Join(", ", profiled)}; roofline only for the types a profile lacks",
             _ => $"cost model: profiled {string.Join(", ", profiled)}; roofline {string.Join(", ", roofline)} and the types a profile lacks",
         };
-        string coordinator = cluster.CoordinatorProfile is { } step
-            ? string.Create(CultureInfo.InvariantCulture, $"; coordinator {step.FixedMs:G3} ms + {step.PerSequenceMs:G3} ms a sequence per iteration")
-                + (cluster.SharesCompute && step.Pipeline is { } pipeline
-                    ? pipeline.Stages == cluster.Devices.Count
-                        ? string.Create(CultureInfo.InvariantCulture, $"; a decode step through the {pipeline.Stages} stages measured at {pipeline.FixedMs:G3} ms + {pipeline.PerSequenceMs:G3} ms a sequence besides the layers")
-                        : $"; the pipeline step was measured through {pipeline.Stages} stages, not {cluster.Devices.Count}: rerun llmpq profile"
-                    : string.Empty)
-            : "; coordinator not profiled";
+        string coordinator = cluster.CoordinatorProfile is not { } step ? "; coordinator not profiled"
+            : cluster.PipelineStep is { } pipeline
+                ? string.Create(CultureInfo.InvariantCulture, $"; coordinator {step.FixedMs:G3} ms + {step.PerSequenceMs:G3} ms a sequence per prefill iteration; a decode step through the {pipeline.Stages} stages measured at {pipeline.FixedMs:G3} ms + {pipeline.PerSequenceMs:G3} ms a sequence besides the layers")
+                : string.Create(CultureInfo.InvariantCulture, $"; coordinator {step.FixedMs:G3} ms + {step.PerSequenceMs:G3} ms a sequence per iteration")
+                    + (cluster.SharesCompute && step.Pipeline is { } other ? $"; the decode step was measured through {other.Stages} stages, not {cluster.Devices.Count}, so it is not used: rerun llmpq profile" : string.Empty);
         return layers + coordinator + (cluster.SharesCompute ? "; the stages share this machine's cores, so their times add up" : string.Empty);
     }
 

@@ -158,12 +158,20 @@ internal static class ProfileCommand
 
             status?.Report(new ProfileProgress(total - before, total - before, "coordinator"));
             CoordinatorProfile coordinator = await CoordinatorProfiler.MeasureAsync(r.Model, r.Batch, probes, r.Threads, ct).ConfigureAwait(false);
-            if (r.Cluster.SharesCompute && r.Cluster.Devices.All(d => profiles.ContainsKey(d.Name)))
+            if (r.Cluster.SharesCompute)
             {
-                // Its stages then share this machine's cores: the step through all of them is measured whole.
-                status?.Report(new ProfileProgress(total - before, total - before, "pipeline"));
-                ClusterSpec profiled = r.Cluster with { Devices = [.. r.Cluster.Devices.Select(d => d with { Profile = profiles[d.Name] })] };
-                coordinator = coordinator with { Pipeline = await CoordinatorProfiler.MeasurePipelineAsync(r.Model, profiled, r.Batch, probes, new ProfiledCostModel(), ct).ConfigureAwait(false) };
+                // Its stages share this machine's cores: the step through all of them is measured whole, its layers
+                // priced by this run's profiles or, for devices not measured now, those the cluster file has.
+                DeviceSpec[] devices = [.. r.Cluster.Devices.Select(d => d with { Profile = profiles.GetValueOrDefault(d.Name) ?? (d.Profile?.ModelShape == shape ? d.Profile : null) })];
+                if (devices.FirstOrDefault(d => d.Profile is null) is { } missing)
+                {
+                    Console.Error.WriteLine($"llmpq: the decode step through the pipeline was not measured: {missing.Name} has no profile of this model; profile every device of the cluster to measure it (the planner adds up the step's parts instead).");
+                }
+                else
+                {
+                    status?.Report(new ProfileProgress(total - before, total - before, "pipeline"));
+                    coordinator = coordinator with { Pipeline = await CoordinatorProfiler.MeasurePipelineAsync(r.Model, r.Cluster with { Devices = devices }, r.Batch, probes, new ProfiledCostModel(), ct).ConfigureAwait(false) };
+                }
             }
 
             Cli.EndStatusLine();

@@ -11,7 +11,9 @@ namespace LlmPq.Host.Profiling;
 /// <summary>
 /// Measures the coordinator's cost of an engine iteration outside <c>llama_decode</c> (<see cref="CoordinatorProfile"/>):
 /// the engine's decode step on the 1-layer probe, in this process, minus that probe's <c>llama_decode</c> at the same
-/// batch, at one sequence and at the workload's B, fitted as a fixed cost plus a cost per sequence.
+/// batch, at one sequence and at the workload's B, fitted as a fixed cost plus a cost per sequence; and, for a cluster
+/// whose stages share this machine's cores, a decode step through its pipeline outside the layers and the head
+/// (<see cref="PipelineStepProfile"/>), fitted the same way.
 /// </summary>
 internal static class CoordinatorProfiler
 {
@@ -87,7 +89,7 @@ internal static class CoordinatorProfiler
             TokenBudget = Math.Max(256, batch * 2 * PromptTokens),
 
             // As serve --plan runs stages that want more threads than this machine has: one after another.
-            PipelineParallelism = devices.Sum(d => d.Threads ?? Environment.ProcessorCount) <= Environment.ProcessorCount,
+            PipelineParallelism = !PlanStages.Oversubscribed(devices.Select(d => d.Threads ?? 0), Environment.ProcessorCount),
         };
         foreach (DeviceSpec device in devices)
         {
@@ -101,7 +103,7 @@ internal static class CoordinatorProfiler
         double Compute(int b) =>
             devices.Sum(d => cost.DecodeSeconds(d, probe.Layers[0], GgmlType.F16, b, context)) + cost.DecodeSeconds(devices[^1], probe.Output, head, b, 0);
         CoordinatorProfile fit = Fit(batches, [.. step.Select((s, i) => Math.Max(0, s - Compute(batches[i])))], batch, model.VocabularySize);
-        return new PipelineStepProfile(devices.Count, fit.FixedMs, fit.PerSequenceMs);
+        return new PipelineStepProfile(devices.Count, fit.FixedMs, fit.PerSequenceMs) { Sequences = batch };
     }
 
     /// <summary>Fits the coordinator's seconds per step at each batch as fixed + per sequence × batch (neither negative).</summary>
@@ -144,7 +146,6 @@ internal static class CoordinatorProfiler
             if (warmUp)
             {
                 await LoadGenerator.RunConcurrentAsync(client, prompts, chat, cancellationToken).ConfigureAwait(false);
-                await Compilation.WaitUntilQuietAsync(cancellationToken).ConfigureAwait(false);
             }
 
             for (int i = 0; i < batches.Length; i++)

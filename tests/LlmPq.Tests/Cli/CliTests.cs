@@ -4,7 +4,7 @@ using LlmPq.Gguf;
 
 namespace LlmPq.Tests.Cli;
 
-/// <summary>The <c>make-model</c> and <c>info</c> commands, run as processes.</summary>
+/// <summary>The <c>make-model</c> and <c>info</c> commands, run as processes, and how <c>llmpq</c> is built to run.</summary>
 public sealed class CliTests
 {
     [Fact]

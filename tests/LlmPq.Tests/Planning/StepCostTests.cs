@@ -100,6 +100,19 @@ public sealed class StepCostTests
     }
 
     [Fact]
+    public void A_decode_step_measured_through_a_pipeline_is_not_used_where_the_stages_have_cores_of_their_own()
+    {
+        ClusterSpec measured = ClusterSpec.Parse(Cluster("x", pipeline: """, "pipeline": { "stages": 2, "fixedMs": 1.5, "perSequenceMs": 0.75 }"""));
+        Assert.False(measured.SharesCompute);
+        Assert.Null(measured.PipelineStep);
+
+        Plan plan = Planner.Create(s_model, measured, s_workload, QualityTarget.Default, s_indicator);
+        Plan reference = Planner.Create(s_model, ClusterSpec.Parse(Cluster("x")), s_workload, QualityTarget.Default, s_indicator);
+
+        Assert.Equal(reference.Predicted.DecodeSeconds, plan.Predicted.DecodeSeconds, 1e-12);
+    }
+
+    [Fact]
     public void Stages_on_devices_of_their_own_overlap_as_LLM_PQ_has_them()
     {
         ClusterSpec cluster = ClusterSpec.Parse(Cluster("g", coordinator: false));

@@ -52,6 +52,10 @@ public sealed class ProfileCommandTests
         Assert.True(coordinator.FixedMs >= 0 && coordinator.PerSequenceMs >= 0, $"{coordinator}");
         Assert.Equal(2, coordinator.Sequences);
         Assert.Contains("coordinator (this process):", run.StandardOutput, StringComparison.Ordinal);
+
+        // The other device has no profile to price its probe layer with: no step through the pipeline, and it says why.
+        Assert.Null(coordinator.Pipeline);
+        Assert.Contains("the decode step through the pipeline was not measured: other has no profile of this model", run.StandardError, StringComparison.Ordinal);
         Assert.Single(Directory.GetFiles(cache, "*.json"));
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(cluster)!, "*.partial"));
 
@@ -81,12 +85,28 @@ public sealed class ProfileCommandTests
         Assert.True(run.ExitCode == 0, run.StandardError);
         PipelineStepProfile pipeline = ClusterSpec.Load(cluster).CoordinatorProfile!.Pipeline!;
         Assert.Equal(2, pipeline.Stages);
-        Assert.True(pipeline.FixedMs >= 0 && pipeline.PerSequenceMs >= 0 && pipeline.Seconds(2) > 0, $"{pipeline}");
+        Assert.True(double.IsFinite(pipeline.FixedMs) && pipeline.FixedMs >= 0 && double.IsFinite(pipeline.PerSequenceMs) && pipeline.PerSequenceMs >= 0, $"{pipeline}");
+        Assert.Equal(2, pipeline.Sequences);
         Assert.Contains("pipeline (the runner and 2 local stage servers", run.StandardOutput, StringComparison.Ordinal);
 
         CliRunner.Result plan = CliRunner.Run("plan", "--model", s_twoLayers.Value, "--cluster", cluster, "--batch", "2", "--prompt", "32", "--generate", "8", "--quality", "none");
         Assert.True(plan.ExitCode == 0, plan.StandardError);
         Assert.Contains("a decode step through the 2 stages measured at", plan.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_pipeline_probe_has_its_layers_in_one_type_and_its_head_in_another()
+    {
+        string folder = TestModels.TempPath("probes");
+        Directory.CreateDirectory(folder);
+        ModelSpec model = ModelSpec.FromGguf(GgufReader.Read(s_twoLayers.Value));
+
+        GgufFile probe = GgufReader.Read(Host.Profiling.ProbeModels.Write(model, 3, GgmlType.F16, folder, GgmlType.Q8_0));
+
+        Assert.Equal(3, ModelSpec.FromGguf(probe).LayerCount);
+        Assert.Equal(GgmlType.Q8_0, probe.Tensors.Single(t => t.Name == "output.weight").Type);
+        Assert.All(probe.Tensors.Where(t => t.Layer is not null && t.Shape.Count == 2), t => Assert.Equal(GgmlType.F16, t.Type));
+        Assert.Equal(GgmlType.F16, GgufReader.Read(Host.Profiling.ProbeModels.Write(model, 3, GgmlType.F16, folder)).Tensors.Single(t => t.Name == "output.weight").Type);
     }
 
     [Fact]
