@@ -89,7 +89,8 @@ internal static class DemoCommand
             Console.WriteLine(string.Create(c, $"         {i}: {s.Device.Name} ggml-rpc-server pid {status.ProcessId} on {status.Endpoint}, {s.Device.Threads} thread(s), layers {s.LayerStart}-{s.LayerEnd - 1} ({types}){(i == plan.Stages.Count - 1 ? " + output" : string.Empty)}"));
         }
 
-        Console.WriteLine(string.Create(c, $"         n_batch {options.TokenBudget}, n_ubatch {options.MicroBatchSize}, {options.MaxSequences} sequences"));
+        string overlap = options.PipelineParallelism ? "micro-batches pipelined across the stages" : $"the stages in turn (they want more threads than this machine's {Environment.ProcessorCount} cores)";
+        Console.WriteLine(string.Create(c, $"         n_batch {options.TokenBudget}, n_ubatch {options.MicroBatchSize}, {options.MaxSequences} sequences, {overlap}"));
         Console.WriteLine();
     }
 }
