@@ -131,18 +131,18 @@ internal sealed record PlanValidationReport(string Model, string Cluster, Worklo
         md.AppendLine();
         md.Append("| plan | stages |");
         md.Append(string.Concat(models.Select(m => $" predicted tok/s ({m}) |")));
-        md.Append(" measured tok/s |");
+        md.Append(" measured tok/s | runs, slowest–fastest |");
         md.Append(string.Concat(models.Select(m => $" measured / predicted ({m}) |")));
         md.Append(string.Concat(models.Select(m => $" prefill s predicted ({m}) |")));
         md.Append(" prefill s measured |");
         md.Append(string.Concat(models.Select(m => $" decode s predicted ({m}) |")));
         md.AppendLine(" decode s measured | note |");
-        md.AppendLine("|" + string.Concat(Enumerable.Repeat("---|", 6 + (models.Length * 4))));
+        md.AppendLine("|" + string.Concat(Enumerable.Repeat("---|", 7 + (models.Length * 4))));
         foreach (PlanValidationRow r in Rows)
         {
             md.Append(c, $"| {r.Name} | {r.Layout} |");
             md.Append(string.Concat(r.Predicted.Select(p => string.Create(c, $" {p.ThroughputTokensPerSecond:F1} |"))));
-            md.Append(c, $" {Format(r.Measured?.ThroughputTokensPerSecond, "F1")} |");
+            md.Append(c, $" {Format(r.Measured?.ThroughputTokensPerSecond, "F1")} | {Spread(r.Measured)} |");
             md.Append(string.Concat(r.ThroughputRatios.Select(x => $" {Format(x, "F2")} |")));
             md.Append(string.Concat(r.Predicted.Select(p => string.Create(c, $" {p.PrefillSeconds:F3} |"))));
             md.Append(c, $" {Format(r.Measured?.PrefillSeconds, "F3")} |");
@@ -182,6 +182,11 @@ internal sealed record PlanValidationReport(string Model, string Cluster, Worklo
     private static double PercentageError(double predicted, double measured) => Math.Abs(predicted - measured) / measured;
 
     private static string Format(double? value, string format) => value is double v ? v.ToString(format, CultureInfo.InvariantCulture) : "-";
+
+    // How far the runs behind a median spread: on shared cores a plan's runs differ more than some plans do.
+    private static string Spread(MeasuredPerformance? measured) => measured is { RepeatThroughputs.Count: > 0 } m
+        ? string.Create(CultureInfo.InvariantCulture, $"{m.RepeatThroughputs.Min():F1}–{m.RepeatThroughputs.Max():F1}")
+        : "-";
 
     private static string Note(PlanValidationRow r)
     {

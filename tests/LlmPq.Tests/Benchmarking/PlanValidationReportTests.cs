@@ -83,7 +83,7 @@ public sealed class PlanValidationReportTests
     {
         string md = Report().ToMarkdown();
 
-        Assert.Contains("| LlmPq | s0 0-1 q8_0×2 | 200.0 | 150.0 | 100.0 | 0.50 | 0.67 |", md, StringComparison.Ordinal);
+        Assert.Contains("| LlmPq | s0 0-1 q8_0×2 | 200.0 | 150.0 | 100.0 | 90.5–110.0 | 0.50 | 0.67 |", md, StringComparison.Ordinal);
         Assert.Contains("| Uniform |", md, StringComparison.Ordinal);
         Assert.Contains("did not run: out of memory", md, StringComparison.Ordinal);
         Assert.Contains("| llama.cpp default | 2.00× | 1.50× | 1.33× | 0.67 |", md, StringComparison.Ordinal);
@@ -119,7 +119,7 @@ public sealed class PlanValidationReportTests
         3,
         ["profiled", "roofline"],
         [
-            new("LlmPq", "s0 0-1 q8_0×2", [new(200, 1.0, 3.0), new(150, 2.0, 4.0)], new(100, 2.0, 4.0, 32, 0, [100])),
+            new("LlmPq", "s0 0-1 q8_0×2", [new(200, 1.0, 3.0), new(150, 2.0, 4.0)], new(100, 2.0, 4.0, 32, 0, [110, 90.5, 100])),
             new("llama.cpp default", "s0 0-1 f16×2", [new(100, 1.5, 4.0), new(100, 1.0, 6.0)], new(75, 1.0, 5.0, 32, 0, [75])),
             new("Uniform", "s0 0-1 f16×2", [new(90, 1.5, 4.0), new(90, 1.0, 6.0)], null, "did not run: out of memory"),
         ]);
