@@ -170,7 +170,15 @@ internal static class ProfileCommand
                 else
                 {
                     status?.Report(new ProfileProgress(total - before, total - before, "pipeline"));
-                    coordinator = coordinator with { Pipeline = await CoordinatorProfiler.MeasurePipelineAsync(r.Model, r.Cluster with { Devices = devices }, r.Batch, probes, new ProfiledCostModel(), ct).ConfigureAwait(false) };
+                    try
+                    {
+                        coordinator = coordinator with { Pipeline = await CoordinatorProfiler.MeasurePipelineAsync(r.Model, r.Cluster with { Devices = devices }, r.Batch, probes, new ProfiledCostModel(), ct).ConfigureAwait(false) };
+                    }
+                    catch (Exception ex) when (ex is LlamaException or LlmPqUnavailableException or InvalidOperationException or IOException)
+                    {
+                        // The devices' profiles stand on their own: keep them, and say what the planner does without the step.
+                        Console.Error.WriteLine($"llmpq: the decode step through the pipeline could not be measured ({ex.Message}); the planner adds up the step's parts instead.");
+                    }
                 }
             }
 
