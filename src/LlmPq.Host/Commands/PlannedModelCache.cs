@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using LlmPq.Planning;
 
 namespace LlmPq.Host.Commands;
 
@@ -53,16 +54,16 @@ internal static class PlannedModelCache
             if (parse.GetValue(prune))
             {
                 IReadOnlyList<Entry> removed = Prune(entries, DateTime.UtcNow - TimeSpan.FromDays(days));
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"removed {removed.Count} planned models unused for {days:0.##} days ({Size(removed.Sum(e => e.Bytes))}); {entries.Count - removed.Count} kept"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"removed {removed.Count} planned models unused for {days:0.##} days ({ByteSize.Format(removed.Sum(e => e.Bytes))}); {entries.Count - removed.Count} kept"));
                 return Task.FromResult(0);
             }
 
             foreach (Entry e in entries)
             {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{e.LastUsed.ToLocalTime():yyyy-MM-dd HH:mm}  {Size(e.Bytes),10}  {(e.InUse ? "in use" : "      ")}  {e.Path}"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{e.LastUsed.ToLocalTime():yyyy-MM-dd HH:mm}  {ByteSize.Format(e.Bytes),10}  {(e.InUse ? "in use" : "      ")}  {e.Path}"));
             }
 
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{entries.Count} planned models, {Size(entries.Sum(e => e.Bytes))} in {PlannedModel.CacheFolder}"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{entries.Count} planned models, {ByteSize.Format(entries.Sum(e => e.Bytes))} in {PlannedModel.CacheFolder}"));
             return Task.FromResult(0);
         }));
         return command;
@@ -143,8 +144,4 @@ internal static class PlannedModelCache
     {
         public void Dispose() => File.Delete(marker);
     }
-
-    private static string Size(long bytes) => bytes >= 1L << 30
-        ? string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):0.0} GiB")
-        : string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 20):0.0} MiB");
 }

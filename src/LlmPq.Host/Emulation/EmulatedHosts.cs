@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using LlmPq.Host.Commands;
 using LlmPq.Native;
 using LlmPq.Planning;
 using LlmPq.Stages;
@@ -200,7 +201,7 @@ internal sealed partial class EmulatedHosts : IAsyncDisposable
                 : line.Split(' ')[0]) // "llmpq-12-0-b (id: 3)"
             .Where(name => name.Length > 0);
 
-    private static bool IsStale(string name) => EmulationPlan.TryOwner(name, out int pid) && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}");
+    private static bool IsStale(string name) => EmulationPlan.TryOwner(name, out int pid) && pid != Environment.ProcessId && !RunningProcess.Is(pid);
 
     private static void Kill(int pid)
     {
